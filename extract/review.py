@@ -1,0 +1,125 @@
+"""Step 1 checks on the live branch DBs, pushed down into SQL (read-only connections).
+
+Each check returns the offending keys; transform/ and validate/ turn them into findings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from extract.legacy_schema import TABLES_BY_DB, legacy_table
+from extract.source import check_ident
+
+
+@dataclass
+class CheckHit:
+    check_id: str
+    table: str
+    keys: list[dict[str, object]]
+    message: str
+
+
+def _q(name: str) -> str:
+    return f'"{check_ident(name)}"'
+
+
+def _key_expr(cols: list[str], alias: str = "") -> str:
+    p = f"{alias}." if alias else ""
+    return ", ".join(f"TRIM({p}{_q(c)}) AS {_q(c)}" if c.upper().startswith("MA_") else f"{p}{_q(c)}" for c in cols)
+
+
+def _rows(engine: Engine, sql: str) -> list[dict[str, object]]:
+    with engine.connect() as c:
+        return [dict(r) for r in c.execute(sa.text(sql)).mappings()]
+
+
+def duplicate_keys(engine: Engine, db: str) -> list[CheckHit]:
+    hits = []
+    for t in TABLES_BY_DB[db]:
+        cols = list(t.key)
+        grp = ", ".join(f"TRIM({_q(c)})" if c.upper().startswith("MA_") else _q(c) for c in cols)
+        sql = f"SELECT {_key_expr(cols)}, COUNT(*) AS n FROM {_q(t.name)} GROUP BY {grp} HAVING COUNT(*) > 1"
+        rows = _rows(engine, sql)
+        if rows:
+            hits.append(CheckHit("duplicate_key", f"{db}.{t.name}", rows,
+                                 f"{len(rows)} keys occur more than once in {t.name}"))
+    return hits
+
+
+def null_keys(engine: Engine, db: str) -> list[CheckHit]:
+    hits = []
+    for t in TABLES_BY_DB[db]:
+        cond = " OR ".join(f"{_q(c)} IS NULL" for c in t.key)
+        sql = f"SELECT {_key_expr(list(t.key))} FROM {_q(t.name)} WHERE {cond}"
+        rows = _rows(engine, sql)
+        if rows:
+            hits.append(CheckHit("null_key", f"{db}.{t.name}", rows, f"{len(rows)} rows with NULL in a key column"))
+    return hits
+
+
+def declarations_without_goods(engine: Engine, db: str) -> list[CheckHit]:
+    decl, goods = ("DTOKHAIMD", "DHANGMDDK") if db == "SXXK" else ("DToKhaiMD", "DHangMD")
+    key = list(legacy_table(db, decl).key)
+    on = " AND ".join(f"g.{_q(c)} = d.{_q(c)}" for c in key)
+    sql = (f"SELECT {_key_expr(key, 'd')} FROM {_q(decl)} d WHERE NOT EXISTS "
+           f"(SELECT 1 FROM {_q(goods)} g WHERE {on})")
+    rows = _rows(engine, sql)
+    return [CheckHit("decl_without_goods", f"{db}.{decl}", rows, f"{len(rows)} declarations have no goods lines")] \
+        if rows else []
+
+
+def sohang_mismatch(engine: Engine, db: str) -> list[CheckHit]:
+    decl, goods, sohang = ("DTOKHAIMD", "DHANGMDDK", "SOHANG") if db == "SXXK" else ("DToKhaiMD", "DHangMD", "SoHang")
+    key = list(legacy_table(db, decl).key)
+    on = " AND ".join(f"g.{_q(c)} = d.{_q(c)}" for c in key)
+    sql = (f"SELECT {_key_expr(key, 'd')}, d.{_q(sohang)} AS declared, "
+           f"(SELECT COUNT(*) FROM {_q(goods)} g WHERE {on}) AS lines FROM {_q(decl)} d")
+    rows = [r for r in _rows(engine, sql) if r["lines"] and r["declared"] != r["lines"]]
+    return [CheckHit("sohang_mismatch", f"{db}.{decl}", rows,
+                     f"{len(rows)} declarations whose {sohang} differs from their goods lines")] if rows else []
+
+
+def orphan_catalog_rows(engine: Engine, db: str) -> list[CheckHit]:
+    hits = []
+    if db == "SLXNK":
+        on = ("c.So_HD = h.So_HD AND TRIM(c.Ma_HQHD) = TRIM(h.Ma_HQHD) AND c.DVGC = h.DVGC "
+              "AND c.Ngay_Ky = h.Ngay_Ky")
+        for child in ("DLOAISPGC", "DNPLHD", "DSPGC", "DThietBi", "ecsDHangMau", "DDMuc"):
+            key = list(legacy_table(db, child).key)
+            sql = f"SELECT {_key_expr(key, 'c')} FROM {_q(child)} c WHERE NOT EXISTS (SELECT 1 FROM DHDGC h WHERE {on})"
+            rows = _rows(engine, sql)
+            if rows:
+                hits.append(CheckHit("orphan_catalog", f"SLXNK.{child}", rows,
+                                     f"{len(rows)} rows of {child} whose contract is missing from DHDGC"))
+    else:
+        key = list(legacy_table(db, "DDINHMUC").key)
+        sql = (f"SELECT {_key_expr(key, 'n')} FROM DDINHMUC n WHERE "
+               "NOT EXISTS (SELECT 1 FROM SSP s WHERE s.MA_SP = n.MA_SP AND s.MA_DV = n.MA_DV "
+               "AND TRIM(s.MA_HQ) = TRIM(n.MA_HQ)) OR NOT EXISTS (SELECT 1 FROM SNPL p WHERE p.MA_NPL = n.MA_NPL "
+               "AND p.MA_DV = n.MA_DV AND TRIM(p.MA_HQ) = TRIM(n.MA_HQ))")
+        rows = _rows(engine, sql)
+        if rows:
+            hits.append(CheckHit("orphan_catalog", "SXXK.DDINHMUC", rows,
+                                 f"{len(rows)} norms whose product or material is missing from SSP/SNPL"))
+    return hits
+
+
+def closing_stock(engine: Engine, offices: list[str]) -> list[dict[str, object]]:
+    """Bảng kê chốt tồn: per enterprise × material, imported and remaining quantity (SXXK)."""
+    placeholders = ", ".join(f":o{i}" for i in range(len(offices)))
+    sql = (f"SELECT TRIM(n.MA_DV) AS MA_DV, TRIM(n.MA_NPL) AS MA_NPL, COUNT(*) AS so_dong, "
+           f"SUM(n.LUONG) AS luong, SUM(n.TON) AS ton FROM DNPLNHAP n "
+           f"WHERE TRIM(n.MA_HQ) IN ({placeholders}) AND n.MA_NPL IS NOT NULL "
+           f"GROUP BY TRIM(n.MA_DV), TRIM(n.MA_NPL) ORDER BY 1, 2")
+    with engine.connect() as c:
+        return [dict(r) for r in c.execute(sa.text(sql), {f"o{i}": o for i, o in enumerate(offices)}).mappings()]
+
+
+def counts_by_office_type(engine: Engine, db: str) -> list[dict[str, object]]:
+    decl = "DTOKHAIMD" if db == "SXXK" else "DToKhaiMD"
+    sql = (f"SELECT TRIM(Ma_HQ) AS office, TRIM(Ma_LH) AS ma_lh, COUNT(*) AS rows FROM {_q(decl)} "
+           "GROUP BY TRIM(Ma_HQ), TRIM(Ma_LH) ORDER BY 1, 2")
+    return [{"table_name": f"{db}.{decl}", **r} for r in _rows(engine, sql)]

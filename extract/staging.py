@@ -1,0 +1,139 @@
+"""The intermediate (staging) database of step 4: a DuckDB file.
+
+Why DuckDB: the package is Parquet, and DuckDB restores Parquet natively and streams Arrow out, so
+a restore is one ``CREATE TABLE … AS SELECT * FROM read_parquet(…)`` per table with no Python row
+loop; see README "Architecture" for the measurement against SQLite.
+Schemas: ``src_sxxk``/``src_slxnk`` hold the restored legacy tables; ``quarantine`` holds the
+rows the conversion set aside, with their full source values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from extract.errors import ExtractError
+from extract.package import PackageManifest
+from extract.source import check_ident
+
+
+def src_schema(db: str) -> str:
+    return f"src_{check_ident(db, 'database label').lower()}"
+
+
+def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.Error as exc:
+        raise ExtractError(f"cannot open staging database {path}: {exc}", table=str(path),
+                           hint="is another run using it? wait for it or pick another staging path") from exc
+
+
+def restore(con: duckdb.DuckDBPyConnection, package_root: Path, man: PackageManifest) -> dict[str, int]:
+    """Restore every package file into staging; returns restored row counts per ``DB.table``."""
+    counts: dict[str, int] = {}
+    for db in sorted({f.db for f in man.files}):
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{src_schema(db)}"')
+    for f in man.files:
+        check_ident(f.table, "table name")
+        path = str((package_root / f.path).resolve())
+        con.execute(f'CREATE OR REPLACE TABLE "{src_schema(f.db)}"."{f.table}" AS '
+                    f"SELECT * FROM read_parquet($path)", {"path": path})
+        n = con.execute(f'SELECT count(*) FROM "{src_schema(f.db)}"."{f.table}"').fetchone()
+        counts[f"{f.db}.{f.table}"] = int(n[0]) if n else 0
+    return counts
+
+
+def restored_columns(con: duckdb.DuckDBPyConnection, db: str) -> dict[str, dict[str, str]]:
+    """{table: {column: duckdb type}} of one restored source schema."""
+    rows = con.execute(
+        "SELECT table_name, column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = ? ORDER BY table_name, ordinal_position", [src_schema(db)]).fetchall()
+    out: dict[str, dict[str, str]] = {}
+    for t, c, ty in rows:
+        out.setdefault(t, {})[c] = ty
+    return out
+
+
+def read_table(con: duckdb.DuckDBPyConnection, db: str, table: str, batch_rows: int = 100_000,
+               order_by: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream one restored table out as Arrow record batches, optionally ordered."""
+    check_ident(table, "table name")
+    order = ""
+    if order_by:
+        order = " ORDER BY " + ", ".join(f'"{check_ident(c, "column")}"' for c in order_by)
+    reader = con.execute(f'SELECT * FROM "{src_schema(db)}"."{table}"{order}').to_arrow_reader(batch_rows)
+    yield from reader
+
+
+def query_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> pa.Table:
+    """A small query result (keys, counts) as an Arrow table."""
+    return con.execute(sql, params or []).to_arrow_table()
+
+
+_DECL_KEY = ("SOTK", "MA_LH", "MA_HQ", "NAMDK")
+
+
+def _on(a: str, b: str) -> str:
+    return (f'{a}."SoTK" = {b}."SoTK" AND trim({a}."Ma_LH") = trim({b}."Ma_LH" ) '
+            f'AND trim({a}."Ma_HQ") = trim({b}."Ma_HQ") AND {a}."NamDK" = {b}."NamDK"')
+
+
+def declarations_with_ecs(con: duckdb.DuckDBPyConnection, db: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Declaration headers with their ecsToKhaiMD fields (always from SLXNK) as ``_ECS_*`` columns."""
+    table = "DTOKHAIMD" if db == "SXXK" else "DToKhaiMD"
+    sql = f"""
+        WITH e AS (SELECT "SoTK", trim("Ma_LH") AS "Ma_LH", trim("Ma_HQ") AS "Ma_HQ", "NamDK",
+                          any_value("SoTN") AS s, any_value("NamTN") AS n, any_value("NgayTN") AS ng,
+                          any_value("MessageId") AS m, any_value("HinhThucKhai") AS h
+                   FROM src_slxnk."ecsToKhaiMD" GROUP BY ALL)
+        SELECT d.*, e.s AS "_ECS_SOTN", e.n AS "_ECS_NAMTN", e.ng AS "_ECS_NGAYTN", e.m AS "_ECS_MESSAGEID",
+               e.h AS "_ECS_HINHTHUCKHAI"
+        FROM "{src_schema(db)}"."{table}" d LEFT JOIN e ON {_on('d', 'e')}
+        ORDER BY 1, 2, 3, 4"""
+    yield from con.execute(sql).to_arrow_reader(batch_rows)
+
+
+_GOODS_COLS = ('"SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_PHU", "MA_NPL_SP", "STTHANG", "MA_HANGKB", "TEN_HANG", '
+               '"NUOC_XX", "MA_DVT", "LUONG", "DGIA_KB", "DGIA_TT", "TRIGIA_KB", "TRIGIA_TT", "TS_XNK", "THUE_XNK"')
+
+
+def sxxk_goods_candidates(con: duckdb.DuckDBPyConnection, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Every SXXK goods line (TH, DC, DK) tagged with ``_SRC``, ordered by declaration, with the latest
+    DHANGMDDC_CT tax detail of each DC line attached (``_CT_*``)."""
+    s = "src_sxxk"
+    sql = f"""
+        WITH ct AS (
+            SELECT *, row_number() OVER (PARTITION BY "SOTK", trim("MA_LH"), trim("MA_HQ"), "NAMDK", trim("MA_PHU"),
+                                         "LAN_DC" ORDER BY "LAN_DC_CT" DESC) AS rn
+            FROM {s}."DHANGMDDC_CT")
+        SELECT 'TH' AS "_SRC", NULL::INTEGER AS "LAN_DC", NULL::INTEGER AS "_CT_LAN_DC_CT",
+               NULL::DOUBLE AS "_CT_THUE_XNK", NULL::DOUBLE AS "_CT_THUE_VAT", {_GOODS_COLS} FROM {s}."DHANGMDTH"
+        UNION ALL
+        SELECT 'DK', NULL, NULL, NULL, NULL, {_GOODS_COLS} FROM {s}."DHANGMDDK"
+        UNION ALL
+        SELECT 'DC', dc."LAN_DC", ct."LAN_DC_CT", ct."THUE_XNK", ct."THUE_VAT",
+               {', '.join('dc.' + c.strip() for c in _GOODS_COLS.split(','))}
+        FROM {s}."DHANGMDDC" dc LEFT JOIN ct ON ct.rn = 1 AND ct."SOTK" = dc."SOTK" AND trim(ct."MA_LH") = trim(dc."MA_LH")
+             AND trim(ct."MA_HQ") = trim(dc."MA_HQ") AND ct."NAMDK" = dc."NAMDK" AND trim(ct."MA_PHU") = trim(dc."MA_PHU")
+             AND ct."LAN_DC" = dc."LAN_DC"
+        ORDER BY "SOTK", trim("MA_LH"), trim("MA_HQ"), "NAMDK", "_SRC", "MA_PHU" """
+    yield from con.execute(sql).to_arrow_reader(batch_rows)
+
+
+def read_ordered(con: duckdb.DuckDBPyConnection, db: str, table: str, order_by: list[str],
+                 batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """A restored table ordered by (trimmed) key columns, so groups arrive whole."""
+    check_ident(table, "table name")
+    order = ", ".join(f'trim(CAST("{check_ident(c, "column")}" AS VARCHAR))' for c in order_by)
+    yield from con.execute(f'SELECT * FROM "{src_schema(db)}"."{table}" ORDER BY {order}').to_arrow_reader(batch_rows)
+
+
+def write_quarantine(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
+    con.execute("CREATE SCHEMA IF NOT EXISTS quarantine")
+    con.register("q_in", rows)
+    con.execute("CREATE OR REPLACE TABLE quarantine.rows AS SELECT * FROM q_in")
+    con.unregister("q_in")

@@ -1,0 +1,84 @@
+"""Step 8 writes: the converted snapshot into central, all of one branch in one transaction.
+
+Idempotent: the branch's rows (its ID window) are deleted first, in the same transaction, so a
+second load replaces the first and never duplicates. SQLite is the embedded default; PostgreSQL
+binary COPY is the "Real engines" issue.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from load.central_model import CENTRAL, LOAD_ORDER, central_metadata
+from load.errors import CentralUnavailable, LoadError
+from load.snapshot import iter_snapshot
+
+WINDOW = 10**9
+
+
+def open_central(url: str) -> sa.Engine:
+    try:
+        engine = sa.create_engine(url)
+        central_metadata().create_all(engine)
+        return engine
+    except sa.exc.OperationalError as exc:
+        raise CentralUnavailable(f"central database unavailable: {exc.orig}") from exc
+
+
+def load_branch(engine: sa.Engine, snapshot: Path, base_id: int, branch: str,
+                users: list[dict[str, Any]], roles: dict[str, str]) -> dict[str, int]:
+    """Replace the branch's rows in central with the snapshot, in one transaction. Returns rows per table."""
+    md = central_metadata()
+    loaded: dict[str, int] = {}
+    try:
+        with engine.begin() as conn:
+            _delete_branch(conn, md, base_id, branch)
+            for name in LOAD_ORDER:
+                table = md.tables[name]
+                n = 0
+                for batch in iter_snapshot(snapshot, name):
+                    rows = batch.to_pylist()
+                    if rows:
+                        conn.execute(sa.insert(table), rows)
+                        n += len(rows)
+                loaded[name] = n
+            for role, desc in roles.items():
+                exists = conn.execute(sa.select(md.tables["ROLE"].c.ROLE).where(md.tables["ROLE"].c.ROLE == role))
+                if exists.first() is None:
+                    conn.execute(sa.insert(md.tables["ROLE"]).values(ROLE=role, DESCRIPTION=desc))
+            for u in users:
+                conn.execute(sa.insert(md.tables["CENTRAL_USER"]).values(
+                    LOGIN=u["login"], FULL_NAME=u["full_name"], MA_HQ=u["office"], BRANCH=branch,
+                    BRANCH_BASE_ID=base_id))
+                for role in u["roles"]:
+                    conn.execute(sa.insert(md.tables["CENTRAL_USER_ROLE"]).values(
+                        LOGIN=u["login"], ROLE=role, MA_HQ=u["office"]))
+            loaded["CENTRAL_USER"] = len(users)
+    except sa.exc.IntegrityError as exc:
+        raise LoadError(f"central refused the branch's rows (nothing was loaded): {exc.orig}",
+                        hint="the snapshot breaks a central key; re-run step 5 and check its findings") from exc
+    return loaded
+
+
+def _delete_branch(conn: sa.Connection, md: sa.MetaData, base_id: int, branch: str) -> None:
+    for name in reversed(LOAD_ORDER):
+        col = md.tables[name].c[CENTRAL[name].window]
+        conn.execute(sa.delete(md.tables[name]).where(col > base_id, col <= base_id + WINDOW))
+    users = md.tables["CENTRAL_USER"]
+    logins = sa.select(users.c.LOGIN).where(users.c.BRANCH == branch)
+    conn.execute(sa.delete(md.tables["CENTRAL_USER_ROLE"]).where(md.tables["CENTRAL_USER_ROLE"].c.LOGIN.in_(logins)))
+    conn.execute(sa.delete(users).where(users.c.BRANCH == branch))
+
+
+def branch_counts(engine: sa.Engine, base_id: int) -> dict[str, int]:
+    md = central_metadata()
+    out = {}
+    with engine.connect() as conn:
+        for name in LOAD_ORDER:
+            col = md.tables[name].c[CENTRAL[name].window]
+            q = sa.select(sa.func.count()).select_from(md.tables[name]).where(col > base_id, col <= base_id + WINDOW)
+            out[name] = int(conn.execute(q).scalar_one())
+    return out

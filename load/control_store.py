@@ -1,0 +1,205 @@
+"""The migration control store: runs, step states, counts, row accounting, findings, signatures.
+
+Reports and the minutes are built from here, never from memory. SQLite by default; any
+SQLAlchemy URL works (PostgreSQL in production).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+StepStatus = Literal["pending", "running", "completed", "failed", "waiting"]
+
+md = sa.MetaData()
+runs = sa.Table(
+    "runs", md,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("branch", sa.String(20), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("rehearsal", sa.Boolean, nullable=False),
+    sa.Column("config_json", sa.Text, nullable=False),
+    sa.Column("started_at", sa.String(40)), sa.Column("ended_at", sa.String(40)),
+    sa.Column("error", sa.Text),
+)
+steps = sa.Table(
+    "steps", md,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("step", sa.String(40), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("rows_in", sa.BigInteger), sa.Column("rows_out", sa.BigInteger),
+    sa.Column("seconds", sa.Float), sa.Column("detail_json", sa.Text),
+    sa.Column("started_at", sa.String(40)), sa.Column("ended_at", sa.String(40)),
+    sa.Column("error", sa.Text),
+)
+counts = sa.Table(
+    "counts", md,
+    sa.Column("run_id", sa.String(64), nullable=False), sa.Column("step", sa.String(40), nullable=False),
+    sa.Column("kind", sa.String(40), nullable=False),  # e.g. source, restored, by_office_type, central
+    sa.Column("table_name", sa.String(80), nullable=False),
+    sa.Column("office", sa.String(10)), sa.Column("ma_lh", sa.String(10)), sa.Column("category", sa.String(20)),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+)
+accounting = sa.Table(
+    "accounting", md,
+    sa.Column("run_id", sa.String(64), nullable=False), sa.Column("source_table", sa.String(80), nullable=False),
+    sa.Column("fate", sa.String(20), nullable=False), sa.Column("code", sa.String(40), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+)
+findings = sa.Table(
+    "findings", md,
+    sa.Column("finding_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False), sa.Column("step", sa.String(40), nullable=False),
+    sa.Column("check_id", sa.String(60), nullable=False), sa.Column("category", sa.String(30), nullable=False),
+    sa.Column("severity", sa.String(10), nullable=False), sa.Column("table_name", sa.String(80)),
+    sa.Column("n_keys", sa.BigInteger, nullable=False), sa.Column("keys_json", sa.Text),
+    sa.Column("message", sa.Text), sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("decision", sa.String(20)), sa.Column("reason", sa.Text), sa.Column("decided_by", sa.String(100)),
+    sa.Column("decided_at", sa.String(40)),
+)
+checks = sa.Table(
+    "checks", md,
+    sa.Column("run_id", sa.String(64), nullable=False), sa.Column("step", sa.String(40), nullable=False),
+    sa.Column("check_id", sa.String(60), nullable=False), sa.Column("table_name", sa.String(80)),
+    sa.Column("key", sa.Text), sa.Column("field", sa.String(80)), sa.Column("expected", sa.Text),
+    sa.Column("actual", sa.Text), sa.Column("status", sa.String(10), nullable=False),
+)
+documents = sa.Table(
+    "documents", md,
+    sa.Column("run_id", sa.String(64), nullable=False), sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("path", sa.Text, nullable=False), sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("signed", sa.Boolean, nullable=False), sa.Column("note", sa.Text),
+)
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class StepRecord:
+    step: str
+    status: str
+    rows_in: int | None
+    rows_out: int | None
+    seconds: float | None
+    detail: dict[str, Any]
+    error: str | None
+
+
+class ControlStore:
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url)
+        md.create_all(self.engine)
+
+    # runs ---------------------------------------------------------------------------------------
+    def start_run(self, run_id: str, branch: str, rehearsal: bool, config: dict[str, Any]) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.delete(runs).where(runs.c.run_id == run_id))
+            for tbl in (steps, counts, accounting, findings, checks, documents):
+                c.execute(sa.delete(tbl).where(tbl.c.run_id == run_id))
+            c.execute(sa.insert(runs).values(run_id=run_id, branch=branch, status="running", rehearsal=rehearsal,
+                                             config_json=json.dumps(config, ensure_ascii=False, default=str),
+                                             started_at=now()))
+
+    def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.update(runs).where(runs.c.run_id == run_id).values(status=status, ended_at=now(),
+                                                                            error=error))
+
+    def run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(runs).where(runs.c.run_id == run_id)).mappings().first()
+            return dict(r) if r else None
+
+    def latest_runs(self, limit: int = 10) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(sa.select(runs).order_by(runs.c.started_at.desc()).limit(limit))
+                    .mappings()]
+
+    # steps --------------------------------------------------------------------------------------
+    def step_started(self, run_id: str, step: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.delete(steps).where(steps.c.run_id == run_id, steps.c.step == step))
+            c.execute(sa.insert(steps).values(run_id=run_id, step=step, status="running", started_at=now()))
+
+    def step_finished(self, run_id: str, step: str, status: StepStatus, rows_in: int | None, rows_out: int | None,
+                      seconds: float, detail: dict[str, Any] | None = None, error: str | None = None) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.update(steps).where(steps.c.run_id == run_id, steps.c.step == step).values(
+                status=status, rows_in=rows_in, rows_out=rows_out, seconds=seconds, ended_at=now(), error=error,
+                detail_json=json.dumps(detail or {}, ensure_ascii=False, default=str)))
+
+    def steps(self, run_id: str) -> list[StepRecord]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(steps).where(steps.c.run_id == run_id).order_by(steps.c.step)).mappings()
+            return [StepRecord(r["step"], r["status"], r["rows_in"], r["rows_out"], r["seconds"],
+                               json.loads(r["detail_json"] or "{}"), r["error"]) for r in rows]
+
+    def step_detail(self, run_id: str, step: str) -> dict[str, Any]:
+        for s in self.steps(run_id):
+            if s.step == step:
+                return s.detail
+        return {}
+
+    # counts, accounting, checks, findings, documents ------------------------------------------------
+    def add_counts(self, run_id: str, step: str, kind: str, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            with self.engine.begin() as c:
+                c.execute(sa.insert(counts), [{"run_id": run_id, "step": step, "kind": kind, **r} for r in rows])
+
+    def counts(self, run_id: str, kind: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            q = sa.select(counts).where(counts.c.run_id == run_id, counts.c.kind == kind)
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def set_accounting(self, run_id: str, rows: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.delete(accounting).where(accounting.c.run_id == run_id))
+            if rows:
+                c.execute(sa.insert(accounting), [{"run_id": run_id, **r} for r in rows])
+
+    def accounting(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            q = sa.select(accounting).where(accounting.c.run_id == run_id).order_by(
+                accounting.c.source_table, accounting.c.fate, accounting.c.code)
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def add_checks(self, run_id: str, step: str, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            with self.engine.begin() as c:
+                c.execute(sa.insert(checks), [{"run_id": run_id, "step": step, **r} for r in rows])
+
+    def checks(self, run_id: str, step: str | None = None) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            q = sa.select(checks).where(checks.c.run_id == run_id)
+            if step:
+                q = q.where(checks.c.step == step)
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def add_finding(self, run_id: str, step: str, check_id: str, category: str, severity: str,
+                    table: str | None, keys: list[Any], message: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.insert(findings).values(
+                run_id=run_id, step=step, check_id=check_id, category=category, severity=severity, table_name=table,
+                n_keys=len(keys), keys_json=json.dumps(keys[:10000], ensure_ascii=False, default=str),
+                message=message, status="open"))
+
+    def findings(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            q = sa.select(findings).where(findings.c.run_id == run_id).order_by(findings.c.finding_id)
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def add_document(self, run_id: str, kind: str, path: str, sha256: str, signed: bool, note: str = "") -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.delete(documents).where(documents.c.run_id == run_id, documents.c.kind == kind))
+            c.execute(sa.insert(documents).values(run_id=run_id, kind=kind, path=path, sha256=sha256, signed=signed,
+                                                  note=note))
+
+    def documents(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(sa.select(documents).where(documents.c.run_id == run_id)).mappings()]

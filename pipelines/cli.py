@@ -1,0 +1,195 @@
+"""``ecm`` — the command line of the branch migration (thin: parse, load config, call the flow)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from transform.errors import MigrationError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Customs branch migration (Phụ lục IV, 865/QĐ-TCHQ)")
+sample_app = typer.Typer(no_args_is_help=True, help="Sample branch databases")
+app.add_typer(sample_app, name="sample")
+console = Console(stderr=False)
+err = Console(stderr=True)
+DEFAULT_CONFIG = Path("out/demo/branch.toml")
+
+
+def _prefect_env() -> None:
+    """Embedded default: a project-local PREFECT_HOME and a patient ephemeral API start."""
+    os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect"))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+def _fail(exc: BaseException, debug: bool) -> None:
+    if debug:
+        raise exc
+    msg = str(exc)
+    cause = getattr(exc, "cause", None)
+    hint = getattr(exc, "cause_hint", None) or getattr(exc, "hint", None)
+    err.print(f"[bold red]error:[/] {msg}")
+    if hint and "Next:" not in msg:
+        err.print(f"[yellow]next:[/] {hint}")
+    if cause is not None and debug:
+        err.print(repr(cause))
+    raise typer.Exit(2)
+
+
+@sample_app.command("generate")
+def sample_generate(
+    out: Annotated[Path, typer.Option(help="directory for slxnk.sqlite, sxxk.sqlite, users.json, manifest.json")]
+    = Path("out/sample"),
+    scale: Annotated[float, typer.Option(help="1 = demo size (~7k rows); 500 ≈ 5 M rows")] = 1.0,
+    seed: Annotated[int, typer.Option()] = 20140401,
+    defects: Annotated[Optional[str], typer.Option(help="kind=rate,… e.g. decl_without_goods=0.02,tcvn3_text=0.05")]
+    = None,
+) -> None:
+    """Generate a deterministic sample branch (same seed → same bytes)."""
+    from sample_data.generator import GenParams, generate_branch, total_rows
+    rates: dict[str, float] = {}
+    for part in filter(None, (defects or "").split(",")):
+        k, _, v = part.partition("=")
+        rates[k.strip()] = float(v or 0.02)
+    t0 = time.perf_counter()
+    try:
+        m = generate_branch(out, GenParams(seed=seed, scale=scale, defects=rates))
+    except ValueError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"generated {total_rows(m)} rows, {len(m['defects'])} injected defects, in "  # type: ignore[arg-type]
+                  f"{time.perf_counter() - t0:.1f}s → {out}")
+
+
+def _run_flow(cfg: Any, run_id: str | None, auto_approve_demo: bool, debug: bool) -> dict[str, Any]:
+    _prefect_env()
+    from pipelines import progress
+    from pipelines.migrate import migrate_branch
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} rows"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def sink(step: str, label: str, rows: int, total: int | None) -> None:
+            k = f"{step} {label}"
+            if k not in tasks:
+                tasks[k] = bar.add_task(k, total=total)
+            bar.advance(tasks[k], rows)
+        progress.set_sink(sink)
+        try:
+            return migrate_branch(config=cfg, run_id=run_id, auto_approve_demo=auto_approve_demo)
+        except Exception as exc:  # noqa: BLE001 - one red line, traceback only with --debug
+            _fail(exc, debug)
+            raise
+        finally:
+            progress.set_sink(None)
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    t = Table(title=f"Run {s['run_id']} — {s['branch']} ({'rehearsal' if s['rehearsal'] else 'production'})")
+    for c in ("step", "status", "rows in", "rows out", "seconds"):
+        t.add_column(c, justify="right" if c not in ("step", "status") else "left")
+    for st in s["steps"]:
+        t.add_row(st["name"], st["status"], f"{st['rows_in']:,}" if st["rows_in"] is not None else "—",
+                  f"{st['rows_out']:,}" if st["rows_out"] is not None else "—", f"{st['seconds']:.2f}")
+    console.print(t)
+    for k, v in s["paths"].items():
+        console.print(f"  {k:17} {v}")
+    if not s.get("minutes_signed"):
+        console.print("[yellow]minutes are UNSIGNED (signing not implemented yet); loaded into the rehearsal "
+                      "central only[/]")
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="branch config (TOML)")],
+    rehearsal: Annotated[bool, typer.Option("--rehearsal", help="trial run: load into the rehearsal central")] = False,
+    run_id: Annotated[Optional[str], typer.Option(help="reuse a run id (default: new)")] = None,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Run the eight steps for one branch."""
+    from pipelines.config import load_config
+    try:
+        cfg = load_config(config, {"rehearsal": True} if rehearsal else None)
+    except MigrationError as exc:
+        _fail(exc, debug)
+        return
+    _print_summary(_run_flow(cfg, run_id, False, debug))
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="where everything is written")] = Path("out/demo"),
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Generate (or reuse) the sample branch and run all eight steps on it, in rehearsal mode."""
+    from sample_data.demo import ensure_demo
+    cfg_path = ensure_demo(out.resolve())
+    from pipelines.config import load_config
+    cfg = load_config(cfg_path)
+    t0 = time.perf_counter()
+    s = _run_flow(cfg, None, True, debug)
+    _print_summary(s)
+    console.print(f"demo wall time {time.perf_counter() - t0:.1f}s; summary: {out / 'summary.json'}")
+
+
+@app.command()
+def status(
+    run_id: Annotated[str, typer.Argument(help="run id (see summary.json); 'latest' for the newest")],
+    config: Annotated[Path, typer.Option("--config", "-c")] = DEFAULT_CONFIG,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show a run's steps from the control store."""
+    from load.control_store import ControlStore
+    from pipelines.config import load_config
+    try:
+        cfg = load_config(config)
+    except MigrationError as exc:
+        _fail(exc, False)
+        return
+    store = ControlStore(cfg.resolved_url("control"))
+    if run_id == "latest":
+        runs = store.latest_runs(1)
+        if not runs:
+            err.print("[red]no runs recorded[/]")
+            raise typer.Exit(1)
+        run_id = runs[0]["run_id"]
+    r = store.run(run_id)
+    if r is None:
+        known = ", ".join(x["run_id"] for x in store.latest_runs(5)) or "none"
+        err.print(f"[bold red]error:[/] unknown run {run_id!r}. Recent runs: {known}")
+        raise typer.Exit(1)
+    steps = store.steps(run_id)
+    findings = store.findings(run_id)
+    if as_json:
+        console.print_json(json.dumps({"run": r, "steps": [vars(s) for s in steps], "findings": len(findings)},
+                                      default=str))
+        return
+    t = Table(title=f"{run_id} — {r['status']}")
+    for c in ("step", "status", "rows in", "rows out", "seconds", "error"):
+        t.add_column(c)
+    for s in steps:
+        t.add_row(s.step, s.status, str(s.rows_in if s.rows_in is not None else "—"),
+                  str(s.rows_out if s.rows_out is not None else "—"), f"{s.seconds or 0:.2f}", s.error or "")
+    console.print(t)
+    by: dict[tuple[str, str], int] = {}
+    for f in findings:
+        by[(f["severity"], f["status"])] = by.get((f["severity"], f["status"]), 0) + 1
+    console.print("findings: " + (", ".join(f"{n} {sev}/{st}" for (sev, st), n in sorted(by.items())) or "none"))
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,129 @@
+"""Typed branch configuration, resolved once at the edge (CLI or deployment parameters).
+
+Unknown keys are rejected with the list of valid ones. URLs may reference environment variables
+as ``${NAME}`` so that passwords never sit in a committed file; they are redacted in every log.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from transform.errors import ConfigError
+from transform.maps import OFFICE_MAP_LATEST, OFFICE_MAPS, UNIT_MAP_LATEST, UNIT_MAPS
+
+_ENV_RE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
+
+
+def interpolate_env(value: str) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"environment variable {name} is not set", hint=f"export {name}=... before the run")
+        return os.environ[name]
+    return _ENV_RE.sub(sub, value)
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Sources(Strict):
+    slxnk_url: str = Field(description="SQLAlchemy URL of the branch's SLXNK database")
+    sxxk_url: str = Field(description="SQLAlchemy URL of the branch's SXXK database")
+
+
+class Sampling(Strict):
+    seed: int = 865
+    confidence: float = Field(0.95, gt=0, lt=1)
+    max_defect_rate: float = Field(0.01, gt=0, lt=1)
+
+
+class BranchConfig(Strict):
+    branch_code: str = Field(pattern=r"^[A-Z0-9]{3,8}$", description="short code of the branch, e.g. C47D")
+    branch_name: str
+    department_name: str
+    offices: list[str] = Field(min_length=1, description="legacy office codes of the branch (e.g. C47D, C47D01)")
+    id_cuc_hq: int = Field(ge=0, le=99)
+    id_chi_cuc: int = Field(ge=0, le=99)
+    sources: Sources
+    staging_path: Path
+    central_url: str
+    rehearsal_central_url: str
+    control_url: str
+    output_dir: Path
+    handover_dir: Path = Field(description="the HQ inbox directory the package is handed over to")
+    users_file: Path | None = None
+    office_map: str = OFFICE_MAP_LATEST
+    unit_map: str = UNIT_MAP_LATEST
+    sampling: Sampling = Sampling()
+    batch_rows: int = Field(50_000, ge=100)
+    rehearsal: bool = False
+
+    @field_validator("offices")
+    @classmethod
+    def _trim(cls, v: list[str]) -> list[str]:
+        return [o.strip() for o in v]
+
+    @field_validator("office_map")
+    @classmethod
+    def _office_map(cls, v: str) -> str:
+        if v not in OFFICE_MAPS:
+            raise ValueError(f"unknown office map {v!r}; available: {', '.join(OFFICE_MAPS)}")
+        return v
+
+    @field_validator("unit_map")
+    @classmethod
+    def _unit_map(cls, v: str) -> str:
+        if v not in UNIT_MAPS:
+            raise ValueError(f"unknown unit map {v!r}; available: {', '.join(UNIT_MAPS)}")
+        return v
+
+    def resolved_url(self, which: str) -> str:
+        """A URL with ``${ENV}`` references resolved (never log the result)."""
+        raw = {"slxnk": self.sources.slxnk_url, "sxxk": self.sources.sxxk_url, "central": self.central_url,
+               "rehearsal_central": self.rehearsal_central_url, "control": self.control_url}[which]
+        return interpolate_env(raw)
+
+    @property
+    def run_dir_root(self) -> Path:
+        return self.output_dir / "runs"
+
+
+def _known(model: type[BaseModel]) -> str:
+    return ", ".join(model.model_fields)
+
+
+def load_config(path: Path, overrides: dict[str, Any] | None = None) -> BranchConfig:
+    """Read a branch config TOML; relative paths are taken relative to the file's directory."""
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}", hint="pass --config FILE, or run `ecm demo`")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    data.update(overrides or {})
+    base = path.parent.resolve()
+    for k in ("staging_path", "output_dir", "handover_dir", "users_file"):
+        if isinstance(data.get(k), str) and not Path(data[k]).is_absolute():
+            data[k] = str(base / data[k])
+    return parse_config(data, str(path))
+
+
+def parse_config(data: dict[str, Any], origin: str = "config") -> BranchConfig:
+    try:
+        return BranchConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            loc = ".".join(str(x) for x in e["loc"])
+            msg = e["msg"]
+            if e["type"] == "extra_forbidden":
+                msg += f" (valid keys: {_known(BranchConfig)}; sources: {_known(Sources)})"
+            lines.append(f"{loc}: {msg}")
+        raise ConfigError(f"{origin} is invalid: " + "; ".join(lines), hint="fix the config file") from exc

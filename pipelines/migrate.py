@@ -1,0 +1,115 @@
+"""The ``migrate-branch`` flow: one flow run takes one branch through the eight steps of Phụ lục IV.
+
+The flow body is a table of contents; each step is one task (named after its step id) whose body
+lives in ``pipelines/steps/pl4_0N_*.py``. Every step's result is a typed record in the control store.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from extract.source import redact
+from load.control_store import ControlStore
+from pipelines.config import BranchConfig
+from pipelines.steps import (
+    pl4_01_review, pl4_02_freeze_backup, pl4_03_handover, pl4_04_restore, pl4_05_convert, pl4_06_validate,
+    pl4_07_sign_off, pl4_08_load,
+)
+from pipelines.steps.base import StepContext, StepOutcome
+from pipelines.summary import write_summary
+from transform.errors import MigrationError, StepFailed
+
+StepFn = Callable[[StepContext], StepOutcome]
+
+
+def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Retry only errors marked transient (a dropped connection); bad data and config never retry."""
+    try:
+        state.result()
+    except MigrationError as exc:
+        return exc.transient
+    except Exception:  # noqa: BLE001 - unknown errors are terminal
+        return False
+    return False
+
+
+def _execute(step: str, fn: StepFn, cfg: BranchConfig, run_id: str, auto_approve_demo: bool) -> dict[str, Any]:
+    """Run one step: record start/finish in the control store, publish its artifact, wrap failures once."""
+    store = ControlStore(cfg.resolved_url("control"))
+    ctx = StepContext(cfg, store, run_id, auto_approve_demo)
+    log = get_run_logger()
+    store.step_started(run_id, step)
+    t0 = time.perf_counter()
+    try:
+        out = fn(ctx)
+    except Exception as exc:
+        secs = time.perf_counter() - t0
+        store.step_finished(run_id, step, "failed", None, None, secs, error=str(exc))
+        store.end_run(run_id, "failed", error=f"{step}: {exc}")
+        log.error("step %s failed after %.1fs: %s", step, secs, exc)
+        if isinstance(exc, MigrationError) and exc.transient:
+            raise
+        raise StepFailed(step, exc) from exc
+    secs = time.perf_counter() - t0
+    store.step_finished(run_id, step, out.status, out.rows_in, out.rows_out, secs, out.detail)  # type: ignore[arg-type]
+    if out.markdown:
+        create_markdown_artifact(markdown=out.markdown, key=f"{cfg.branch_code.lower()}-{step.replace('_', '-')}",
+                                 description=f"{cfg.branch_code} {step}")
+    log.info("step %s %s in %.2fs (rows in %s, out %s)", step, out.status, secs, out.rows_in, out.rows_out)
+    return {"step": step, "status": out.status, "rows_in": out.rows_in, "rows_out": out.rows_out, "seconds": secs}
+
+
+def _step_task(step: str, fn: StepFn, retries: int = 0) -> Any:
+    @task(name=step.replace("_", "-"), cache_policy=NO_CACHE, retries=retries, retry_delay_seconds=5,
+          retry_condition_fn=_retry_transient)
+    def _t(cfg: BranchConfig, run_id: str, auto_approve_demo: bool = False) -> dict[str, Any]:
+        return _execute(step, fn, cfg, run_id, auto_approve_demo)
+    return _t
+
+
+review_branch = _step_task("pl4_01_review", pl4_01_review.run, retries=2)
+freeze_and_backup = _step_task("pl4_02_freeze_backup", pl4_02_freeze_backup.run, retries=2)
+hand_over = _step_task("pl4_03_handover", pl4_03_handover.run, retries=2)
+restore_to_staging = _step_task("pl4_04_restore", pl4_04_restore.run, retries=2)
+convert_records = _step_task("pl4_05_convert", pl4_05_convert.run)
+validate_converted = _step_task("pl4_06_validate", pl4_06_validate.run)
+sign_minutes = _step_task("pl4_07_sign_off", pl4_07_sign_off.run)
+load_central = _step_task("pl4_08_load", pl4_08_load.run, retries=2)
+
+
+def new_run_id(branch: str) -> str:
+    return f"{branch.lower()}-{datetime.now(timezone.utc):%Y%m%dt%H%M%S}-{uuid.uuid4().hex[:6]}"
+
+
+@flow(name="migrate-branch", flow_run_name="{config.branch_code}", validate_parameters=True)
+def migrate_branch(config: BranchConfig, run_id: str | None = None, auto_approve_demo: bool = False
+                   ) -> dict[str, Any]:
+    """Phụ lục IV, steps 1–8, for one branch. Returns the run summary (also written as summary.json)."""
+    run_id = run_id or new_run_id(config.branch_code)
+    store = ControlStore(config.resolved_url("control"))
+    store.start_run(run_id, config.branch_code, config.rehearsal,
+                    {**config.model_dump(mode="json"), "sources": {k: redact(v) for k, v in
+                                                                    config.sources.model_dump().items()},
+                     "central_url": redact(config.central_url)})
+    get_run_logger().info("run %s for branch %s (rehearsal=%s)", run_id, config.branch_code, config.rehearsal)
+    a = (config, run_id, auto_approve_demo)
+    steps = [
+        review_branch(*a),        # 1. rà soát, danh sách hiệu chỉnh, bảng kê chốt tồn
+        freeze_and_backup(*a),    # 2. READ ONLY, thống kê, backup
+        hand_over(*a),            # 3. bàn giao, kiểm tra khi nhận
+        restore_to_staging(*a),   # 4. phục hồi vào CSDL trung gian, kiểm tra cấu trúc/số lượng
+        convert_records(*a),      # 5. chuyển đổi GC, SXXK, CX
+        validate_converted(*a),   # 6. đối chiếu trước/sau, chọn mẫu
+        sign_minutes(*a),         # 7. biên bản xác nhận
+        load_central(*a),         # 8. nạp CSDL tập trung, phân quyền
+    ]
+    store.end_run(run_id, "completed")
+    return write_summary(config, store, run_id, steps)

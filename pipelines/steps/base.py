@@ -1,0 +1,63 @@
+"""What every step receives and returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from load.control_store import ControlStore
+from pipelines.config import BranchConfig
+from transform.convert import branch_base_id
+
+
+@dataclass
+class StepContext:
+    cfg: BranchConfig
+    store: ControlStore
+    run_id: str
+    auto_approve_demo: bool = False
+
+    @property
+    def run_dir(self) -> Path:
+        return self.cfg.run_dir_root / self.run_id
+
+    @property
+    def package_dir(self) -> Path:
+        return self.run_dir / "package"
+
+    @property
+    def received_dir(self) -> Path:
+        return self.cfg.handover_dir / self.cfg.branch_code / self.run_id
+
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.run_dir / "converted"
+
+    @property
+    def reports_dir(self) -> Path:
+        p = self.run_dir / "reports"
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+
+    @property
+    def base_id(self) -> int:
+        return branch_base_id(self.cfg.id_cuc_hq, self.cfg.id_chi_cuc)
+
+    def freeze_time(self) -> datetime:
+        """When the source was frozen (step 2); dates after it are impossible."""
+        d = self.store.step_detail(self.run_id, "pl4_02_freeze_backup")
+        at = d.get("frozen_at")
+        if at:
+            return datetime.fromisoformat(at).replace(tzinfo=None)
+        return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+@dataclass
+class StepOutcome:
+    rows_in: int | None
+    rows_out: int | None
+    detail: dict[str, Any] = field(default_factory=dict)
+    markdown: str = ""  # what the Prefect artifact shows
+    status: str = "completed"

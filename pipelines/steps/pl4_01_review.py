@@ -1,0 +1,41 @@
+"""Phụ lục IV bước 1 — rà soát CSDL: checks on the live branch DBs, correction list, closing stock."""
+
+from __future__ import annotations
+
+from extract import review
+from extract.source import open_source
+from pipelines.steps.base import StepContext, StepOutcome
+from validate.findings import classify_review_hit
+from validate.report import md_table, write_json, write_xlsx
+
+STEP = "pl4_01_review"
+
+
+def run(ctx: StepContext) -> StepOutcome:
+    cfg = ctx.cfg
+    hits = []
+    engines = {"SLXNK": open_source(cfg.resolved_url("slxnk")), "SXXK": open_source(cfg.resolved_url("sxxk"))}
+    for db, eng in engines.items():
+        hits += review.declarations_without_goods(eng, db)
+        hits += review.sohang_mismatch(eng, db)
+        hits += review.orphan_catalog_rows(eng, db)
+        hits += review.duplicate_keys(eng, db)
+        hits += review.null_keys(eng, db)
+    stock = review.closing_stock(engines["SXXK"], cfg.offices)
+    for h in hits:
+        category, severity = classify_review_hit(h.check_id)
+        ctx.store.add_finding(ctx.run_id, STEP, h.check_id, category, severity, h.table, h.keys, h.message)
+    rows = [(h.check_id, h.table, len(h.keys), h.message) for h in hits]
+    xlsx = write_xlsx(ctx.reports_dir / "buoc1_danh_sach_hieu_chinh.xlsx", {
+        "Danh sách hiệu chỉnh": (["Mã kiểm tra", "Bảng", "Số bản ghi", "Mô tả"], rows),
+        "Chi tiết khóa": (["Mã kiểm tra", "Bảng", "Khóa"], [(h.check_id, h.table, k) for h in hits for k in h.keys]),
+        "Bảng kê chốt tồn": (["Mã doanh nghiệp", "Mã NPL", "Số dòng", "Lượng nhập", "Tồn"],
+                             [(s["MA_DV"], s["MA_NPL"], s["so_dong"], s["luong"], s["ton"]) for s in stock]),
+    })
+    stock_json = write_json(ctx.reports_dir / "buoc1_bang_ke_chot_ton.json", stock)
+    n_keys = sum(len(h.keys) for h in hits)
+    md = f"## Bước 1 — rà soát CSDL\n\n{len(hits)} checks found {n_keys} rows to correct.\n\n" + \
+        md_table(["check", "table", "rows", "message"], rows)
+    return StepOutcome(rows_in=None, rows_out=n_keys, markdown=md,
+                       detail={"checks_failed": len(hits), "rows_to_correct": n_keys, "correction_list": str(xlsx),
+                               "closing_stock": str(stock_json), "closing_stock_rows": len(stock)})

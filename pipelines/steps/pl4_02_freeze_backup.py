@@ -1,0 +1,47 @@
+"""Phụ lục IV bước 2 — dừng hệ thống, READ ONLY, thống kê, backup: freeze + proof, counts, package."""
+
+from __future__ import annotations
+
+from extract import review
+from extract.legacy_schema import CATEGORY
+from extract.package import write_package
+from extract.source import freeze_source, open_source
+from pipelines import progress
+from pipelines.steps.base import StepContext, StepOutcome
+from validate.report import md_table, write_json
+
+STEP = "pl4_02_freeze_backup"
+
+
+def run(ctx: StepContext) -> StepOutcome:
+    cfg = ctx.cfg
+    engines = {"SLXNK": open_source(cfg.resolved_url("slxnk")), "SXXK": open_source(cfg.resolved_url("sxxk"))}
+    proofs = {db: freeze_source(e) for db, e in engines.items()}
+    by_type = []
+    for db, e in engines.items():
+        by_type += review.counts_by_office_type(e, db)
+    ctx.store.add_counts(ctx.run_id, STEP, "by_office_type", by_type)
+    man = write_package(cfg.branch_code, engines, ctx.package_dir, cfg.batch_rows,
+                        on_rows=lambda table, n: progress.report(STEP, table, n))
+    per_table = [{"table_name": k, "category": CATEGORY.get(k, "other"), "rows": v} for k, v in man.rows().items()]
+    ctx.store.add_counts(ctx.run_id, STEP, "source", per_table)
+    by_cat: dict[str, int] = {}
+    for r in per_table:
+        by_cat[r["category"]] = by_cat.get(r["category"], 0) + r["rows"]
+    total = sum(man.rows().values())
+    report = {
+        "branch": cfg.branch_code, "run_id": ctx.run_id, "frozen": {db: vars(p) for db, p in proofs.items()},
+        "counts_by_category": by_cat, "counts_by_table": man.rows(), "counts_by_office_type": by_type,
+        "package": str(ctx.package_dir), "signed": False,
+        "signature_note": "Chưa ký số: chữ ký số của báo cáo backup thuộc issue ký số (bước 7).",
+    }
+    rp = write_json(ctx.reports_dir / "buoc2_bao_cao_backup.json", report)
+    md = (f"## Bước 2 — đóng băng và backup\n\nFrozen: " +
+          ", ".join(f"{db} ({p.method}; write refused: {p.refused_with})" for db, p in proofs.items()) +
+          f"\n\n{total} rows in {len(man.files)} tables.\n\n" +
+          md_table(["category", "rows"], sorted(by_cat.items())) + "\n\n" +
+          md_table(["table", "rows"], sorted(man.rows().items())))
+    return StepOutcome(rows_in=total, rows_out=total, markdown=md,
+                       detail={"frozen_at": min(p.at for p in proofs.values()), "package": str(ctx.package_dir),
+                               "backup_report": str(rp), "counts_by_category": by_cat,
+                               "freeze": {db: vars(p) for db, p in proofs.items()}})

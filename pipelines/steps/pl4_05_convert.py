@@ -1,0 +1,214 @@
+"""Phụ lục IV bước 5 — chuyển đổi dữ liệu GC, SXXK, CX into the central model.
+
+Thin driver: stream batches out of staging (extract.staging), apply the pure rules
+(transform.convert), write the converted snapshot (load.snapshot) and the quarantine. Every source
+row ends converted, excluded by a named rule, or quarantined — and the step fails if the counts do
+not add up to the restored counts of step 4.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from extract import staging
+from extract.legacy_schema import legacy_table
+from load.central_model import arrow_schema_of, text_limits
+from load.snapshot import SRC_KEY, SnapshotWriter
+from pipelines import progress
+from pipelines.steps.base import StepContext, StepOutcome
+from transform import convert as cv
+from transform.codes import office_map, reshape_office, unit_map
+from transform.errors import ConservationError
+from validate.report import md_table, write_json
+
+STEP = "pl4_05_convert"
+QUARANTINE_SCHEMA = pa.schema([("source_table", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
+                               ("source_key", pa.string()), ("source_values", pa.string())])
+
+
+class _Sink:
+    """Buffers target rows per central table and source fates; flushes Arrow batches to the snapshot."""
+
+    def __init__(self, writer: SnapshotWriter, batch_rows: int) -> None:
+        self.writer = writer
+        self.batch_rows = batch_rows
+        self.buf: dict[str, list[dict[str, Any]]] = {}
+        self.fates: Counter[tuple[str, str, str]] = Counter()
+        self.quarantine: list[dict[str, Any]] = []
+        self.limits: dict[str, dict[str, int]] = {}
+
+    def take(self, source_table: str, row: dict[str, Any], fate: cv.Fate) -> None:
+        src_key = _src_key(source_table, row)
+        if fate.kind == "converted":
+            for target, trow in fate.rows:
+                lim = self.limits.setdefault(target, text_limits(target))
+                if (why := cv.too_long(trow, lim)):
+                    fate = cv.Fate.quarantined("Q-VALUE-TOO-LONG", why)
+                    break
+        if fate.kind == "converted":
+            for target, trow in fate.rows:
+                trow[SRC_KEY] = src_key
+                b = self.buf.setdefault(target, [])
+                b.append(trow)
+                if len(b) >= self.batch_rows:
+                    self.flush(target)
+        elif fate.kind == "quarantined":
+            self.quarantine.append({"source_table": source_table, "reason": fate.code, "detail": fate.detail,
+                                    "source_key": src_key,
+                                    "source_values": json.dumps(row, ensure_ascii=False, default=str)})
+        self.fates[(source_table, fate.kind, fate.code)] += 1
+
+    def flush(self, target: str | None = None) -> None:
+        for name in [target] if target else list(self.buf):
+            rows = self.buf.get(name) or []
+            if rows:
+                schema = arrow_schema_of(name).append(pa.field(SRC_KEY, pa.string()))
+                self.writer.write(name, cv.to_batch(rows, schema))
+                self.buf[name] = []
+
+
+def _src_key(source_table: str, row: dict[str, Any]) -> str:
+    db, name = source_table.split(".", 1)
+    key = legacy_table(db, name).key
+    return source_table + "|" + "|".join(f"{k}={cv.t(row.get(k.upper()))}" for k in key)
+
+
+def _rows(batches: Iterable[pa.RecordBatch], label: str) -> Iterator[dict[str, Any]]:
+    for b in batches:
+        progress.report(STEP, label, b.num_rows)
+        for r in b.to_pylist():
+            yield cv.upper_keys(r)
+
+
+def _grouped(batches: Iterable[pa.RecordBatch], key: list[str], label: str) -> Iterator[list[dict[str, Any]]]:
+    def counted() -> Iterator[pa.RecordBatch]:
+        for b in batches:
+            progress.report(STEP, label, b.num_rows)
+            yield b
+    yield from cv.group_by_key(counted(), [k.upper() for k in key])
+
+
+def run(ctx: StepContext) -> StepOutcome:
+    cfg = ctx.cfg
+    cctx = cv.ConvertContext(frozenset(cfg.offices), office_map(cfg.office_map), unit_map(cfg.unit_map),
+                             ctx.freeze_time())
+    ids = cv.IdAllocator(ctx.base_id)
+    lk = cv.Lookups()
+    con = staging.connect(cfg.staging_path)
+    writer = SnapshotWriter(ctx.snapshot_dir)
+    sink = _Sink(writer, cfg.batch_rows)
+    n = cfg.batch_rows
+
+    def each(db: str, table: str, fn: Callable[[dict[str, Any]], cv.Fate]) -> None:
+        for r in _rows(staging.read_table(con, db, table, n), f"{db}.{table}"):
+            sink.take(f"{db}.{table}", r, fn(r))
+
+    def grouped(db: str, table: str, key: list[str], fn: Callable[[dict[str, Any], set], cv.Fate]) -> None:
+        for grp in _grouped(staging.read_ordered(con, db, table, key, n), key, f"{db}.{table}"):
+            seen: set = set()
+            for r in grp:
+                sink.take(f"{db}.{table}", r, fn(r, seen))
+
+    try:
+        # catalogs first: declarations and goods look their IDs up (Phụ lục IV §I.1)
+        each("SXXK", "SNPL", lambda r: cv.convert_sx_item(r, 1, cctx, ids, lk))
+        each("SXXK", "SSP", lambda r: cv.convert_sx_item(r, 2, cctx, ids, lk))
+        grouped("SXXK", "DDINHMUC", ["MA_DV", "MA_HQ"], lambda r, s: cv.convert_sx_norm(r, cctx, ids, lk, s))
+        each("SLXNK", "DHDGC", lambda r: cv.convert_contract(r, cctx, ids, lk))
+        hd_key = ["So_HD", "Ma_HQHD", "DVGC", "Ngay_Ky"]
+        grouped("SLXNK", "DLOAISPGC", hd_key, lambda r, s: cv.convert_gc_group(r, cctx, lk, s))
+        for src in cv.GC_ITEM_SOURCES:
+            each("SLXNK", src, lambda r, _s=src: cv.convert_gc_item(r, _s, cctx, ids, lk))
+        grouped("SLXNK", "DDMuc", hd_key, lambda r, s: cv.convert_gc_norm(r, cctx, ids, lk, s))
+        each("SLXNK", "ecsCX_DM_HH_DUA_VAO_D", lambda r: cv.convert_cx_item(r, True, cctx, ids, lk))
+        each("SLXNK", "ecsCX_DM_HH_DUA_RA_D", lambda r: cv.convert_cx_item(r, False, cctx, ids, lk))
+        grouped("SLXNK", "ecsCX_DinhMuc", ["MA_DV", "MA_HQ"], lambda r, s: cv.convert_cx_norm(r, cctx, ids, lk, s))
+
+        # declarations (liquidation data, Phụ lục IV §I.2), their goods, stock
+        for db, table in (("SXXK", "DTOKHAIMD"), ("SLXNK", "DToKhaiMD")):
+            for r in _rows(staging.declarations_with_ecs(con, db, n), f"{db}.{table}"):
+                ecs = {k[5:]: r.pop(k) for k in list(r) if k.startswith("_ECS_")}
+                sink.take(f"{db}.{table}", r, cv.convert_declaration(r, ecs if ecs.get("SOTN") is not None else None,
+                                                                     db, cctx, ids, lk))
+        each("SLXNK", "ecsToKhaiMD", lambda r: cv.ecs_fate(r, lk, cctx))
+
+        chosen_ct: set[tuple] = set()
+        src_table = {"TH": "SXXK.DHANGMDTH", "DC": "SXXK.DHANGMDDC", "DK": "SXXK.DHANGMDDK"}
+        for grp in _grouped(staging.sxxk_goods_candidates(con, n), ["SOTK", "MA_LH", "MA_HQ", "NAMDK"],
+                            "SXXK goods (TH/DC/DK)"):
+            for line, fate in cv.convert_sxxk_goods_group(grp, cctx, lk):
+                meta = {k: line.pop(k) for k in list(line) if k.startswith("_")}
+                if meta["_SRC"] == "DC" and fate.kind == "converted" and meta.get("_CT_LAN_DC_CT") is not None:
+                    chosen_ct.add((*cv.decl_key(line), cv.t(line["MA_PHU"]), line.get("LAN_DC"),
+                                   meta["_CT_LAN_DC_CT"]))
+                sink.take(src_table[meta["_SRC"]], line, fate)
+        each("SXXK", "DHANGMDDC_CT", lambda r: cv.dc_ct_fate(r, chosen_ct, lk, cctx))
+        grouped("SLXNK", "DHangMD", ["SoTK", "Ma_LH", "Ma_HQ", "NamDK"],
+                lambda r, s: cv.convert_slxnk_line(r, cctx, lk, s))
+        each("SXXK", "DNPLNHAP", lambda r: cv.convert_stock(r, cctx, ids, lk))
+
+        # tables the package holds beyond the conversion scope are counted, never silently dropped
+        restored = {r["table_name"]: r["rows"] for r in ctx.store.counts(ctx.run_id, "restored")}
+        handled = {k[0] for k in sink.fates}
+        for table, rows in restored.items():
+            if table not in handled and rows:
+                sink.fates[(table, "excluded", "R-TABLE-NOT-CONVERTED")] += rows
+        sink.flush()
+        snap = writer.close()
+        qt = pa.Table.from_pylist(sink.quarantine, schema=QUARANTINE_SCHEMA)
+        staging.write_quarantine(con, qt)
+    finally:
+        con.close()
+
+    acct = [{"source_table": s, "fate": f, "code": c or "-", "rows": v} for (s, f, c), v in sorted(sink.fates.items())]
+    ctx.store.set_accounting(ctx.run_id, acct)
+    # conservation: every restored row has exactly one fate
+    per_table: Counter[str] = Counter()
+    for (s, _f, _c), v in sink.fates.items():
+        per_table[s] += v
+    broken = {t: (restored.get(t, 0), per_table.get(t, 0)) for t in set(restored) | set(per_table)
+              if restored.get(t, 0) != per_table.get(t, 0)}
+    if broken:
+        raise ConservationError("row accounting does not add up: " +
+                                "; ".join(f"{t}: restored {a}, accounted {b}" for t, (a, b) in sorted(broken.items())),
+                                hint="this is a defect of the conversion; do not sign — report it")
+    for q in _group_quarantine(sink.quarantine):
+        ctx.store.add_finding(ctx.run_id, STEP, "quarantine", "source_data_error", "major", q["table"], q["keys"],
+                              f"{q['n']} rows quarantined: {q['reason']}")
+    unmapped = sorted(reshape_office(o) or o for o in cfg.offices if reshape_office(o) not in cctx.office_map)
+    if unmapped:
+        ctx.store.add_finding(ctx.run_id, STEP, "unmapped_office", "mapping_gap", "minor", None, unmapped,
+                              f"office codes kept as reshaped (no VNACCS rename in map {cfg.office_map})")
+    if lk.unmapped_units:
+        ctx.store.add_finding(ctx.run_id, STEP, "unmapped_unit", "mapping_gap", "minor", None, sorted(lk.unmapped_units),
+                              f"unit codes not in unit map {cfg.unit_map}, passed through")
+    tables = snap["tables"]
+    assert isinstance(tables, dict)
+    ctx.store.add_counts(ctx.run_id, STEP, "converted", [{"table_name": k, "rows": v["rows"]} for k, v in tables.items()])
+    write_json(ctx.reports_dir / "buoc5_text_fixes.json",
+               [{"table": a, "column": b, "before": c, "after": d} for a, b, c, d in lk.text_fixes])
+    totals = Counter()
+    for (_s, f, _c), v in sink.fates.items():
+        totals[f] += v
+    rows_in = sum(restored.values())
+    md = (f"## Bước 5 — chuyển đổi\n\nSnapshot `{snap['snapshot_sha256'][:16]}…`: {totals['converted']} converted, "
+          f"{totals['excluded']} excluded by named rules, {totals['quarantined']} quarantined "
+          f"(of {rows_in} source rows).\n\n" +
+          md_table(["source table", "fate", "rule / reason", "rows"], [tuple(a.values()) for a in acct], limit=200) +
+          "\n\n" + md_table(["central table", "rows"], [(k, v["rows"]) for k, v in tables.items()]))
+    return StepOutcome(rows_in=rows_in, rows_out=sum(v["rows"] for v in tables.values()), markdown=md, detail={
+        "snapshot": str(ctx.snapshot_dir), "snapshot_sha256": snap["snapshot_sha256"],
+        "fates": dict(totals), "central_rows": {k: v["rows"] for k, v in tables.items()},
+        "office_map": cfg.office_map, "unit_map": cfg.unit_map, "text_fixes": len(lk.text_fixes)})
+
+
+def _group_quarantine(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        groups.setdefault((r["source_table"], r["reason"]), []).append(r["source_key"])
+    return [{"table": t, "reason": reason, "keys": keys, "n": len(keys)} for (t, reason), keys in sorted(groups.items())]

@@ -1,0 +1,69 @@
+"""Phụ lục IV bước 7 — xác nhận số liệu: minutes from the control store + the evidence bundle.
+
+Real signatures are the signatures issue; this step records the minutes as UNSIGNED and never
+pretends otherwise. Step 8 then refuses a non-rehearsal load.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+from extract.legacy_schema import CATEGORY
+from extract.package import sha256_file
+from load.snapshot import read_manifest
+from pipelines.steps.base import StepContext, StepOutcome
+from sign_off.evidence import build_bundle
+from sign_off.minutes import MinutesData, render_minutes
+from transform.codes import new_office_code, office_map
+
+STEP = "pl4_07_sign_off"
+CATEGORY_LABEL = {"declarations": "Tờ khai", "gc": "Gia công (GC)", "sxxk": "Sản xuất xuất khẩu (SXXK)",
+                  "cx": "Chế xuất (CX)", "other": "Khác"}
+
+
+def run(ctx: StepContext) -> StepOutcome:
+    cfg, store, rid = ctx.cfg, ctx.store, ctx.run_id
+    acct = store.accounting(rid)
+    cats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for a in acct:
+        c = cats[CATEGORY.get(a["source_table"], "other")]
+        c[0] += a["rows"]
+        c[{"converted": 1, "excluded": 2, "quarantined": 3}[a["fate"]]] += a["rows"]
+    s5 = store.step_detail(rid, "pl4_05_convert")
+    s6 = store.step_detail(rid, "pl4_06_validate")
+    snap = read_manifest(ctx.snapshot_dir)
+    if snap["snapshot_sha256"] != s5.get("snapshot_sha256"):
+        from transform.errors import SignOffError
+        raise SignOffError("the converted snapshot changed after step 5", table=str(ctx.snapshot_dir),
+                           hint="re-run from step 5; never sign figures that are not the converted ones")
+    findings = store.findings(rid)
+    evidence_dir = ctx.run_dir / "evidence"
+    files: dict[str, Path] = {"package_manifest.json": ctx.received_dir / "manifest.json",
+                              "snapshot_manifest.json": ctx.snapshot_dir / "manifest.json"}
+    ehash = build_bundle(evidence_dir, files, {
+        "accounting.json": acct, "checks.json": store.checks(rid), "findings.json": findings,
+        "sampling.json": {"seed": cfg.sampling.seed, "confidence": cfg.sampling.confidence,
+                          "max_defect_rate": cfg.sampling.max_defect_rate, "plan": s6.get("sampling", [])},
+        "rules_and_maps.json": {"office_map": cfg.office_map, "unit_map": cfg.unit_map,
+                                "rule_set": "CDDL-2014 (transform/rules.py)"},
+        "run.json": {"run_id": rid, "branch": cfg.branch_code, "rehearsal": cfg.rehearsal},
+    })
+    omap = office_map(cfg.office_map)
+    data = MinutesData(
+        branch_code=cfg.branch_code, branch_name=cfg.branch_name, department_name=cfg.department_name,
+        offices=[(o, new_office_code(o, omap) or "") for o in cfg.offices], run_id=rid,
+        created_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), rehearsal=cfg.rehearsal,
+        snapshot_sha256=str(snap["snapshot_sha256"]), evidence_sha256=ehash,
+        categories=[(CATEGORY_LABEL[k], *v) for k, v in sorted(cats.items())],
+        central_rows=[(k, v["rows"]) for k, v in snap["tables"].items()],  # type: ignore[union-attr]
+        sampling=s6.get("sampling", []), sampling_seed=cfg.sampling.seed, confidence=cfg.sampling.confidence,
+        max_defect_rate=cfg.sampling.max_defect_rate, findings=findings, signed=False)
+    pdf = render_minutes(data, ctx.reports_dir / "bien_ban_xac_nhan_so_lieu.pdf")
+    store.add_document(rid, "minutes", str(pdf), sha256_file(pdf), signed=False,
+                       note="unsigned: PAdES signing is not implemented yet")
+    md = (f"## Bước 7 — biên bản xác nhận\n\nMinutes: `{pdf}` (**UNSIGNED** — signing is not implemented yet).\n\n"
+          f"Evidence bundle `{evidence_dir}` SHA-256 `{ehash}`.")
+    return StepOutcome(rows_in=None, rows_out=None, markdown=md, detail={
+        "minutes": str(pdf), "signed": False, "evidence": str(evidence_dir), "evidence_sha256": ehash})

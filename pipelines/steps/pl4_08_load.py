@@ -1,0 +1,59 @@
+"""Phụ lục IV bước 8 — nạp vào CSDL tập trung và phân quyền người dùng Chi cục.
+
+Gate: the minutes must be signed; until signing exists only a rehearsal run (6277/TCHQ trial run)
+may load, and it loads into the separate rehearsal central.
+"""
+
+from __future__ import annotations
+
+import json
+
+from load.central import branch_counts, load_branch, open_central
+from load.errors import LoadError, LoadRefused
+from load.snapshot import read_manifest
+from pipelines.steps.base import StepContext, StepOutcome
+from transform.codes import new_office_code, office_map
+from transform.roles import map_user_roles
+from validate.report import md_table, write_json
+
+STEP = "pl4_08_load"
+
+
+def run(ctx: StepContext) -> StepOutcome:
+    cfg, store, rid = ctx.cfg, ctx.store, ctx.run_id
+    minutes = [d for d in store.documents(rid) if d["kind"] == "minutes"]
+    signed = bool(minutes) and all(d["signed"] for d in minutes)
+    if not signed and not cfg.rehearsal:
+        raise LoadRefused("the minutes are not signed; only a rehearsal run may load unsigned data",
+                          table="bien_ban_xac_nhan_so_lieu.pdf",
+                          hint="re-run with `ecm run --rehearsal` to load the rehearsal central")
+    url = cfg.resolved_url("rehearsal_central" if cfg.rehearsal else "central")
+    omap = office_map(cfg.office_map)
+    users_raw = json.loads(cfg.users_file.read_text(encoding="utf-8")) if cfg.users_file else []
+    users, unknown = map_user_roles(users_raw, lambda o: new_office_code(o, omap) or o)
+    if unknown:
+        store.add_finding(rid, STEP, "unknown_role", "mapping_gap", "minor", "users", unknown,
+                          f"{len(unknown)} legacy roles have no central role; those grants were not made")
+    engine = open_central(url)
+    snap = read_manifest(ctx.snapshot_dir)
+    loaded = load_branch(engine, ctx.snapshot_dir, ctx.base_id, cfg.branch_code, users,
+                         {r: r for u in users for r in u["roles"]})
+    in_central = branch_counts(engine, ctx.base_id)
+    expected = {k: v["rows"] for k, v in snap["tables"].items()}  # type: ignore[union-attr]
+    diff = {k: (expected[k], in_central.get(k)) for k in expected if expected[k] != in_central.get(k)}
+    store.add_counts(rid, STEP, "central", [{"table_name": k, "rows": v} for k, v in in_central.items()])
+    if diff:
+        raise LoadError("central row counts differ from the converted snapshot: " +
+                        "; ".join(f"{k}: snapshot {a}, central {b}" for k, (a, b) in diff.items()),
+                        hint="do not open the branch in central; investigate and re-run step 8")
+    report = write_json(ctx.reports_dir / "buoc8_bao_cao_nap.json", {
+        "central": "rehearsal" if cfg.rehearsal else "production", "snapshot_sha256": snap["snapshot_sha256"],
+        "rows": in_central, "users": len(users), "unknown_roles": unknown,
+        "decommission": ["Gỡ bỏ service, ứng dụng e-Customs V4 tại Chi cục (Phụ lục IV, mục I.2)",
+                         "Giữ CSDL nguồn ở chế độ READ ONLY đến khi hết thời hạn lưu trữ"]})
+    total = sum(in_central.values())
+    md = (f"## Bước 8 — nạp CSDL tập trung ({'CHẠY THỬ' if cfg.rehearsal else 'chính thức'})\n\n{total} rows; "
+          f"{len(users)} users.\n\n" + md_table(["table", "rows"], sorted(in_central.items())))
+    return StepOutcome(rows_in=sum(expected.values()), rows_out=total, markdown=md, detail={
+        "central": "rehearsal" if cfg.rehearsal else "production", "rows": in_central, "users": loaded.get(
+            "CENTRAL_USER", 0), "load_report": str(report)})

@@ -1,0 +1,56 @@
+"""The bundled demo branch: generate (or reuse) it and write its branch config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sample_data.generator import BRANCH_OFFICES, GenParams, generate_branch
+
+DEMO_PARAMS = GenParams()
+
+
+def ensure_demo(out: Path, params: GenParams = DEMO_PARAMS) -> Path:
+    """Generate the sample branch under ``out/branch`` unless an identical one is there; write ``branch.toml``."""
+    branch = out / "branch"
+    mp = branch / "manifest.json"
+    fresh = True
+    if mp.exists():
+        m = json.loads(mp.read_text(encoding="utf-8"))
+        fresh = not (m.get("seed") == params.seed and m.get("scale") == params.scale
+                     and m.get("defect_rates") == params.defects
+                     and (branch / "slxnk.sqlite").exists() and (branch / "sxxk.sqlite").exists())
+    if fresh:
+        generate_branch(branch, params)
+    return write_config(out, branch)
+
+
+def write_config(out: Path, branch: Path, *, code: str = "C47D", rehearsal: bool = True) -> Path:
+    cfg = out / "branch.toml"
+    offices = ", ".join(f'"{o.strip()}"' for o in BRANCH_OFFICES)
+    cfg.write_text(f"""# Demo branch (generated sample data, not real customs data)
+branch_code = "{code}"
+branch_name = "Chi cục Hải quan Biên Hòa (dữ liệu mẫu)"
+department_name = "Cục Hải quan tỉnh Đồng Nai"
+offices = [{offices}]
+id_cuc_hq = 47
+id_chi_cuc = 1
+staging_path = "staging.duckdb"
+central_url = "sqlite:///{(out / 'central.sqlite').as_posix()}"
+rehearsal_central_url = "sqlite:///{(out / 'central_rehearsal.sqlite').as_posix()}"
+control_url = "sqlite:///{(out / 'control.sqlite').as_posix()}"
+output_dir = "."
+handover_dir = "hq_inbox"
+users_file = "branch/users.json"
+rehearsal = {"true" if rehearsal else "false"}
+
+[sources]
+slxnk_url = "sqlite:///{(branch / 'slxnk.sqlite').as_posix()}"
+sxxk_url = "sqlite:///{(branch / 'sxxk.sqlite').as_posix()}"
+
+[sampling]
+seed = 865
+confidence = 0.95
+max_defect_rate = 0.01
+""", encoding="utf-8")
+    return cfg

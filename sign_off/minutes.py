@@ -1,0 +1,135 @@
+"""Biên bản xác nhận số liệu sau chuyển đổi (Phụ lục IV bước 7), rendered as PDF from report data.
+
+The PDF embeds DejaVu Sans (full Vietnamese glyph coverage; licence in sign_off/fonts/). It carries six
+signature blocks — technical and business staff of Tổng cục, Cục and Chi cục. Real PAdES signing is the
+signatures issue: until then the minutes say in print that they are NOT signed.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fpdf import FPDF
+
+FONT_DIR = Path(__file__).parent / "fonts"
+PARTIES = [("tong-cuc", "Tổng cục Hải quan"), ("cuc", "Cục Hải quan"), ("chi-cuc", "Chi cục Hải quan")]
+ROLES = [("technical", "Cán bộ kỹ thuật"), ("business", "Cán bộ nghiệp vụ")]
+SIGNATURE_FIELDS = [f"{p}-{r}" for p, _ in PARTIES for r, _ in ROLES]
+
+
+@dataclass
+class MinutesData:
+    branch_code: str
+    branch_name: str
+    department_name: str
+    offices: list[tuple[str, str]]  # (legacy, new)
+    run_id: str
+    created_at: str
+    rehearsal: bool
+    snapshot_sha256: str
+    evidence_sha256: str
+    categories: list[tuple[str, int, int, int, int]]  # label, source, converted, excluded, quarantined
+    central_rows: list[tuple[str, int]]
+    sampling: list[dict[str, Any]]
+    sampling_seed: int
+    confidence: float
+    max_defect_rate: float
+    findings: list[dict[str, Any]] = field(default_factory=list)
+    signed: bool = False
+
+
+def _n(s: str) -> str:
+    return unicodedata.normalize("NFC", s)
+
+
+class _Pdf(FPDF):
+    def header(self) -> None:
+        self.set_font("DejaVu", "", 8)
+        self.cell(0, 5, _n("Phụ lục IV — Quyết định 865/QĐ-TCHQ — Bước 7"), align="R", new_x="LMARGIN", new_y="NEXT")
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font("DejaVu", "", 8)
+        self.cell(0, 5, _n(f"Trang {self.page_no()}/{{nb}}"), align="C")
+
+
+def render_minutes(d: MinutesData, path: Path) -> Path:
+    pdf = _Pdf(format="A4")
+    pdf.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
+    pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+    pdf.set_title(_n(f"Biên bản xác nhận số liệu sau chuyển đổi — {d.branch_code}"))
+    pdf.set_author("ecustoms-migration")
+    pdf.alias_nb_pages()
+    pdf.add_page()
+    w = pdf.epw
+
+    def line(text: str, size: int = 10, bold: bool = False, align: str = "L", h: float = 6) -> None:
+        pdf.set_font("DejaVu", "B" if bold else "", size)
+        pdf.multi_cell(w, h, _n(text), align=align, new_x="LMARGIN", new_y="NEXT")
+
+    def table(headers: list[str], rows: list[tuple[Any, ...]], widths: list[float]) -> None:
+        pdf.set_font("DejaVu", "B", 8)
+        for h, cw in zip(headers, widths, strict=True):
+            pdf.cell(cw, 6, _n(h), border=1, align="C")
+        pdf.ln()
+        pdf.set_font("DejaVu", "", 8)
+        for r in rows:
+            for v, cw in zip(r, widths, strict=True):
+                pdf.cell(cw, 5.5, _n(str(v)), border=1, align="R" if isinstance(v, int) else "L")
+            pdf.ln()
+        pdf.ln(2)
+
+    line("CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM", 11, True, "C")
+    line("Độc lập - Tự do - Hạnh phúc", 10, True, "C")
+    pdf.ln(3)
+    line("BIÊN BẢN XÁC NHẬN SỐ LIỆU SAU CHUYỂN ĐỔI", 14, True, "C")
+    if d.rehearsal:
+        line("(CHẠY THỬ — không có giá trị đưa vào vận hành chính thức)", 10, True, "C")
+    pdf.ln(2)
+    line(f"Đơn vị: {d.branch_name} ({d.branch_code}) — {d.department_name}")
+    line("Mã đơn vị hải quan (cũ → mới): " + ", ".join(f"{a} → {b}" for a, b in d.offices))
+    line(f"Mã lần chạy: {d.run_id}    Thời điểm lập: {d.created_at}")
+    line(f"Mã băm dữ liệu đã chuyển đổi (SHA-256): {d.snapshot_sha256}", 8)
+    line(f"Mã băm bộ hồ sơ chứng cứ (SHA-256): {d.evidence_sha256}", 8)
+    pdf.ln(2)
+    line("1. Số liệu trước và sau chuyển đổi theo nhóm", 11, True)
+    table(["Nhóm", "Bản ghi nguồn", "Đã chuyển đổi", "Loại theo quy tắc", "Cách ly"],
+          list(d.categories), [50, 32, 32, 38, 28])
+    line("2. Số bản ghi trong CSDL tập trung theo bảng", 11, True)
+    table(["Bảng đích", "Số bản ghi"], list(d.central_rows), [90, 40])
+    line("3. Kiểm tra chọn mẫu ngẫu nhiên", 11, True)
+    line(f"Phương án: chấp nhận khi không có sai lệch; độ tin cậy {d.confidence:.0%}, tỷ lệ sai lệch tối đa "
+         f"{d.max_defect_rate:.0%}; hạt giống ngẫu nhiên {d.sampling_seed}.", 9)
+    table(["Bảng", "Tổng thể", "Cỡ mẫu", "Sai lệch"],
+          [(s["table"], s["population"], s["sample"], s["mismatches"]) for s in d.sampling], [70, 35, 35, 30])
+    line("4. Các phát hiện và quyết định xử lý", 11, True)
+    if d.findings:
+        table(["Mã", "Mức độ", "Bảng", "Số khóa", "Trạng thái / quyết định"],
+              [(f["check_id"], f["severity"], f.get("table_name") or "", f["n_keys"],
+                f"{f['status']}" + (f" / {f['decision']}" if f.get("decision") else "")) for f in d.findings],
+              [42, 20, 55, 20, 43])
+    else:
+        line("Không có phát hiện.", 9)
+    pdf.add_page()
+    line("5. Xác nhận của các bên", 11, True)
+    if not d.signed:
+        line("CHƯA KÝ SỐ: biên bản này chưa được ký. Chữ ký số PAdES của sáu cán bộ dưới đây là bước ký "
+             "(issue ký số); cho đến khi đó, dữ liệu chỉ được nạp vào CSDL chạy thử.", 9, True)
+    pdf.ln(2)
+    col = w / 2
+    for _pk, pname in PARTIES:
+        y = pdf.get_y()
+        for i, (_rk, rname) in enumerate(ROLES):
+            pdf.set_xy(pdf.l_margin + i * col, y)
+            pdf.set_font("DejaVu", "B", 9)
+            pdf.cell(col - 4, 6, _n(f"{rname} — {pname}"), border="LTR")
+            pdf.set_xy(pdf.l_margin + i * col, y + 6)
+            pdf.set_font("DejaVu", "", 8)
+            pdf.cell(col - 4, 22, _n("(chưa ký)" if not d.signed else ""), border="LBR", align="C")
+        pdf.set_y(y + 32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path

@@ -1,0 +1,67 @@
+"""Reconciliation queries, written independently of transform/ (SQL over staging and the snapshot).
+
+The selection rules are restated here in SQL on purpose: if the Python conversion and this SQL
+disagree, one of them is wrong, and the before/after check says where.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+
+def _offices(offices: list[str]) -> str:
+    return ", ".join("'" + o.replace("'", "''") + "'" for o in offices)
+
+
+def eligible_declarations(con: duckdb.DuckDBPyConnection, offices: list[str]) -> dict[tuple[str, str], int]:
+    """Declarations that §3 selects, per (source DB, Ma_LH), counted straight from staging."""
+    o = _offices(offices)
+    sql = f"""
+      SELECT 'SXXK' AS db, trim("MA_LH") AS lh, count(*) FROM src_sxxk."DTOKHAIMD"
+      WHERE trim("MA_HQ") IN ({o}) AND coalesce(trim("THANH_LY"), '') <> 'H' GROUP BY ALL
+      UNION ALL
+      SELECT 'SLXNK', trim(d."Ma_LH"), count(*) FROM src_slxnk."DToKhaiMD" d
+      WHERE trim(d."Ma_HQ") IN ({o}) AND (
+         substr(trim(d."Ma_LH"), 2, 2) = 'CX' OR (substr(trim(d."Ma_LH"), 2, 2) = 'GC' AND EXISTS (
+           SELECT 1 FROM src_slxnk."DHDGC" h WHERE h."So_HD" = d."So_HD" AND trim(h."Ma_HQHD") = trim(d."Ma_HQ")
+           AND h."DVGC" = d."Ma_DV" AND h."Ngay_Ky" = d."Ngay_HD" AND coalesce(h."ThanhKhoan", 0) <> 1)))
+      GROUP BY ALL"""
+    return {(db, lh): n for db, lh, n in con.execute(sql).fetchall()}
+
+
+def snapshot_declarations(con: duckdb.DuckDBPyConnection, snapshot: Path) -> dict[tuple[str, str], int]:
+    p = str((snapshot / "DTO_KHAI_MD.parquet").resolve())
+    rows = con.execute('SELECT "NGUON", "MA_LH", count(*) FROM read_parquet(?) GROUP BY ALL', [p]).fetchall()
+    return {(db, lh): n for db, lh, n in rows}
+
+
+def quarantined_declarations(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], int]:
+    rows = con.execute("""
+      SELECT split_part(source_table, '.', 1), trim(json_extract_string(source_values, '$.MA_LH')), count(*)
+      FROM quarantine.rows WHERE source_table IN ('SXXK.DTOKHAIMD', 'SLXNK.DToKhaiMD') GROUP BY ALL""").fetchall()
+    return {(db, lh): n for db, lh, n in rows}
+
+
+def stock_balance(con: duckdb.DuckDBPyConnection, snapshot: Path, offices: list[str]
+                  ) -> dict[tuple[str, str], tuple[Decimal, Decimal]]:
+    """Σ TON per enterprise × material: eligible DNPLNHAP rows vs DSX_NPL_NHAP_TL in the snapshot."""
+    o = _offices(offices)
+    p = str((snapshot / "DSX_NPL_NHAP_TL.parquet").resolve())
+    src = con.execute(f"""
+      SELECT trim(n."MA_DV"), trim(n."MA_NPL"), sum(n."TON")::DECIMAL(24,6) FROM src_sxxk."DNPLNHAP" n
+      JOIN src_sxxk."DTOKHAIMD" d ON d."SOTK" = n."SOTK" AND trim(d."MA_LH") = trim(n."MA_LH")
+        AND trim(d."MA_HQ") = trim(n."MA_HQ") AND d."NAMDK" = n."NAMDK"
+      WHERE trim(n."MA_HQ") IN ({o}) AND coalesce(trim(d."THANH_LY"), '') <> 'H' AND n."TON" > 0
+        AND n."TON" <= n."LUONG" AND n."MA_NPL" IS NOT NULL
+      GROUP BY ALL""").fetchall()
+    dst = con.execute('SELECT "MA_DV", "MA_NPL", sum("TON")::DECIMAL(24,6) FROM read_parquet(?) GROUP BY ALL',
+                      [p]).fetchall()
+    out: dict[tuple[str, str], tuple[Decimal, Decimal]] = {}
+    for dv, npl, v in src:
+        out[(dv, npl)] = (v, Decimal(0))
+    for dv, npl, v in dst:
+        out[(dv, npl)] = (out.get((dv, npl), (Decimal(0), Decimal(0)))[0], v)
+    return out

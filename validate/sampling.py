@@ -1,0 +1,51 @@
+"""Sampling plan (zero-acceptance) and a field-correspondence table independent of the conversion code."""
+
+from __future__ import annotations
+
+import math
+import random
+from decimal import Decimal
+from typing import Any
+
+
+def zero_acceptance_sample_size(confidence: float, max_defect_rate: float, population: int) -> int:
+    """Smallest n such that finding 0 defects in n draws shows, at ``confidence``, that the defect rate is
+    below ``max_defect_rate`` (binomial bound, n = ln(1−C) / ln(1−p)); capped at the population."""
+    if population <= 0:
+        return 0
+    n = math.ceil(math.log(1 - confidence) / math.log(1 - max_defect_rate))
+    return min(n, population)
+
+
+def draw(population: int, n: int, seed: int, stratum: str) -> list[int]:
+    """Seeded, reproducible positions 0..population-1 for one stratum."""
+    rng = random.Random(f"{seed}:{stratum}")
+    return sorted(rng.sample(range(population), n))
+
+
+# target table -> [(target column, source column (upper-cased), comparison)]
+CORRESPONDENCE: dict[str, list[tuple[str, str, str]]] = {
+    "DTO_KHAI_MD": [("SO_TK", "SOTK", "int"), ("MA_LH", "MA_LH", "text"), ("NAM_DK", "NAMDK", "int"),
+                    ("NGAY_DK", "NGAY_DK", "datetime"), ("MA_DV", "MA_DV", "text"), ("SO_HANG", "SOHANG", "int"),
+                    ("TYGIA_VND", "TYGIA_VND", "float"), ("MA_NT", "MA_NT", "text")],
+    "DHANG_MD": [("SO_TK", "SOTK", "int"), ("MA_LH", "MA_LH", "text"), ("MA_PHU", "MA_PHU", "text"),
+                 ("LUONG", "LUONG", "dec6"), ("DGIA_TT", "DGIA_TT", "dec4"), ("NUOC_XX", "NUOC_XX", "text")],
+    "DSX_NPL_NHAP_TL": [("SO_TK", "SOTK", "int"), ("MA_NPL", "MA_NPL", "text"), ("TON", "TON", "dec6"),
+                        ("TON_DAU", "LUONG", "dec6")],
+}
+
+
+def normalise(v: Any, how: str) -> Any:
+    if v is None:
+        return None
+    if how == "text":
+        return str(v).strip()
+    if how == "int":
+        return int(v)
+    if how == "float":
+        return round(float(v), 6)
+    if how.startswith("dec"):
+        return Decimal(str(v)).quantize(Decimal(1).scaleb(-int(how[3:])))
+    if how == "datetime":
+        return str(v)[:19]
+    return v

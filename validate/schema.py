@@ -1,0 +1,54 @@
+"""Compare a restored legacy structure with the expected e-Customs V4 schema (step 4)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+def canon_type(s: str) -> str:
+    """Canonical spelling of a SQL type so that 'numeric(18,8)' == 'NUMERIC(18, 8)'."""
+    x = re.sub(r"\s+", "", s.upper())
+    x = {"INTEGER": "INT", "FLOAT(53)": "FLOAT", "MONEY": "NUMERIC(19,4)", "TINYINT": "SMALLINT",
+         "BIT": "SMALLINT", "BIGINTEGER": "BIGINT"}.get(x, x)
+    return x
+
+
+@dataclass(frozen=True)
+class SchemaDiff:
+    db: str
+    table: str
+    column: str
+    kind: Literal["missing", "extra", "retyped"]
+    expected: str
+    found: str
+
+    def __str__(self) -> str:
+        return f"{self.db}.{self.table}.{self.column}: {self.kind} (expected {self.expected!r}, found {self.found!r})"
+
+    def as_check(self) -> dict[str, Any]:
+        return {"check_id": f"schema_{self.kind}", "table_name": f"{self.db}.{self.table}", "key": None,
+                "field": self.column, "expected": self.expected, "actual": self.found,
+                "status": "fail" if self.kind == "missing" else "warn"}
+
+
+def compare_schema(db: str, expected: dict[str, dict[str, Any]], found: dict[str, dict[str, Any]]) -> list[SchemaDiff]:
+    out = []
+    for t, spec in expected.items():
+        if t not in found:
+            out.append(SchemaDiff(db, t, "*", "missing", "table", ""))
+            continue
+        fcols = found[t]["columns"]
+        for c, ty in spec["columns"].items():
+            if c not in fcols:
+                out.append(SchemaDiff(db, t, c, "missing", ty, ""))
+            elif canon_type(ty) != canon_type(fcols[c]):
+                out.append(SchemaDiff(db, t, c, "retyped", ty, fcols[c]))
+        for c in fcols:
+            if c not in spec["columns"]:
+                out.append(SchemaDiff(db, t, c, "extra", "", fcols[c]))
+    for t in found:
+        if t not in expected:
+            out.append(SchemaDiff(db, t, "*", "extra", "", "table"))
+    return out
