@@ -42,7 +42,7 @@ def restore(con: duckdb.DuckDBPyConnection, package_root: Path, man: PackageMani
         path = str((package_root / f.path).resolve())
         con.execute(f'CREATE OR REPLACE TABLE "{src_schema(f.db)}"."{f.table}" AS '
                     f"SELECT * FROM read_parquet($path)", {"path": path})
-        n = con.execute(f'SELECT count(*) FROM "{src_schema(f.db)}"."{f.table}"').fetchone()
+        n = con.execute(f'SELECT count(*) FROM "{src_schema(f.db)}"."{f.table}"').fetchall()[0]
         counts[f"{f.db}.{f.table}"] = int(n[0]) if n else 0
     return counts
 
@@ -65,13 +65,13 @@ def read_table(con: duckdb.DuckDBPyConnection, db: str, table: str, batch_rows: 
     order = ""
     if order_by:
         order = " ORDER BY " + ", ".join(f'"{check_ident(c, "column")}"' for c in order_by)
-    reader = con.execute(f'SELECT * FROM "{src_schema(db)}"."{table}"{order}').to_arrow_reader(batch_rows)
+    reader = con.sql(f'SELECT * FROM "{src_schema(db)}"."{table}"{order}').to_arrow_reader(batch_rows)
     yield from reader
 
 
 def query_arrow(con: duckdb.DuckDBPyConnection, sql: str, params: list[object] | None = None) -> pa.Table:
     """A small query result (keys, counts) as an Arrow table."""
-    return con.execute(sql, params or []).to_arrow_table()
+    return con.sql(sql, params=params or []).to_arrow_table()
 
 
 _DECL_KEY = ("SOTK", "MA_LH", "MA_HQ", "NAMDK")
@@ -94,7 +94,7 @@ def declarations_with_ecs(con: duckdb.DuckDBPyConnection, db: str, batch_rows: i
                e.h AS "_ECS_HINHTHUCKHAI"
         FROM "{src_schema(db)}"."{table}" d LEFT JOIN e ON {_on('d', 'e')}
         ORDER BY 1, 2, 3, 4"""
-    yield from con.execute(sql).to_arrow_reader(batch_rows)
+    yield from con.sql(sql).to_arrow_reader(batch_rows)
 
 
 _GOODS_COLS = ('"SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_PHU", "MA_NPL_SP", "STTHANG", "MA_HANGKB", "TEN_HANG", '
@@ -121,7 +121,7 @@ def sxxk_goods_candidates(con: duckdb.DuckDBPyConnection, batch_rows: int) -> It
              AND trim(ct."MA_HQ") = trim(dc."MA_HQ") AND ct."NAMDK" = dc."NAMDK" AND trim(ct."MA_PHU") = trim(dc."MA_PHU")
              AND ct."LAN_DC" = dc."LAN_DC"
         ORDER BY "SOTK", trim("MA_LH"), trim("MA_HQ"), "NAMDK", "_SRC", "MA_PHU" """
-    yield from con.execute(sql).to_arrow_reader(batch_rows)
+    yield from con.sql(sql).to_arrow_reader(batch_rows)
 
 
 def read_ordered(con: duckdb.DuckDBPyConnection, db: str, table: str, order_by: list[str],
@@ -129,7 +129,7 @@ def read_ordered(con: duckdb.DuckDBPyConnection, db: str, table: str, order_by: 
     """A restored table ordered by (trimmed) key columns, so groups arrive whole."""
     check_ident(table, "table name")
     order = ", ".join(f'trim(CAST("{check_ident(c, "column")}" AS VARCHAR))' for c in order_by)
-    yield from con.execute(f'SELECT * FROM "{src_schema(db)}"."{table}" ORDER BY {order}').to_arrow_reader(batch_rows)
+    yield from con.sql(f'SELECT * FROM "{src_schema(db)}"."{table}" ORDER BY {order}').to_arrow_reader(batch_rows)
 
 
 def write_quarantine(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:

@@ -41,7 +41,7 @@ rehearsal_central_url = "sqlite:///{(out / 'central_rehearsal.sqlite').as_posix(
 control_url = "sqlite:///{(out / 'control.sqlite').as_posix()}"
 output_dir = "."
 handover_dir = "hq_inbox"
-users_file = "branch/users.json"
+users_file = "{(branch / 'users.json').as_posix()}"
 rehearsal = {"true" if rehearsal else "false"}
 
 [sources]

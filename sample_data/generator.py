@@ -277,7 +277,7 @@ class _Gen:
                 if ma_lh.startswith("NSX"):
                     rounds = self.r.choice([0, 1, 1, 2])
                     for lan in range(1, rounds + 1):
-                        adj = dict(line, LAN_DC=lan, LUONG=round(luong * (1 + 0.01 * lan), 3))
+                        adj = dict(line, LAN_DC=lan, LUONG=round(abs(luong) * (1 + 0.01 * lan), 3))
                         # recovery case: MA_NPL_SP was overwritten by MA_PHU on some lines (hazard 9)
                         if self.r.random() < 0.05:
                             adj["MA_NPL_SP"] = ma_phu
@@ -287,10 +287,10 @@ class _Gen:
                                                    "THUE_XNK": round(luong * dgia * 0.05 * ct, 2),
                                                    "THUE_VAT": round(luong * dgia * 0.1, 2), "PHU_THU": 0.0,
                                                    "MIENTHUE": 0, "TRIGIA_THUKHAC": 0.0})
-                    q = round(luong * (1 + 0.01 * rounds), 3)
+                    q = round(abs(luong) * (1 + 0.01 * rounds), 3)  # the defect stays on its DK line
                     stock.setdefault(code, []).append(q)
                 elif self.r.random() < 0.9:  # ~10% of non-NSX declarations lack TH lines → gap fill
-                    w.add("DHANGMDTH", line)
+                    w.add("DHANGMDTH", dict(line, LUONG=abs(luong)))
             for code, qs in stock.items():
                 luong = round(sum(qs), 3)
                 ton = round(luong * self.r.choice([0, 0.0, 0.25, 0.5, 0.8, 1.0]), 3)
@@ -389,7 +389,7 @@ class _Gen:
                 sohang += 1
                 self.note("sohang_mismatch", "SLXNK.DToKhaiMD", mkey, f"SoHang={sohang}, lines={len(lines)}")
             cont = self.r.randint(0, 4)
-            w.add("DToKhaiMD", {**key, "Ngay_DK": _d(ngay), "Ngay_HoanThanh": _d(ngay + timedelta(days=1)),
+            header = {**key, "Ngay_DK": _d(ngay), "Ngay_HoanThanh": _d(ngay + timedelta(days=1)),
                                 "Ma_DV": e.mst, "DV_DT": self.r.choice(_PARTNERS),
                                 "So_HD": hd["So_HD"] if hd else None,
                                 "Ngay_HD": hd["Ngay_Ky"] if hd else None, "Ngay_HHHD": None,
@@ -399,7 +399,11 @@ class _Gen:
                                 "Thanh_Ly": self.r.choice(["H", "C", " "]),
                                 "Xuat_NPL_SP": "N" if ma_lh.startswith("N") else "S",
                                 "So_Container": cont, "So_Container40": self.r.randint(0, cont),
-                                "NgayNhap": _d(ngay), "NguoiNhap": "admin"})
+                                "NgayNhap": _d(ngay), "NguoiNhap": "admin"}
+            w.add("DToKhaiMD", header)
+            if self.hit("duplicate_key"):  # the same declaration entered twice (no enforced key)
+                w.add("DToKhaiMD", dict(header, NguoiNhap="admin2"))
+                self.note("duplicate_key", "SLXNK.DToKhaiMD", mkey, "header entered twice")
             w.add("ecsToKhaiMD", {**key, "SoTN": self.r.randint(1, 99999), "NamTN": year, "NgayTN": _d(ngay),
                                   "MessageId": f"MSG{self.r.randint(10**8, 10**9 - 1)}", "HinhThucKhai": 1,
                                   "KhauNV": "TQ", "CoChuKySo": 1})

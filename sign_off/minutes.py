@@ -116,8 +116,8 @@ def render_minutes(d: MinutesData, path: Path) -> Path:
     pdf.add_page()
     line("5. Xác nhận của các bên", 11, True)
     if not d.signed:
-        line("CHƯA KÝ SỐ: biên bản này chưa được ký. Chữ ký số PAdES của sáu cán bộ dưới đây là bước ký "
-             "(issue ký số); cho đến khi đó, dữ liệu chỉ được nạp vào CSDL chạy thử.", 9, True)
+        line("CHƯA KÝ SỐ: biên bản này chưa được ký. Chữ ký số PAdES của sáu cán bộ dưới đây chưa được hỗ trợ "
+             "(chức năng ký số đang xây dựng); cho đến khi đó, dữ liệu chỉ được nạp vào CSDL chạy thử.", 9, True)
     pdf.ln(2)
     col = w / 2
     for _pk, pname in PARTIES:

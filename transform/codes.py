@@ -101,12 +101,12 @@ _TCVN3_PAIRS = (
 _U2T: dict[str, str] = {p[0]: p[1] for p in _TCVN3_PAIRS.split(" ")}
 _T2U: dict[str, str] = {t: u for u, t in _U2T.items()}
 _TCVN3_BYTES = frozenset(_T2U)
-# Vietnamese letters that only Unicode text contains (never a TCVN3 byte string read as Latin-1).
-_VI_UNICODE = frozenset(
-    c for c in "àáảãạăằắẳẵặâầấẩẫậđèéẻẽẹêềếểễệìíỉĩịòóỏõọôồốổỗộơờớởỡợùúủũụưừứửữựỳýỷỹỵ"
-    "ĂÂĐÊÔƠƯẠẢẤẦẨẪẬẮẰẲẴẶẸẺẼẾỀỂỄỆỈỊỌỎỐỒỔỖỘỚỜỞỠỢỤỦỨỪỬỮỰỲỴỶỸ"
-    if c not in "àáâãèéêìíòóôõùúý"  # these exist in Latin-1 too, so they prove nothing
-)
+_VI_LOWER = "aàáảãạăằắẳẵặâầấẩẫậbcdđeèéẻẽẹêềếểễệghiìíỉĩịklmnoòóỏõọôồốổỗộơờớởỡợpqrstuùúủũụưừứửữựvxyỳýỷỹỵ"
+_VI_LETTERS = frozenset(_VI_LOWER + _VI_LOWER.upper())
+# TCVN3 bytes that never occur in genuine Vietnamese Unicode text (µ ¸ « ¬ § ® ...): strong evidence.
+_TCVN3_STRONG = frozenset(c for c in _TCVN3_BYTES if c not in _VI_LETTERS)
+# Vietnamese letters outside Latin-1: a string holding one is Unicode, whatever else it holds.
+_VI_UNICODE = frozenset(c for c in _VI_LETTERS if ord(c) > 0xFF)
 
 
 def unicode_to_tcvn3(text: str) -> str:
@@ -126,36 +126,50 @@ def unicode_to_tcvn3(text: str) -> str:
 
 
 def looks_tcvn3(text: str | None) -> bool:
-    """True if the string carries TCVN3 bytes and no genuine Unicode Vietnamese letters."""
+    """True if the string carries a byte only TCVN3 produces and no Vietnamese letter beyond Latin-1."""
     if not text:
         return False
-    has_tcvn = any(c in _TCVN3_BYTES for c in text)
-    return has_tcvn and not any(c in _VI_UNICODE for c in text)
+    if any(c in _VI_UNICODE for c in text):
+        return False
+    if any(c in _TCVN3_STRONG for c in text):
+        return True
+    # TCVN3 writes small letters like ẫ/ế/ẽ as bytes that read as Latin-1 capitals (É, Õ, Ï...):
+    # such a capital right after a small letter ('mÉu' = 'mẫu') is a TCVN3 signature too.
+    return any(b in _TCVN3_BYTES and b.isupper() and a.isalpha() and a.islower() for a, b in zip(text, text[1:]))
 
 
 def tcvn3_to_unicode(text: str) -> str:
     """Decode a TCVN3 byte string to Unicode NFC, restoring capitals that TCVN3 cannot express.
 
     The 2014 converter (fcnTCVN2Unicode) turned every accented capital into a small letter
-    (hazard 2). We restore case from context: a letter is upper case when the word it stands in
-    is otherwise all capitals, or when it starts a word whose next letter is a capital.
+    (hazard 2). We restore case from context. A letter's case is *known* when it is ASCII or one of
+    the seven TCVN3 capitals (Ă Â Đ Ê Ô Ơ Ư); an ambiguous decoded letter becomes a capital when the
+    known letters of its word (at least two) are all capitals, or when its word has one known letter,
+    a capital, and every known letter of the whole string (at least three) is a capital.
+    Inherently ambiguous cases ('§á' → 'Đỏ', never 'ĐỎ') stay small, as the legacy text was.
     """
     chars = [_T2U.get(c, c) for c in text]
-    decoded_from = [c in _T2U for c in text]
+    ambiguous = [c in _T2U and _T2U[c].islower() for c in text]
+    known = [ch.isalpha() and not amb for ch, amb in zip(chars, ambiguous, strict=True)]
+    all_known = [ch for ch, k in zip(chars, known, strict=True) if k]
+    string_caps = len(all_known) >= 3 and all(c.isupper() for c in all_known)
     n = len(chars)
-    for i, ch in enumerate(chars):
-        if not decoded_from[i] or not ch.islower():
+    i = 0
+    while i < n:
+        if not chars[i].isalpha():
+            i += 1
             continue
-        # the word around position i
-        s = i
-        while s > 0 and chars[s - 1].isalpha():
-            s -= 1
-        e = i + 1
-        while e < n and chars[e].isalpha():
-            e += 1
-        others = [chars[j] for j in range(s, e) if j != i and not decoded_from[j] and chars[j].isalpha()]
-        if others and all(c.isupper() for c in others):
-            chars[i] = ch.upper()
+        j = i
+        while j < n and chars[j].isalpha():
+            j += 1
+        word_known = [chars[k] for k in range(i, j) if known[k]]
+        caps = (len(word_known) >= 2 and all(c.isupper() for c in word_known)) or \
+               (len(word_known) == 1 and word_known[0].isupper() and string_caps)
+        if caps:
+            for k in range(i, j):
+                if ambiguous[k]:
+                    chars[k] = chars[k].upper()
+        i = j
     return unicodedata.normalize("NFC", "".join(chars))
 
 

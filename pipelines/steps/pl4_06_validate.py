@@ -98,8 +98,8 @@ def _source_row(con: Any, src_key: str) -> dict[str, Any] | None:
         col, val = p.split("=", 1)
         conds.append(f'trim(CAST("{col}" AS VARCHAR)) = ?')
         params.append(val)
-    rows = con.execute(f'SELECT * FROM "{staging.src_schema(db)}"."{name}" WHERE {" AND ".join(conds)} LIMIT 2',
-                       params).to_arrow_table().to_pylist()
+    rows = con.sql(f'SELECT * FROM "{staging.src_schema(db)}"."{name}" WHERE {" AND ".join(conds)} LIMIT 2',
+                   params=params).to_arrow_table().to_pylist()
     if len(rows) != 1:
         return None
     return {k.upper(): v for k, v in rows[0].items()}

@@ -29,6 +29,9 @@ def run(ctx: StepContext) -> StepOutcome:
                           hint="re-run with `ecm run --rehearsal` to load the rehearsal central")
     url = cfg.resolved_url("rehearsal_central" if cfg.rehearsal else "central")
     omap = office_map(cfg.office_map)
+    if cfg.users_file and not cfg.users_file.exists():
+        raise LoadError(f"the branch users file is missing: {cfg.users_file}", table=str(cfg.users_file),
+                        hint="export the branch's users (login, full_name, legacy_roles, office) to that file")
     users_raw = json.loads(cfg.users_file.read_text(encoding="utf-8")) if cfg.users_file else []
     users, unknown = map_user_roles(users_raw, lambda o: new_office_code(o, omap) or o)
     if unknown:

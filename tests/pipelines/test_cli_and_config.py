@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from pipelines.cli import app
+from pipelines.config import load_config
+from transform.errors import ConfigError
+
+runner = CliRunner()
+
+
+def test_sample_generate(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["sample", "generate", "--out", str(tmp_path / "b"), "--defects", "tcvn3_text=0.1"])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "b" / "sxxk.sqlite").exists() and "injected defects" in r.output
+    bad = runner.invoke(app, ["sample", "generate", "--out", str(tmp_path / "c"), "--defects", "nonsense=1"])
+    assert bad.exit_code == 2 and "available:" in bad.output
+
+
+def test_unknown_config_key_lists_valid_keys(tmp_path: Path) -> None:
+    p = tmp_path / "b.toml"
+    p.write_text('branch_code = "C47D"\nbranch_nmae = "x"\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert "branch_nmae" in str(e.value) and "valid keys:" in str(e.value) and "branch_name" in str(e.value)
+
+
+def test_env_interpolation_and_no_secret_in_errors(tmp_path: Path, branch_config, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    text = Path(branch_config.output_dir / "branch.toml").read_text().replace(
+        'central_url = "', 'central_url = "postgresql://u:${ECM_TEST_PW}@127.0.0.1/x" #')
+    p = tmp_path / "env.toml"
+    p.write_text(text)
+    cfg = load_config(p)
+    with pytest.raises(ConfigError, match="ECM_TEST_PW is not set"):
+        cfg.resolved_url("central")
+    monkeypatch.setenv("ECM_TEST_PW", "s3cret")
+    assert "s3cret" in cfg.resolved_url("central") and "s3cret" not in cfg.model_dump_json()
+
+
+def test_status_of_unknown_run_and_run_with_missing_config(tmp_path: Path, branch_config) -> None:  # type: ignore[no-untyped-def]
+    cfgfile = branch_config.output_dir / "branch.toml"
+    r = runner.invoke(app, ["status", "nope", "--config", str(cfgfile)])
+    assert r.exit_code == 1 and "unknown run" in r.output
+    r = runner.invoke(app, ["run", "--config", str(tmp_path / "missing.toml")])
+    assert r.exit_code == 2 and "config file not found" in r.output

@@ -1,0 +1,124 @@
+"""Tier 3: the whole flow on generated branches, under a Prefect test harness (local, temporary API)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from load.control_store import ControlStore
+from pipelines.migrate import migrate_branch
+from sample_data.generator import GenParams, generate_branch
+from tests.conftest import make_config
+
+pytestmark = pytest.mark.flow
+
+
+@pytest.fixture(scope="session", autouse=True)
+def harness():  # type: ignore[no-untyped-def]
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _central(cfg) -> sqlite3.Connection:  # type: ignore[no-untyped-def]
+    return sqlite3.connect(cfg.rehearsal_central_url.removeprefix("sqlite:///"))
+
+
+def _eligible_from_source(branch: Path, offices: tuple[str, ...]) -> dict[str, int]:
+    """Counts straight from the legacy SQLite files, independent of the pipeline code."""
+    sx = sqlite3.connect(branch / "sxxk.sqlite")
+    sl = sqlite3.connect(branch / "slxnk.sqlite")
+    o = ",".join(f"'{x}'" for x in offices)
+    sx_decl = sx.execute(f"SELECT count(*) FROM DTOKHAIMD WHERE trim(MA_HQ) IN ({o}) AND THANH_LY <> 'H'").fetchone()[0]
+    sl_decl = sl.execute(f"""SELECT count(*) FROM DToKhaiMD d WHERE trim(Ma_HQ) IN ({o}) AND (substr(Ma_LH,2,2)='CX'
+        OR (substr(Ma_LH,2,2)='GC' AND EXISTS (SELECT 1 FROM DHDGC h WHERE h.So_HD=d.So_HD AND h.Ma_HQHD=trim(d.Ma_HQ)
+        AND h.DVGC=d.Ma_DV AND h.Ngay_Ky=d.Ngay_HD AND h.ThanhKhoan<>1)))""").fetchone()[0]
+    stock = sx.execute(f"""SELECT count(*) FROM DNPLNHAP n JOIN DTOKHAIMD d ON d.SOTK=n.SOTK AND d.MA_LH=n.MA_LH
+        AND d.MA_HQ=n.MA_HQ AND d.NAMDK=n.NAMDK WHERE trim(n.MA_HQ) IN ({o}) AND d.THANH_LY<>'H' AND n.TON>0""").fetchone()[0]
+    contracts = sl.execute(f"SELECT count(*) FROM DHDGC WHERE Ma_HQHD IN ({o})").fetchone()[0]
+    snpl = sx.execute(f"SELECT count(*) FROM SNPL WHERE trim(MA_HQ) IN ({o})").fetchone()[0]
+    ssp = sx.execute(f"SELECT count(*) FROM SSP WHERE trim(MA_HQ) IN ({o})").fetchone()[0]
+    return {"DTO_KHAI_MD": sx_decl + sl_decl, "DSX_NPL_NHAP_TL": stock, "DGC_HD": contracts, "DSX_SP_NPL": snpl + ssp}
+
+
+def test_eight_steps_on_the_sample_branch(tmp_path: Path, sample_branch: Path) -> None:
+    cfg = make_config(tmp_path, sample_branch)
+    s = migrate_branch(config=cfg, auto_approve_demo=True)
+    assert [st["name"] for st in s["steps"]] == [
+        "pl4_01_review", "pl4_02_freeze_backup", "pl4_03_handover", "pl4_04_restore", "pl4_05_convert",
+        "pl4_06_validate", "pl4_07_sign_off", "pl4_08_load"]
+    assert all(st["status"] == "completed" for st in s["steps"])
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["run_id"] == s["run_id"] and Path(summary["paths"]["minutes"]).exists()
+
+    # central rows equal the eligible source rows, counted independently from the legacy files
+    expected = _eligible_from_source(sample_branch, ("C47D", "C47D01"))
+    central = _central(cfg)
+    for table, n in expected.items():
+        assert central.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == n, table
+    # every central table equals the converted snapshot, and every source row has exactly one fate
+    store = ControlStore(cfg.control_url)
+    assert s["central_rows"] == s["converted_rows"]
+    restored = {r["table_name"]: r["rows"] for r in store.counts(s["run_id"], "restored")}
+    acct: dict[str, int] = {}
+    for a in store.accounting(s["run_id"]):
+        acct[a["source_table"]] = acct.get(a["source_table"], 0) + a["rows"]
+    assert acct == restored and sum(restored.values()) > 5000
+    assert not [a for a in store.accounting(s["run_id"]) if a["fate"] == "quarantined"]  # clean branch
+    checks = store.checks(s["run_id"])
+    assert checks and all(c["status"] != "fail" for c in checks)
+    # the frozen source was never written to
+    freeze = store.step_detail(s["run_id"], "pl4_02_freeze_backup")["freeze"]
+    assert all("readonly" in p["refused_with"] for p in freeze.values())
+
+    # step 8 again (a second run of the same branch) replaces, never duplicates
+    before = {t: central.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in expected}
+    s2 = migrate_branch(config=cfg, auto_approve_demo=True)
+    assert s2["run_id"] != s["run_id"]
+    assert {t: central.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in expected} == before
+
+
+def test_unsigned_minutes_never_load_outside_rehearsal(tmp_path: Path, sample_branch: Path) -> None:
+    cfg = make_config(tmp_path, sample_branch, rehearsal=False)
+    with pytest.raises(Exception, match="not signed"):
+        migrate_branch(config=cfg)
+    store = ControlStore(cfg.control_url)
+    run = store.latest_runs(1)[0]
+    steps = {s.step: s for s in store.steps(run["run_id"])}
+    assert steps["pl4_07_sign_off"].status == "completed" and steps["pl4_08_load"].status == "failed"
+    assert run["status"] == "failed"
+    prod = cfg.central_url.removeprefix("sqlite:///")
+    assert not Path(prod).exists() or sqlite3.connect(prod).execute(
+        "SELECT count(*) FROM sqlite_master WHERE name='DTO_KHAI_MD'").fetchone()[0] == 0 or sqlite3.connect(
+        prod).execute("SELECT count(*) FROM DTO_KHAI_MD").fetchone()[0] == 0
+
+
+def test_defective_branch_accounts_for_every_row(tmp_path: Path) -> None:
+    branch = tmp_path / "bad"
+    m = generate_branch(branch, GenParams(seed=11, defects={
+        "decl_without_goods": 0.03, "sohang_mismatch": 0.03, "orphan_catalog": 0.3, "duplicate_key": 0.05,
+        "tcvn3_text": 0.05, "null_key": 0.03, "impossible_date": 0.03, "ton_gt_luong": 0.03, "negative_qty": 0.03}))
+    cfg = make_config(tmp_path, branch)
+    s = migrate_branch(config=cfg, auto_approve_demo=True)
+    assert all(st["status"] == "completed" for st in s["steps"])
+    store = ControlStore(cfg.control_url)
+    restored = {r["table_name"]: r["rows"] for r in store.counts(s["run_id"], "restored")}
+    acct: dict[str, int] = {}
+    for a in store.accounting(s["run_id"]):
+        acct[a["source_table"]] = acct.get(a["source_table"], 0) + a["rows"]
+    assert acct == restored
+    reasons = {a["code"] for a in store.accounting(s["run_id"]) if a["fate"] == "quarantined"}
+    assert {"Q-NULL-KEY", "Q-DUPLICATE-KEY"} <= reasons
+    # step 1 finds every injected declaration without goods, by key
+    f1 = [f for f in store.findings(s["run_id"]) if f["check_id"] == "decl_without_goods"]
+    found = {(t, json.dumps(k, sort_keys=True)) for f in f1 for k in json.loads(f["keys_json"])
+             for t in [f["table_name"]]}
+    injected = {(d["table"], json.dumps(d["key"], sort_keys=True)) for d in m["defects"]
+                if d["defect"] == "decl_without_goods"}
+    assert injected and injected <= found
+    # TCVN3 text was converted and logged, never silently passed
+    fixes = json.loads((Path(s["paths"]["reports"]) / "buoc5_text_fixes.json").read_text())
+    assert any(f["table"] == "SXXK.DHANGMDDK" for f in fixes)
