@@ -36,9 +36,23 @@ def _rows(engine: Engine, sql: str) -> list[dict[str, object]]:
         return [dict(r) for r in c.execute(sa.text(sql)).mappings()]
 
 
+def present_tables(engine: Engine) -> set[str]:
+    return set(sa.inspect(engine).get_table_names())
+
+
+def missing_tables(engine: Engine, db: str) -> list[CheckHit]:
+    have = present_tables(engine)
+    gone = [{"table": t.name} for t in TABLES_BY_DB[db] if t.name not in have]
+    return [CheckHit("missing_table", db, gone, f"{len(gone)} expected e-Customs V4 tables are missing from {db}")] \
+        if gone else []
+
+
 def duplicate_keys(engine: Engine, db: str) -> list[CheckHit]:
     hits = []
+    have = present_tables(engine)
     for t in TABLES_BY_DB[db]:
+        if t.name not in have:
+            continue
         cols = list(t.key)
         grp = ", ".join(f"TRIM({_q(c)})" if c.upper().startswith("MA_") else _q(c) for c in cols)
         sql = f"SELECT {_key_expr(cols)}, COUNT(*) AS n FROM {_q(t.name)} GROUP BY {grp} HAVING COUNT(*) > 1"
@@ -51,7 +65,10 @@ def duplicate_keys(engine: Engine, db: str) -> list[CheckHit]:
 
 def null_keys(engine: Engine, db: str) -> list[CheckHit]:
     hits = []
+    have = present_tables(engine)
     for t in TABLES_BY_DB[db]:
+        if t.name not in have:
+            continue
         cond = " OR ".join(f"{_q(c)} IS NULL" for c in t.key)
         sql = f"SELECT {_key_expr(list(t.key))} FROM {_q(t.name)} WHERE {cond}"
         rows = _rows(engine, sql)
@@ -87,7 +104,10 @@ def orphan_catalog_rows(engine: Engine, db: str) -> list[CheckHit]:
     if db == "SLXNK":
         on = ("c.So_HD = h.So_HD AND TRIM(c.Ma_HQHD) = TRIM(h.Ma_HQHD) AND c.DVGC = h.DVGC "
               "AND c.Ngay_Ky = h.Ngay_Ky")
+        have = present_tables(engine)
         for child in ("DLOAISPGC", "DNPLHD", "DSPGC", "DThietBi", "ecsDHangMau", "DDMuc"):
+            if child not in have or "DHDGC" not in have:
+                continue
             key = list(legacy_table(db, child).key)
             sql = f"SELECT {_key_expr(key, 'c')} FROM {_q(child)} c WHERE NOT EXISTS (SELECT 1 FROM DHDGC h WHERE {on})"
             rows = _rows(engine, sql)

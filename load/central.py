@@ -20,12 +20,25 @@ WINDOW = 10**9
 
 
 def open_central(url: str) -> sa.Engine:
+    """Engine on central; creates missing tables and refuses a central whose tables differ from the model."""
     try:
         engine = sa.create_engine(url)
-        central_metadata().create_all(engine)
-        return engine
+        md = central_metadata()
+        md.create_all(engine)
+        insp = sa.inspect(engine)
+        problems = []
+        for name, table in md.tables.items():
+            have = {c["name"] for c in insp.get_columns(name)}
+            missing = [c.name for c in table.columns if c.name not in have]
+            if missing:
+                problems.append(f"{name} lacks {', '.join(missing)}")
     except sa.exc.OperationalError as exc:
         raise CentralUnavailable(f"central database unavailable: {exc.orig}") from exc
+    if problems:
+        raise LoadError("central's tables differ from this version's central model: " + "; ".join(problems),
+                        table=str(engine.url.render_as_string(hide_password=True)),
+                        hint="migrate the central schema first (or, for a rehearsal central, start from an empty one)")
+    return engine
 
 
 def load_branch(engine: sa.Engine, snapshot: Path, base_id: int, branch: str,

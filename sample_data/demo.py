@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sample_data.generator import BRANCH_OFFICES, GenParams, generate_branch
+from sample_data.generator import BRANCH_OFFICES, GENERATOR_VERSION, GenParams, generate_branch
 
 DEMO_PARAMS = GenParams()
 
@@ -17,11 +17,14 @@ def ensure_demo(out: Path, params: GenParams = DEMO_PARAMS) -> Path:
     fresh = True
     if mp.exists():
         m = json.loads(mp.read_text(encoding="utf-8"))
-        fresh = not (m.get("seed") == params.seed and m.get("scale") == params.scale
+        fresh = not (m.get("generator_version") == GENERATOR_VERSION and m.get("seed") == params.seed and m.get("scale") == params.scale
                      and m.get("defect_rates") == params.defects
                      and (branch / "slxnk.sqlite").exists() and (branch / "sxxk.sqlite").exists())
     if fresh:
         generate_branch(branch, params)
+        # databases built from an earlier sample belong to it; a new sample starts them afresh
+        for stale in ("central.sqlite", "central_rehearsal.sqlite", "control.sqlite", "staging.duckdb"):
+            (out / stale).unlink(missing_ok=True)
     return write_config(out, branch)
 
 

@@ -30,6 +30,7 @@ DEFECT_KINDS = (
     "null_key", "impossible_date", "ton_gt_luong", "negative_qty",
 )
 
+GENERATOR_VERSION = 2  # bump when the generated content changes, so cached sample branches are rebuilt
 BRANCH_OFFICES = ("C47D  ", "C47D01")  # Biên Hòa area, Cục 47 (Đồng Nai): 47CD→47D1, 47CD01→47D2
 OTHER_OFFICE = "N47B  "  # another branch of the same Cục, present in the department-level SLXNK
 
@@ -225,7 +226,12 @@ class _Gen:
             thanh_ly = "H" if self.r.random() < 0.35 else self.r.choice(["C", "D", " "])
             is_npl = ma_lh.startswith("N") or ma_lh == "XSX05"
             items = e.npl if is_npl else e.sp
-            lines = self.r.sample(items, k=min(len(items), self.r.randint(1, 5)))
+            lines = [(c, n, h, u, ("N" if is_npl else "S") + c)
+                     for c, n, h, u in self.r.sample(items, k=min(len(items), self.r.randint(1, 5)))]
+            if ma_lh.startswith("NSX") and self.r.random() < 0.25:
+                # the same material on a second line at another price (domain doc §6)
+                c, n, h, u, mp = lines[0]
+                lines.append((c, n, h, u, mp + "-2"))
             n_lines = len(lines)
             sohang = n_lines
             if self.hit("sohang_mismatch"):
@@ -258,8 +264,7 @@ class _Gen:
             if no_goods:
                 continue
             stock: dict[str, list[float]] = {}
-            for i, (code, name, hs, unit) in enumerate(lines, start=1):
-                ma_phu = ("N" if is_npl else "S") + code
+            for i, (code, name, hs, unit, ma_phu) in enumerate(lines, start=1):
                 luong = round(self.r.uniform(10, 5000), 3)
                 if self.hit("negative_qty"):
                     luong = -luong
@@ -375,7 +380,8 @@ class _Gen:
                                             "MA_DV": e.mst, "DINH_MUC": dm, "TY_LE_HH": hh,
                                             "DINH_MUC_CO_HH": dm * (1 + hh / 100)})
 
-        def decl(e: _Ent, ma_lh: str, ngay: date, hd: dict[str, object] | None, items: list, prefix: str) -> None:
+        def decl(e: _Ent, ma_lh: str, ngay: date, hd: dict[str, object] | None, items: list,
+                 prefix: str) -> tuple[int, str, date]:
             year = ngay.year
             sotk = self.next_sotk(e.office, ma_lh, year)
             key = {"SoTK": sotk, "Ma_LH": ma_lh, "Ma_HQ": e.office, "NamDK": year}
@@ -407,8 +413,16 @@ class _Gen:
             w.add("ecsToKhaiMD", {**key, "SoTN": self.r.randint(1, 99999), "NamTN": year, "NgayTN": _d(ngay),
                                   "MessageId": f"MSG{self.r.randint(10**8, 10**9 - 1)}", "HinhThucKhai": 1,
                                   "KhauNV": "TQ", "CoChuKySo": 1})
+            if ma_lh.startswith("NGC") and self.r.random() < 0.3:
+                code, name, _hs, unit = e.npl[-1]
+                q = round(self.r.uniform(10, 500), 3)
+                w.add("ecsNPLTCU", {**key, "NPLP_Code": "N" + code, "Ten_NPL": f"{name} (tự cung ứng)",
+                                    "Ma_DVT": unit, "Luong": q, "DonGia": 2.5, "TriGia": round(q * 2.5, 3)})
+                for k in range(self.r.randint(1, 2)):
+                    w.add("ecsNPLTCU_CT", {**key, "NPLP_Code": "N" + code, "So_CT": f"HĐ-VAT {self.r.randint(100, 999)}",
+                                           "Ngay_CT": _d(ngay - timedelta(days=k + 1)), "Luong": round(q / 2, 3)})
             if no_goods:
-                return
+                return sotk, ma_lh, ngay
             for i, (code, name, hs, unit) in enumerate(lines, start=1):
                 luong = round(self.r.uniform(1, 3000), 3)
                 dg = round(self.r.uniform(0.2, 50), 4)
@@ -416,6 +430,7 @@ class _Gen:
                                   "Ten_Hang": name, "Nuoc_XX": "JP", "Ma_DVT": unit, "Luong": luong,
                                   "DGia_KB": dg, "DGia_TT": dg, "TriGia_KB": round(luong * dg, 4),
                                   "TriGia_TT": round(luong * dg, 4), "TS_XNK": 0, "Thue_XNK": 0})
+            return sotk, ma_lh, ngay
 
         for _ in range(self.n(260)):
             e, hd, ngay_ky, _tk = self.r.choice(contracts)
@@ -424,14 +439,42 @@ class _Gen:
             if ngay > date(2014, 3, 28):
                 ngay = date(2014, 3, 28)
             decl(e, ma_lh, ngay, hd, e.npl if ma_lh.startswith("N") else e.sp, "N" if ma_lh[0] == "N" else "S")
+        cx_decls: dict[str, list[tuple[int, str, date]]] = {}
         for _ in range(self.n(80)):
             e = self.r.choice(cx_ents)
             ma_lh = self.r.choice(["NCX01", "XCX01"])
-            decl(e, ma_lh, self.day(), None, e.npl if ma_lh[0] == "N" else e.sp, "N" if ma_lh[0] == "N" else "S")
+            k = decl(e, ma_lh, self.day(), None, e.npl if ma_lh[0] == "N" else e.sp, "N" if ma_lh[0] == "N" else "S")
+            cx_decls.setdefault(e.mst, []).append(k)
+        self.cx_records(w, cx_ents, cx_decls)
         for _ in range(self.n(40)):  # other regimes: business / investment — not converted (rule R-SL-REGIME)
             e = self.r.choice(gc_ents + cx_ents)
             ma_lh = self.r.choice(["NKD01", "NDT01", "XKD01"])
             decl(e, ma_lh, self.day(), None, e.npl if ma_lh[0] == "N" else e.sp, "N" if ma_lh[0] == "N" else "S")
+
+    def cx_records(self, w: _Writer, cx_ents: list[_Ent], cx_decls: dict[str, list[tuple[int, str, date]]]) -> None:
+        """CX notifications (ecsCX_CT_TOKHAI + lines) and destruction records (ecsCX_HUY_NPLSP_D)."""
+        so_tn = 0
+        for e in cx_ents:
+            office = e.office.strip()
+            for _ in range(self.r.randint(1, 3)):
+                so_tn += 1
+                nam = self.r.choice([2012, 2013])
+                w.add("ecsCX_CT_TOKHAI", {"SO_TN": so_tn, "NAM_TN": nam, "MA_HQTN": office, "MA_DV": e.mst,
+                                          "NGAY_TN": _d(date(nam, self.r.randint(1, 12), self.r.randint(1, 28))),
+                                          "LOAI_CT": self.r.choice(["TB01", "TB02"]),
+                                          "GHI_CHU": "Thông báo đưa hàng vào khu chế xuất"})
+                for i, (code, _n, _h, unit) in enumerate(self.r.sample(e.npl, k=min(3, len(e.npl))), start=1):
+                    w.add("ecsCX_CT_TOKHAI_HANG", {"SO_TN": so_tn, "NAM_TN": nam, "MA_HQTN": office, "STT_HANG": i,
+                                                   "MA_HANG": code, "SO_LUONG": round(self.r.uniform(1, 900), 3),
+                                                   "MA_DVT_DK": unit, "MA_DVT_KB": unit, "TY_LE_QUI_DOI": 1,
+                                                   "LOAI_HANG": 1})
+            for sotk, ma_lh, ngay in cx_decls.get(e.mst, [])[:2]:
+                so_tn += 1
+                for code, _n, _h, unit in e.npl[:2]:
+                    w.add("ecsCX_HUY_NPLSP_D", {"SO_TN": so_tn, "MA_HQTN": office, "NAM_TN": ngay.year,
+                                                "MA_HANG": code, "MA_DV": e.mst, "LOAI_HANG": 1,
+                                                "SO_LUONG": round(self.r.uniform(1, 50), 3), "MA_DVT": unit,
+                                                "SO_TK": sotk, "MA_HQ": e.office, "NGAY_DK": _d(ngay), "MA_LH": ma_lh})
 
     # -- users file (step 8) ------------------------------------------------------------------------
     def users(self) -> list[dict[str, object]]:
@@ -468,7 +511,7 @@ def generate_branch(out_dir: Path, params: GenParams | None = None) -> dict[str,
     users = g.users()
     (out_dir / "users.json").write_text(json.dumps(users, ensure_ascii=False, indent=1), encoding="utf-8")
     manifest = {
-        "generator": "sample_data.generator", "seed": p.seed, "scale": p.scale, "defect_rates": p.defects,
+        "generator": "sample_data.generator", "generator_version": GENERATOR_VERSION, "seed": p.seed, "scale": p.scale, "defect_rates": p.defects,
         "offices": [o.strip() for o in BRANCH_OFFICES],
         "row_counts": {**{f"SXXK.{t}": c for t, c in wsx.counts.items()},
                        **{f"SLXNK.{t}": c for t, c in wsl.counts.items()}},

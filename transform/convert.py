@@ -23,6 +23,7 @@ from transform.codes import (
 )
 from transform.errors import IdWindowOverflow
 from transform.rules import FateKind
+from transform.stock import StockPiece, group_by_price, split_stock
 
 Row = dict[str, Any]
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
@@ -93,7 +94,12 @@ class Lookups:
     gc_items: dict[tuple[int, str, int], int] = field(default_factory=dict)
     cx_items: dict[tuple[str, str, str, int], int] = field(default_factory=dict)
     decls: dict[tuple[int, str, str, int], tuple[int, int | None, str, str]] = field(default_factory=dict)
-    stock_price: dict[tuple[int, str], tuple[Decimal | None, Decimal | None]] = field(default_factory=dict)
+    # (TK_ID, material) -> [(DGIA_TT, LUONG, TS_XNK)] of the NSX goods lines kept, for the stock price split
+    stock_lines: dict[tuple[int, str], list[tuple[Decimal | None, Decimal | None, Decimal | None]]] = field(
+        default_factory=dict)
+    tcu: dict[tuple[int, str], int] = field(default_factory=dict)
+    cx_notices: dict[tuple[int, int, str], tuple[int, str]] = field(default_factory=dict)
+    cx_destructions: dict[tuple[int, int, str], int] = field(default_factory=dict)
     unmapped_units: set[str] = field(default_factory=set)
     unmapped_offices: set[str] = field(default_factory=set)
     text_fixes: list[tuple[str, str, str, str]] = field(default_factory=list)  # table, column, before, after
@@ -563,10 +569,7 @@ def convert_sxxk_goods_group(lines: list[Row], ctx: ConvertContext, lk: Lookups
         row = _goods_row(ln, decl, ctx, lk, stt, code, loai, item[0] if item else None, src, lan_dc, tax)
         fates[id(ln)] = Fate.converted(("DHANG_MD", row))
         if nsx:
-            prev = lk.stock_price.get((decl[0], code))
-            price, rate = row["DGIA_TT"], row["TS_XNK"]
-            if prev is None or (price is not None and (prev[0] is None or price > prev[0])):
-                lk.stock_price[(decl[0], code)] = (price, rate)
+            lk.stock_lines.setdefault((decl[0], code), []).append((row["DGIA_TT"], row["LUONG"], row["TS_XNK"]))
     return [(ln, q or fates[id(ln)]) for ln, q in out]
 
 
@@ -605,11 +608,126 @@ def dc_ct_fate(row: Row, chosen_ct: set[tuple], lk: Lookups, ctx: ConvertContext
     return Fate.converted() if k in chosen_ct else Fate.excluded("R-DC-CT-SUPERSEDED")
 
 
-# --- SXXK stock (§4.6) ---------------------------------------------------------------------------
-def convert_stock(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) -> Fate:
-    """DNPLNHAP (TON > 0, declaration selected) → DSX_NPL_NHAP_TL, simple load (no price split).
+# --- GC self-supplied materials, CX notifications and destruction (§3, §4.7) ------------------------
+def convert_self_supplied(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) -> Fate:
+    """ecsNPLTCU (self-supplied materials of a GC declaration) → DGC_NPL_TCU."""
+    if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK", "NPLP_CODE"], ctx, qtys=["LUONG"])):
+        return q
+    decl = lk.decls.get(decl_key(row))
+    if decl is None:
+        return Fate.excluded("R-DECL-NOT-SELECTED")
+    k = (decl[0], t(row["NPLP_CODE"]))
+    if k in lk.tcu:
+        return Fate.quarantined("Q-DUPLICATE-KEY", f"NPLP_Code={k[1]}")
+    tcu_id = ids.next("DGC_NPL_TCU", 1)
+    lk.tcu[k] = tcu_id
+    new, cuc = office(ctx, lk, row["MA_HQ"])
+    return Fate.converted(("DGC_NPL_TCU", {
+        "TCU_ID": tcu_id, "TK_ID": decl[0], "HD_ID": decl[1], "MA_HQ": new, "MA_CUC_HQ": cuc,
+        "MA_NPL": strip_kind_prefix(row["NPLP_CODE"]), "TEN_NPL": text(lk, "SLXNK.ecsNPLTCU", "Ten_NPL", row.get("TEN_NPL")),
+        "MA_DVT": unit(ctx, lk, row.get("MA_DVT")), "LUONG": row.get("LUONG"), "DON_GIA": row.get("DONGIA"),
+        "TRI_GIA": row.get("TRIGIA")}))
 
-    TON_DAU = imported LUONG, LUONG (used) = LUONG − TON, LUONG_TON_DC = 0, LUONG_TON_SAU_DC = TON.
+
+def convert_self_supplied_doc(row: Row, ctx: ConvertContext, lk: Lookups, seen: set[tuple]) -> Fate:
+    """ecsNPLTCU_CT (supporting documents) → DGC_NPL_TCU_D under its converted parent."""
+    if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK", "NPLP_CODE", "SO_CT"], ctx,
+                                dates=["NGAY_CT"], qtys=["LUONG"])):
+        return q
+    decl = lk.decls.get(decl_key(row))
+    if decl is None:
+        return Fate.excluded("R-DECL-NOT-SELECTED")
+    tcu_id = lk.tcu.get((decl[0], t(row["NPLP_CODE"])))
+    if tcu_id is None:
+        return Fate.quarantined("Q-NO-PARENT", f"NPLP_Code={t(row['NPLP_CODE'])} has no ecsNPLTCU row")
+    so_ct = text(lk, "SLXNK.ecsNPLTCU_CT", "So_CT", t(row["SO_CT"]))
+    if (tcu_id, so_ct) in seen:
+        return Fate.quarantined("Q-DUPLICATE-KEY", f"So_CT={so_ct}")
+    seen.add((tcu_id, so_ct))
+    return Fate.converted(("DGC_NPL_TCU_D", {"TCU_ID": tcu_id, "SO_CT": so_ct, "NGAY_CT": row.get("NGAY_CT"),
+                                             "LUONG": row.get("LUONG")}))
+
+
+def convert_cx_notice(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) -> Fate:
+    """ecsCX_CT_TOKHAI → DCX_CT_TOKHAI (CT_ID type 8)."""
+    if (q := generic_quarantine(row, ["SO_TN", "NAM_TN", "MA_HQTN"], ctx, dates=["NGAY_TN"])):
+        return q
+    if not in_branch(ctx, row["MA_HQTN"]):
+        return Fate.excluded("R-OTHER-OFFICE")
+    k = (row["SO_TN"], row["NAM_TN"], t(row["MA_HQTN"]))
+    if k in lk.cx_notices:
+        return Fate.quarantined("Q-DUPLICATE-KEY", f"SO_TN={k[0]} NAM_TN={k[1]}")
+    ct_id = ids.next("DCX_CT_TOKHAI", 8)
+    lk.cx_notices[k] = (ct_id, t(row.get("MA_DV")) or "")
+    new, cuc = office(ctx, lk, row["MA_HQTN"])
+    return Fate.converted(("DCX_CT_TOKHAI", {
+        "CT_ID": ct_id, "MA_HQ": new, "MA_CUC_HQ": cuc, "MA_DV": t(row.get("MA_DV")), "SO_TN": k[0], "NAM_TN": k[1],
+        "NGAY_TN": row.get("NGAY_TN"), "LOAI_CT": t(row.get("LOAI_CT")),
+        "GHI_CHU": text(lk, "SLXNK.ecsCX_CT_TOKHAI", "GHI_CHU", row.get("GHI_CHU"))}))
+
+
+def convert_cx_notice_line(row: Row, ctx: ConvertContext, lk: Lookups, seen: set[tuple]) -> Fate:
+    """ecsCX_CT_TOKHAI_HANG → DCX_CT_TOKHAI_HANG under its converted notification."""
+    if (q := generic_quarantine(row, ["SO_TN", "NAM_TN", "MA_HQTN", "STT_HANG"], ctx, qtys=["SO_LUONG"])):
+        return q
+    if not in_branch(ctx, row["MA_HQTN"]):
+        return Fate.excluded("R-OTHER-OFFICE")
+    parent = lk.cx_notices.get((row["SO_TN"], row["NAM_TN"], t(row["MA_HQTN"])))
+    if parent is None:
+        return Fate.quarantined("Q-NO-PARENT", f"notification SO_TN={row['SO_TN']} is missing or quarantined")
+    if (parent[0], row["STT_HANG"]) in seen:
+        return Fate.quarantined("Q-DUPLICATE-KEY", f"STT_HANG={row['STT_HANG']}")
+    seen.add((parent[0], row["STT_HANG"]))
+    loai = int(row.get("LOAI_HANG") or 1)
+    vt_id = lk.cx_items.get((t(row["MA_HQTN"]), parent[1], t(row.get("MA_HANG")), 1 if loai == 1 else 2))
+    return Fate.converted(("DCX_CT_TOKHAI_HANG", {
+        "CT_ID": parent[0], "STT_HANG": row["STT_HANG"], "MA_HANG": t(row.get("MA_HANG")), "VT_ID": vt_id or 0,
+        "SO_LUONG": row.get("SO_LUONG"), "MA_DVT_DK": unit(ctx, lk, row.get("MA_DVT_DK")),
+        "MA_DVT_KB": unit(ctx, lk, row.get("MA_DVT_KB")), "TY_LE_QUI_DOI": row.get("TY_LE_QUI_DOI"),
+        "LOAI_HANG": loai}))
+
+
+def convert_cx_destruction(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups, seen: set[tuple]) -> Fate:
+    """ecsCX_HUY_NPLSP_D → DCX_HUY_NPL_SP (one header per SO_TN/NAM_TN/office) + DCX_HUY_NPL_SP_D.
+
+    The related declaration is found by office, type, year(NGAY_DK) and SO_TK — NamDK and
+    year(NGAY_DK) were used interchangeably in 2014 (hazard 10); an unmatched one keeps TK_ID empty.
+    """
+    if (q := generic_quarantine(row, ["SO_TN", "MA_HQTN", "NAM_TN", "MA_HANG"], ctx, dates=["NGAY_DK"],
+                                qtys=["SO_LUONG"])):
+        return q
+    if not in_branch(ctx, row["MA_HQTN"]):
+        return Fate.excluded("R-OTHER-OFFICE")
+    hk = (row["SO_TN"], row["NAM_TN"], t(row["MA_HQTN"]))
+    dk = (hk, t(row["MA_HANG"]))
+    if dk in seen:
+        return Fate.quarantined("Q-DUPLICATE-KEY", f"MA_HANG={dk[1]}")
+    seen.add(dk)
+    out: list[tuple[str, Row]] = []
+    new, cuc = office(ctx, lk, row["MA_HQTN"])
+    if hk not in lk.cx_destructions:
+        lk.cx_destructions[hk] = ids.next("DCX_HUY_NPL_SP", 9)
+        out.append(("DCX_HUY_NPL_SP", {"CT_ID": lk.cx_destructions[hk], "MA_HQ": new, "MA_CUC_HQ": cuc,
+                                       "MA_DV": t(row.get("MA_DV")), "SO_TN": hk[0], "NAM_TN": hk[1]}))
+    ngay = row.get("NGAY_DK")
+    decl = lk.decls.get((row.get("SO_TK"), t(row.get("MA_LH")), t(row.get("MA_HQ")),
+                         ngay.year if isinstance(ngay, datetime) else None))  # type: ignore[arg-type]
+    loai = int(row.get("LOAI_HANG") or 1)
+    vt_id = lk.cx_items.get((hk[2], t(row.get("MA_DV")) or "", dk[1], 1 if loai == 1 else 2))
+    out.append(("DCX_HUY_NPL_SP_D", {
+        "CT_ID": lk.cx_destructions[hk], "MA_HANG": dk[1], "VT_ID": vt_id or 0, "LOAI_HANG": loai,
+        "SO_LUONG": row.get("SO_LUONG"), "MA_DVT": unit(ctx, lk, row.get("MA_DVT")),
+        "TK_ID": decl[0] if decl else None, "SO_TK": row.get("SO_TK"), "MA_LH": t(row.get("MA_LH"))}))
+    return Fate.converted(*out)
+
+
+# --- SXXK stock (§4.6, §6) ----------------------------------------------------------------------
+def convert_stock(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) -> Fate:
+    """DNPLNHAP (TON > 0, declaration selected) → DSX_NPL_NHAP (one row) + DSX_NPL_NHAP_TL, split by price (§6).
+
+    One row per price group of the material's goods lines, all with the same HS_TL_ID (hazard 11):
+    TON_DAU = the group's quantity, LUONG = used, TON = LUONG_TON_SAU_DC = remaining, LUONG_TON_DC = 0.
+    Without goods lines for the material: one row at price 0 with TON_DAU = the imported LUONG.
     """
     if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_NPL"], ctx, qtys=["LUONG", "TON"])):
         return q
@@ -623,15 +741,27 @@ def convert_stock(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) 
     if ton <= 0:
         return Fate.excluded("R-STOCK-ZERO")
     npl = t(row["MA_NPL"])
+    lines = lk.stock_lines.get((decl[0], npl))
+    if lines:
+        groups = group_by_price(lines)
+        if ton > sum(g.quantity for g in groups):
+            return Fate.quarantined("Q-TON-GT-GOODS", f"TON={ton} > goods quantity {sum(g.quantity for g in groups)}")
+        pieces = split_stock(ton, groups)
+    else:
+        pieces = [StockPiece(Decimal(0), Decimal(0), luong, luong - ton, ton)]
     item = lk.sx_items.get((key[2], decl[2], npl, 1))
-    price, rate = lk.stock_price.get((decl[0], npl), (None, None))
     new, cuc = office(ctx, lk, row["MA_HQ"])
-    return Fate.converted(("DSX_NPL_NHAP_TL", {
-        "HS_TL_ID": ids.next("DSX_NPL_NHAP_TL", 1), "NAM_TL": key[3], "MA_HQ": new, "MA_CUC_HQ": cuc,
+    hs_tl_id = ids.next("DSX_NPL_NHAP_TL", 1)
+    vt_id = item[0] if item else 0
+    header = ("DSX_NPL_NHAP", {"HS_ID": hs_tl_id, "MA_HQ": new, "MA_CUC_HQ": cuc, "TK_ID": decl[0], "SO_TK": key[0],
+                               "MA_LH": key[1], "NAM_DK": key[3], "VT_ID": vt_id, "MA_NPL": npl, "MA_DV": decl[2],
+                               "LUONG": luong, "TON": ton})
+    return Fate.converted(header, *[("DSX_NPL_NHAP_TL", {
+        "HS_TL_ID": hs_tl_id, "NAM_TL": key[3], "MA_HQ": new, "MA_CUC_HQ": cuc,
         "TK_ID": decl[0], "SO_TK": key[0], "SO_TK_VNACCS": " " * 12, "MA_LH": key[1], "NAM_DK": key[3],
-        "VT_ID": item[0] if item else 0, "MA_NPL": npl, "DGIA_TT": price if price is not None else Decimal(0),
-        "TS_XNK": rate if rate is not None else Decimal(0), "MA_DV": decl[2], "TON_DAU": luong,
-        "TON": ton, "LUONG": luong - ton, "LUONG_TON_DC": Decimal(0), "LUONG_TON_SAU_DC": ton}))
+        "VT_ID": vt_id, "MA_NPL": npl, "DGIA_TT": p.price, "TS_XNK": p.tax_rate, "MA_DV": decl[2],
+        "TON_DAU": p.ton_dau, "TON": p.remaining, "LUONG": p.used, "LUONG_TON_DC": Decimal(0),
+        "LUONG_TON_SAU_DC": p.remaining}) for p in pieces])
 
 
 # --- fitting rows to the target ------------------------------------------------------------------

@@ -38,8 +38,11 @@ RULES: dict[str, tuple[str, str]] = {
                           "impossible date (before 1990 or after the freeze)"),
     "Q-NEGATIVE-QTY": ("Số lượng âm", "negative quantity"),
     "Q-TON-GT-LUONG": ("Tồn lớn hơn lượng nhập", "stock TON greater than imported LUONG"),
+    "Q-TON-GT-GOODS": ("Tồn lớn hơn tổng lượng trên các dòng hàng của tờ khai",
+                       "stock TON greater than the declaration's goods quantity for the material"),
     "Q-VALUE-TOO-LONG": ("Giá trị dài hơn cột đích", "value longer than the target column"),
     "Q-GC-NO-CONTRACT": ("Không tìm thấy hợp đồng gia công", "GC row whose contract is missing"),
+    "Q-NO-PARENT": ("Không có bản ghi cha đã chuyển đổi", "the row's parent record is missing or quarantined"),
     "Q-UNKNOWN-ITEM": ("Mã hàng không có trong danh mục", "item code missing from its catalog"),
 }
 

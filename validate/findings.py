@@ -8,6 +8,7 @@ Category = Literal["source_data_error", "mapping_gap", "conversion_error", "load
 Severity = Literal["critical", "major", "minor"]
 
 _REVIEW: dict[str, tuple[Category, Severity]] = {
+    "missing_table": ("source_data_error", "critical"),
     "decl_without_goods": ("source_data_error", "major"),
     "sohang_mismatch": ("source_data_error", "minor"),
     "orphan_catalog": ("source_data_error", "major"),

@@ -30,8 +30,12 @@ CORRESPONDENCE: dict[str, list[tuple[str, str, str]]] = {
                     ("TYGIA_VND", "TYGIA_VND", "float"), ("MA_NT", "MA_NT", "text")],
     "DHANG_MD": [("SO_TK", "SOTK", "int"), ("MA_LH", "MA_LH", "text"), ("MA_PHU", "MA_PHU", "text"),
                  ("LUONG", "LUONG", "dec6"), ("DGIA_TT", "DGIA_TT", "dec4"), ("NUOC_XX", "NUOC_XX", "text")],
-    "DSX_NPL_NHAP_TL": [("SO_TK", "SOTK", "int"), ("MA_NPL", "MA_NPL", "text"), ("TON", "TON", "dec6"),
-                        ("TON_DAU", "LUONG", "dec6")],
+    # one DSX_NPL_NHAP row per DNPLNHAP row; its DSX_NPL_NHAP_TL price pieces are checked by the stock balance
+    "DSX_NPL_NHAP": [("SO_TK", "SOTK", "int"), ("MA_NPL", "MA_NPL", "text"), ("TON", "TON", "dec6"),
+                     ("LUONG", "LUONG", "dec6")],
+    "DGC_HD": [("SO_HD", "SO_HD", "text"), ("DON_VI_GC", "DVGC", "text"), ("NGAY_KY", "NGAY_KY", "datetime"),
+               ("THANH_KHOAN", "THANHKHOAN", "int")],
+    "DSX_SP_NPL": [("MA_DV", "MA_DV", "text"), ("SO_TN", "SO_TN", "int")],
 }
 
 

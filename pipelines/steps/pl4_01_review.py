@@ -16,6 +16,10 @@ def run(ctx: StepContext) -> StepOutcome:
     hits = []
     engines = {"SLXNK": open_source(cfg.resolved_url("slxnk")), "SXXK": open_source(cfg.resolved_url("sxxk"))}
     for db, eng in engines.items():
+        hits += review.missing_tables(eng, db)
+        if hits and hits[-1].check_id == "missing_table":
+            hits += review.duplicate_keys(eng, db) + review.null_keys(eng, db)
+            continue  # the structural checks below need the core tables; step 4 decides on the gap
         hits += review.declarations_without_goods(eng, db)
         hits += review.sohang_mismatch(eng, db)
         hits += review.orphan_catalog_rows(eng, db)

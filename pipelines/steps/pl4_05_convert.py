@@ -151,6 +151,14 @@ def run(ctx: StepContext) -> StepOutcome:
         grouped("SLXNK", "DHangMD", ["SoTK", "Ma_LH", "Ma_HQ", "NamDK"],
                 lambda r, s: cv.convert_slxnk_line(r, cctx, lk, s))
         each("SXXK", "DNPLNHAP", lambda r: cv.convert_stock(r, cctx, ids, lk))
+        each("SLXNK", "ecsNPLTCU", lambda r: cv.convert_self_supplied(r, cctx, ids, lk))
+        grouped("SLXNK", "ecsNPLTCU_CT", ["SoTK", "Ma_LH", "Ma_HQ", "NamDK", "NPLP_Code"],
+                lambda r, s: cv.convert_self_supplied_doc(r, cctx, lk, s))
+        each("SLXNK", "ecsCX_CT_TOKHAI", lambda r: cv.convert_cx_notice(r, cctx, ids, lk))
+        grouped("SLXNK", "ecsCX_CT_TOKHAI_HANG", ["MA_HQTN", "NAM_TN", "SO_TN"],
+                lambda r, s: cv.convert_cx_notice_line(r, cctx, lk, s))
+        grouped("SLXNK", "ecsCX_HUY_NPLSP_D", ["MA_HQTN", "NAM_TN", "SO_TN"],
+                lambda r, s: cv.convert_cx_destruction(r, cctx, ids, lk, s))
 
         # tables the package holds beyond the conversion scope are counted, never silently dropped
         restored = {r["table_name"]: r["rows"] for r in ctx.store.counts(ctx.run_id, "restored")}

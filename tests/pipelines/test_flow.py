@@ -41,7 +41,7 @@ def _eligible_from_source(branch: Path, offices: tuple[str, ...]) -> dict[str, i
     contracts = sl.execute(f"SELECT count(*) FROM DHDGC WHERE Ma_HQHD IN ({o})").fetchone()[0]
     snpl = sx.execute(f"SELECT count(*) FROM SNPL WHERE trim(MA_HQ) IN ({o})").fetchone()[0]
     ssp = sx.execute(f"SELECT count(*) FROM SSP WHERE trim(MA_HQ) IN ({o})").fetchone()[0]
-    return {"DTO_KHAI_MD": sx_decl + sl_decl, "DSX_NPL_NHAP_TL": stock, "DGC_HD": contracts, "DSX_SP_NPL": snpl + ssp}
+    return {"DTO_KHAI_MD": sx_decl + sl_decl, "DSX_NPL_NHAP": stock, "DGC_HD": contracts, "DSX_SP_NPL": snpl + ssp}
 
 
 def test_eight_steps_on_the_sample_branch(tmp_path: Path, sample_branch: Path) -> None:
@@ -59,6 +59,10 @@ def test_eight_steps_on_the_sample_branch(tmp_path: Path, sample_branch: Path) -
     central = _central(cfg)
     for table, n in expected.items():
         assert central.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == n, table
+    # the price split keeps the stock: Σ TON of the pieces equals Σ TON of the migrated DNPLNHAP rows
+    assert central.execute("SELECT round(sum(TON), 3) FROM DSX_NPL_NHAP_TL").fetchone() == \
+        central.execute("SELECT round(sum(TON), 3) FROM DSX_NPL_NHAP").fetchone()
+    assert central.execute("SELECT count(*) FROM DSX_NPL_NHAP_TL").fetchone()[0] > expected["DSX_NPL_NHAP"]
     # every central table equals the converted snapshot, and every source row has exactly one fate
     store = ControlStore(cfg.control_url)
     assert s["central_rows"] == s["converted_rows"]

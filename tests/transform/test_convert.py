@@ -130,8 +130,9 @@ def test_stock_simple_load() -> None:
     lk = _setup_nsx()
     row = {"SOTK": 12, "MA_LH": "NSX01", "MA_HQ": "C47D", "NAMDK": 2013, "MA_NPL": "VAI", "LUONG": Decimal("100"),
            "TON": Decimal("40")}
-    f = cv.convert_stock(row, CTX, cv.IdAllocator(0), lk)
-    r = f.rows[0][1]
+    f = cv.convert_stock(row, CTX, cv.IdAllocator(0), lk)  # no goods lines for VAI: one piece at price 0
+    assert f.rows[0][0] == "DSX_NPL_NHAP" and f.rows[0][1]["TON"] == 40
+    r = f.rows[1][1]
     assert (r["TON_DAU"], r["LUONG"], r["TON"], r["LUONG_TON_DC"], r["LUONG_TON_SAU_DC"]) == (100, 60, 40, 0, 40)
     assert cv.convert_stock(dict(row, TON=Decimal(0)), CTX, cv.IdAllocator(0), lk).code == "R-STOCK-ZERO"
     assert cv.convert_stock(dict(row, TON=Decimal(150)), CTX, cv.IdAllocator(0), lk).code == "Q-TON-GT-LUONG"
@@ -162,3 +163,19 @@ def test_every_goods_line_gets_exactly_one_fate(spec: list, selected: bool) -> N
     assert len({r["MA_PHU"] for r in converted}) == len(converted)
     if not selected:
         assert not converted
+
+
+def test_stock_is_split_over_the_goods_prices() -> None:
+    lk = _setup_nsx()
+    lines = [line("DK", "NVAI", MA_NPL_SP="VAI", LUONG=Decimal(100), DGIA_TT=5.0),
+             line("DK", "NVAI-2", MA_NPL_SP="VAI", LUONG=Decimal(60), DGIA_TT=8.0)]
+    assert all(f.kind == "converted" for _, f in cv.convert_sxxk_goods_group(lines, CTX, lk))
+    row = {"SOTK": 12, "MA_LH": "NSX01", "MA_HQ": "C47D", "NAMDK": 2013, "MA_NPL": "VAI", "LUONG": Decimal(160),
+           "TON": Decimal(70)}
+    f = cv.convert_stock(row, CTX, cv.IdAllocator(0), lk)
+    rows = sorted((r for t, r in f.rows if t == "DSX_NPL_NHAP_TL"), key=lambda r: r["DGIA_TT"])
+    assert [(r["DGIA_TT"], r["TON_DAU"], r["LUONG"], r["TON"]) for r in rows] == [
+        (Decimal("5.000000"), 100, 90, 10), (Decimal("8.000000"), 60, 0, 60)]
+    assert len({r["HS_TL_ID"] for r in rows}) == 1  # every piece keeps the same HS_TL_ID (hazard 11)
+    assert cv.convert_stock(dict(row, LUONG=Decimal(500), TON=Decimal(200)), CTX, cv.IdAllocator(0), lk).code \
+        == "Q-TON-GT-GOODS"
