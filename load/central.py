@@ -42,14 +42,23 @@ def open_central(url: str) -> sa.Engine:
 
 
 def load_branch(engine: sa.Engine, snapshot: Path, base_id: int, branch: str,
-                users: list[dict[str, Any]], roles: dict[str, str]) -> dict[str, int]:
-    """Replace the branch's rows in central with the snapshot, in one transaction. Returns rows per table."""
+                users: list[dict[str, Any]], roles: dict[str, str], tables: set[str] | None = None,
+                append: bool = False) -> dict[str, int]:
+    """Load the snapshot into central in one transaction; returns rows inserted per table.
+
+    ``tables``: the central tables this run owns (default: all). Without ``append`` their rows in the
+    branch's ID window are replaced; with ``append`` (incremental runs, whose IDs are all new) rows
+    are only added, and a clash with an existing ID aborts the whole load.
+    """
     md = central_metadata()
+    owned = [n for n in LOAD_ORDER if tables is None or n in tables]
     loaded: dict[str, int] = {}
     try:
         with engine.begin() as conn:
-            _delete_branch(conn, md, base_id, branch)
-            for name in LOAD_ORDER:
+            if not append:
+                _delete_branch(conn, md, base_id, owned)
+            _delete_users(conn, md, branch)
+            for name in owned:
                 table = md.tables[name]
                 n = 0
                 for batch in iter_snapshot(snapshot, name):
@@ -76,10 +85,13 @@ def load_branch(engine: sa.Engine, snapshot: Path, base_id: int, branch: str,
     return loaded
 
 
-def _delete_branch(conn: sa.Connection, md: sa.MetaData, base_id: int, branch: str) -> None:
-    for name in reversed(LOAD_ORDER):
+def _delete_branch(conn: sa.Connection, md: sa.MetaData, base_id: int, tables: list[str]) -> None:
+    for name in reversed(tables):
         col = md.tables[name].c[CENTRAL[name].window]
         conn.execute(sa.delete(md.tables[name]).where(col > base_id, col <= base_id + WINDOW))
+
+
+def _delete_users(conn: sa.Connection, md: sa.MetaData, branch: str) -> None:
     users = md.tables["CENTRAL_USER"]
     logins = sa.select(users.c.LOGIN).where(users.c.BRANCH == branch)
     conn.execute(sa.delete(md.tables["CENTRAL_USER_ROLE"]).where(md.tables["CENTRAL_USER_ROLE"].c.LOGIN.in_(logins)))

@@ -68,6 +68,12 @@ checks = sa.Table(
     sa.Column("key", sa.Text), sa.Column("field", sa.String(80)), sa.Column("expected", sa.Text),
     sa.Column("actual", sa.Text), sa.Column("status", sa.String(10), nullable=False),
 )
+id_registry = sa.Table(
+    "id_registry", md,
+    sa.Column("branch", sa.String(20), primary_key=True), sa.Column("kind", sa.String(30), primary_key=True),
+    sa.Column("key", sa.Text, primary_key=True), sa.Column("value", sa.Text, nullable=False),
+    sa.Column("run_id", sa.String(64), nullable=False),
+)
 documents = sa.Table(
     "documents", md,
     sa.Column("run_id", sa.String(64), nullable=False), sa.Column("kind", sa.String(40), nullable=False),
@@ -203,3 +209,23 @@ class ControlStore:
     def documents(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             return [dict(r) for r in c.execute(sa.select(documents).where(documents.c.run_id == run_id)).mappings()]
+
+    # ID registry ---------------------------------------------------------------------------------
+    def registry(self, branch: str, kinds: tuple[str, ...] | None = None) -> list[dict[str, str]]:
+        with self.engine.connect() as c:
+            q = sa.select(id_registry.c.kind, id_registry.c.key, id_registry.c.value).where(
+                id_registry.c.branch == branch)
+            if kinds is not None:
+                q = q.where(id_registry.c.kind.in_(kinds))
+            return [dict(r) for r in c.execute(q).mappings()]
+
+    def commit_registry(self, branch: str, run_id: str, rows: list[dict[str, str]],
+                        replace_kinds: tuple[str, ...] = ()) -> None:
+        """Store the IDs a loaded run issued; a non-incremental run first drops the kinds it replaced."""
+        with self.engine.begin() as c:
+            if replace_kinds:
+                c.execute(sa.delete(id_registry).where(id_registry.c.branch == branch,
+                                                       id_registry.c.kind.in_(replace_kinds)))
+            for i in range(0, len(rows), 10_000):
+                c.execute(sa.insert(id_registry), [{"branch": branch, "run_id": run_id, **r}
+                                                   for r in rows[i:i + 10_000]])

@@ -41,12 +41,14 @@ class SnapshotWriter:
             self.writers[table].write_batch(batch)
             self.rows[table] += batch.num_rows
 
-    def close(self) -> dict[str, object]:
+    def close(self, extra_files: dict[str, int] | None = None) -> dict[str, object]:
+        """Close every file and write the manifest; ``extra_files`` (name → rows) are hashed into it too."""
         for w in self.writers.values():
             w.close()
         files = {name: {"file": f"{name}.parquet", "rows": n, "sha256": sha256_file(self.root / f"{name}.parquet")}
                  for name, n in self.rows.items()}
-        man = {"tables": files}
+        extras = {name: {"rows": n, "sha256": sha256_file(self.root / name)} for name, n in (extra_files or {}).items()}
+        man: dict[str, object] = {"tables": files, "files": extras}
         text = json.dumps(man, indent=1, sort_keys=True)
         (self.root / "manifest.json").write_text(text, encoding="utf-8")
         man["snapshot_sha256"] = hashlib.sha256(text.encode()).hexdigest()

@@ -113,13 +113,24 @@ def _print_summary(s: dict[str, Any]) -> None:
 def run(
     config: Annotated[Path, typer.Option("--config", "-c", help="branch config (TOML)")],
     rehearsal: Annotated[bool, typer.Option("--rehearsal", help="trial run: load into the rehearsal central")] = False,
+    scope: Annotated[Optional[str], typer.Option(help="catalogs | declarations | all (default: the config's)")]
+    = None,
+    incremental: Annotated[bool, typer.Option("--incremental", help="convert only what earlier runs did not")]
+    = False,
     run_id: Annotated[Optional[str], typer.Option(help="reuse a run id (default: new)")] = None,
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
     """Run the eight steps for one branch."""
     from pipelines.config import load_config
+    overrides: dict[str, Any] = {}
+    if rehearsal:
+        overrides["rehearsal"] = True
+    if scope:
+        overrides["scope"] = scope
+    if incremental:
+        overrides["incremental"] = True
     try:
-        cfg = load_config(config, {"rehearsal": True} if rehearsal else None)
+        cfg = load_config(config, overrides)
     except MigrationError as exc:
         _fail(exc, debug)
         return

@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -64,6 +64,9 @@ class BranchConfig(Strict):
     sampling: Sampling = Sampling()
     batch_rows: int = Field(50_000, ge=100)
     rehearsal: bool = False
+    scope: Literal["catalogs", "declarations", "all"] = Field(
+        "all", description="catalogs (before go-live), declarations (after; links to converted catalogs), or all")
+    incremental: bool = Field(False, description="convert only what earlier runs of the branch did not")
 
     @field_validator("offices")
     @classmethod

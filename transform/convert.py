@@ -71,6 +71,13 @@ class Fate:
     code: str = ""  # rule or reason code; "" for converted
     rows: list[tuple[str, Row]] = field(default_factory=list)  # (target table, row)
     detail: str = ""
+    # IDs issued for source keys: (registry kind, key, value); persisted when the branch is loaded,
+    # so that later incremental runs never re-issue them
+    registrations: list[tuple[str, tuple[Any, ...], Any]] = field(default_factory=list)
+
+    def registering(self, kind: str, key: tuple[Any, ...], value: Any) -> Fate:
+        self.registrations.append((kind, key, value))
+        return self
 
     @classmethod
     def converted(cls, *rows: tuple[str, Row]) -> Fate:
@@ -98,6 +105,8 @@ class Lookups:
     stock_lines: dict[tuple[int, str], list[tuple[Decimal | None, Decimal | None, Decimal | None]]] = field(
         default_factory=dict)
     tcu: dict[tuple[int, str], int] = field(default_factory=dict)
+    # keys converted by earlier runs of the branch (from the ID registry), per registry kind
+    prior: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
     cx_notices: dict[tuple[int, int, str], tuple[int, str]] = field(default_factory=dict)
     cx_destructions: dict[tuple[int, int, str], int] = field(default_factory=dict)
     unmapped_units: set[str] = field(default_factory=set)
@@ -169,6 +178,17 @@ def generic_quarantine(row: Row, key: Iterable[str], ctx: ConvertContext, dates:
     return None
 
 
+def again(lk: Lookups, kind: str, key: tuple[Any, ...], what: str) -> Fate:
+    """A key seen before: converted by an earlier run (excluded), or a duplicate in this run (quarantined)."""
+    if key in lk.prior.get(kind, ()):
+        return Fate.excluded("R-ALREADY-CONVERTED")
+    return Fate.quarantined("Q-DUPLICATE-KEY", what)
+
+
+def is_prior(lk: Lookups, kind: str, key: tuple[Any, ...]) -> bool:
+    return key in lk.prior.get(kind, ())
+
+
 def in_branch(ctx: ConvertContext, legacy_office: str | None) -> bool:
     return t(legacy_office) in ctx.branch_offices
 
@@ -184,7 +204,7 @@ def convert_sx_item(row: Row, loai: int, ctx: ConvertContext, ids: IdAllocator, 
         return Fate.excluded("R-OTHER-OFFICE")
     key = (t(row["MA_HQ"]), t(row["MA_DV"]), t(row[code_col]), loai)
     if key in lk.sx_items:
-        return Fate.quarantined("Q-DUPLICATE-KEY", f"{code_col}={key[2]}")
+        return again(lk, "sx_items", key, f"{code_col}={key[2]}")
     new, cuc = office(ctx, lk, row["MA_HQ"])
     vt_id = ids.next("DSX_SP_NPL", loai)
     name = text(lk, src, name_col, row.get(name_col)) or " "
@@ -195,7 +215,7 @@ def convert_sx_item(row: Row, loai: int, ctx: ConvertContext, ids: IdAllocator, 
         "VT_ID": vt_id, "MA_HQ": new, "MA_CUC_HQ": cuc, "NAM_DK": row.get("NAM_TN") or 2007,
         "NAM_TK": nam_tk_bucket(key[2]), "MA_DV": key[1], "MA_VAT_TU": key[2], "LOAI": loai,
         "TEN_VAT_TU": name, "MA_HS": hs, "MA_DVT": u, "SO_TN": row.get("SO_TN"), "NAM_TN": row.get("NAM_TN"),
-        "MESSAGE_ID": 0}))
+        "MESSAGE_ID": 0})).registering("sx_items", key, lk.sx_items[key])
 
 
 def convert_sx_norm(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups, seen: set[tuple]) -> Fate:
@@ -206,6 +226,8 @@ def convert_sx_norm(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups
         return Fate.excluded("R-OTHER-OFFICE")
     o, dv = t(row["MA_HQ"]), t(row["MA_DV"])
     k = (t(row["MA_SP"]), t(row["MA_NPL"]), dv, o)
+    if is_prior(lk, "sx_norms", k):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     if k in seen:
         return Fate.quarantined("Q-DUPLICATE-KEY", f"MA_SP={k[0]} MA_NPL={k[1]}")
     sp = lk.sx_items.get((o, dv, k[0], 2))
@@ -215,14 +237,15 @@ def convert_sx_norm(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups
         return Fate.quarantined("Q-UNKNOWN-ITEM", f"{missing}={k[0] if sp is None else k[1]} not in SSP/SNPL")
     seen.add(k)
     new, cuc = office(ctx, lk, row["MA_HQ"])
+    dm_id = ids.next("DSX_DINH_MUC", 5)
     return Fate.converted(("DSX_DINH_MUC", {
-        "DM_ID": ids.next("DSX_DINH_MUC", 5), "MA_HQ": new, "MA_CUC_HQ": cuc, "MA_DV": dv,
+        "DM_ID": dm_id, "MA_HQ": new, "MA_CUC_HQ": cuc, "MA_DV": dv,
         "VT_ID_SP": sp[0], "VT_ID_NPL": npl[0], "MA_VAT_TU_SP": k[0], "MA_VAT_TU_NPL": k[1],
         "TEN_SP": sp[1], "TEN_NPL": npl[1], "MA_DVT_SP": sp[2], "MA_DVT_NPL": npl[2], "MA_HS_SP": sp[3],
         "MA_HS_NPL": npl[3], "DM_SD": row.get("DM_SD") or Decimal(0), "TL_HH": row.get("TL_HH") or Decimal(0),
         "DM_CHUNG": row.get("DM_CHUNG") or Decimal(0),
         "GHI_CHU": text(lk, "SXXK.DDINHMUC", "GHI_CHU", row.get("GHI_CHU")),
-        "SO_TN": row.get("SO_TN"), "NAM_TN": row.get("NAM_TN")}))
+        "SO_TN": row.get("SO_TN"), "NAM_TN": row.get("NAM_TN")})).registering("sx_norms", k, dm_id)
 
 
 # --- GC catalogs (§4.7) --------------------------------------------------------------------------
@@ -241,7 +264,7 @@ def convert_contract(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookup
         return Fate.excluded("R-OTHER-OFFICE")
     key = contract_key(row)
     if key in lk.contracts:
-        return Fate.quarantined("Q-DUPLICATE-KEY", f"So_HD={key[0]}")
+        return again(lk, "contracts", key, f"So_HD={key[0]}")
     new, cuc = office(ctx, lk, row["MA_HQHD"])
     so_hd = text(lk, "SLXNK.DHDGC", "So_HD", row["SO_HD"]) or ""
     hd_id = ids.next("DGC_HD", 0)
@@ -259,7 +282,8 @@ def convert_contract(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookup
         "THANH_KHOAN": tk, "NGAY_THANH_KHOAN": row.get("NGAY_TK"), "SO_THANH_KHOAN": t(row.get("SO_TK")),
         "TRANG_THAI": row.get("TRANGTHAI"), "NUOC_NHAN_GIA_CONG": "VN",
         "GIA_CONG_NGUOC": row.get("GIA_CONG_NGUOC") or 0, "NGAY_TN": datetime(1900, 1, 1),
-        "SO_TN": row.get("SO_TN"), "NAM_TN": row.get("NAM_TN"), "MESSAGE_ID": 0}))
+        "SO_TN": row.get("SO_TN"), "NAM_TN": row.get("NAM_TN"), "MESSAGE_ID": 0})).registering(
+        "contracts", key, lk.contracts[key])
 
 
 def _contract_of(row: Row, ctx: ConvertContext, lk: Lookups) -> tuple[Fate | None, int]:
@@ -273,11 +297,17 @@ def _contract_of(row: Row, ctx: ConvertContext, lk: Lookups) -> tuple[Fate | Non
     return None, c[0]
 
 
+def _contract_prior(row: Row, lk: Lookups) -> bool:
+    return is_prior(lk, "contracts", contract_key(row))
+
+
 def convert_gc_group(row: Row, ctx: ConvertContext, lk: Lookups, seen: set[tuple]) -> Fate:
-    """DLOAISPGC → DGC_LOAI_SP."""
+    """DLOAISPGC → DGC_LOAI_SP (children of a contract converted earlier are not converted again)."""
     bad, hd_id = _contract_of(row, ctx, lk)
     if bad:
         return bad
+    if _contract_prior(row, lk):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     k = (hd_id, t(row.get("MA_SPGC")))
     if blank(k[1]):
         return Fate.quarantined("Q-NULL-KEY", "Ma_SPGC is empty")
@@ -307,7 +337,7 @@ def convert_gc_item(row: Row, source: str, ctx: ConvertContext, ids: IdAllocator
     ma_vt = strip_kind_prefix(row["P_CODE"]) or ""
     k = (hd_id, ma_vt, loai)
     if k in lk.gc_items:
-        return Fate.quarantined("Q-DUPLICATE-KEY", f"P_Code={t(row['P_CODE'])}")
+        return again(lk, "gc_items", k, f"P_Code={t(row['P_CODE'])}")
     vt_id = ids.next("DGC_SP_NPL_TB_HM", loai)
     lk.gc_items[k] = vt_id
     hs = (t(row.get("HS_CODE")) or " ")[:12]
@@ -321,7 +351,8 @@ def convert_gc_item(row: Row, source: str, ctx: ConvertContext, ids: IdAllocator
         "TEN": text(lk, f"SLXNK.{source}", name_col, row.get(name_col)),
         "MA_HS": hs, "MA_DVT": unit(ctx, lk, row.get("MA_DVT")), "SO_LUONG_DK": row.get(qty_col),
         "DON_GIA": dec(row.get("DONGIA") if loai != 2 else row.get("DONGIAGC"), 6),
-        "NGUON_NGUYEN_LIEU": 1 if loai == 1 else 0, "NUOC_XUAT_XU": nuoc, "TINH_TRANG": tinh_trang}))
+        "NGUON_NGUYEN_LIEU": 1 if loai == 1 else 0, "NUOC_XUAT_XU": nuoc, "TINH_TRANG": tinh_trang})
+    ).registering("gc_items", k, vt_id)
 
 
 def convert_gc_norm(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups, seen: set[tuple]) -> Fate:
@@ -333,17 +364,21 @@ def convert_gc_norm(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups
         return q
     sp, npl = strip_kind_prefix(row["SPP_CODE"]) or "", strip_kind_prefix(row["NPLP_CODE"]) or ""
     k = (hd_id, sp, npl)
+    if is_prior(lk, "gc_norms", k):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     if k in seen:
         return Fate.quarantined("Q-DUPLICATE-KEY", f"SPP_Code={sp} NPLP_Code={npl}")
     vt_sp, vt_npl = lk.gc_items.get((hd_id, sp, 2)), lk.gc_items.get((hd_id, npl, 1))
     if vt_sp is None or vt_npl is None:
         return Fate.quarantined("Q-UNKNOWN-ITEM", f"{'SP ' + sp if vt_sp is None else 'NPL ' + npl} not in contract")
     seen.add(k)
+    dm_id = ids.next("DGC_DINH_MUC", 5)
     return Fate.converted(("DGC_DINH_MUC", {
-        "DM_ID": ids.next("DGC_DINH_MUC", 5), "HD_ID": hd_id, "VT_ID_SP": vt_sp, "VT_ID_NPL": vt_npl,
+        "DM_ID": dm_id, "HD_ID": hd_id, "VT_ID_SP": vt_sp, "VT_ID_NPL": vt_npl,
         "MA_VAT_TU_SP": sp, "MA_VAT_TU_NPL": npl, "TEN_SP": text(lk, "SLXNK.DDMuc", "Ten_SP", row.get("TEN_SP")),
         "TEN_NPL": text(lk, "SLXNK.DDMuc", "Ten_NPL", row.get("TEN_NPL")), "MA_DVT": unit(ctx, lk, row.get("MA_DVT")),
-        "DINH_MUC": row.get("DMGC"), "TI_LE_HAO_HUT": row.get("TLHH"), "DINH_MUC_CHUNG": row.get("DM_CHUNG")}))
+        "DINH_MUC": row.get("DMGC"), "TI_LE_HAO_HUT": row.get("TLHH"), "DINH_MUC_CHUNG": row.get("DM_CHUNG")})
+    ).registering("gc_norms", k, dm_id)
 
 
 # --- CX catalogs ---------------------------------------------------------------------------------
@@ -356,7 +391,7 @@ def convert_cx_item(row: Row, is_in: bool, ctx: ConvertContext, ids: IdAllocator
     flag = 1 if is_in else 2
     k = (t(row["MA_HQTN"]), t(row["MA_DV_XN"]), t(row["MA_HANG"]), flag)
     if k in lk.cx_items:
-        return Fate.quarantined("Q-DUPLICATE-KEY", f"MA_HANG={k[2]}")
+        return again(lk, "cx_items", k, f"MA_HANG={k[2]}")
     vt_id = ids.next("DCX_DM_HH_DUA_VAO_RA", 6 if is_in else 7)
     lk.cx_items[k] = vt_id
     new, cuc = office(ctx, lk, row["MA_HQTN"])
@@ -365,7 +400,8 @@ def convert_cx_item(row: Row, is_in: bool, ctx: ConvertContext, ids: IdAllocator
         "VT_ID": vt_id, "MA_HQ": new, "MA_CUC_HQ": cuc, "MA_DV": k[1], "MA_HANG": k[2], "IS_DUA_VAO": flag,
         "TEN_HANG": text(lk, src, "TEN_HANG", row.get("TEN_HANG")), "MA_HS": (t(row.get("MA_HS")) or " ")[:12],
         "MA_DVT": unit(ctx, lk, row.get("MA_DVT")), "LOAI_HANG": row.get("LOAI_HANG"),
-        "SO_TN": row.get("SO_DK"), "NAM_TN": row.get("NAM_DK"), "NAM_TK": nam_tk_bucket(k[2])}))
+        "SO_TN": row.get("SO_DK"), "NAM_TN": row.get("NAM_DK"), "NAM_TK": nam_tk_bucket(k[2])})
+    ).registering("cx_items", k, vt_id)
 
 
 def convert_cx_norm(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups, seen: set[tuple]) -> Fate:
@@ -376,6 +412,8 @@ def convert_cx_norm(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups
     if not in_branch(ctx, row["MA_HQ"]):
         return Fate.excluded("R-OTHER-OFFICE")
     o, dv, sp, npl = t(row["MA_HQ"]), t(row["MA_DV"]), t(row["MA_SP"]), t(row["MA_NPL"])
+    if is_prior(lk, "cx_norms", (o, dv, sp, npl)):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     if (o, dv, sp, npl) in seen:
         return Fate.quarantined("Q-DUPLICATE-KEY", f"MA_SP={sp} MA_NPL={npl}")
     vt_sp, vt_npl = lk.cx_items.get((o, dv, sp, 2)), lk.cx_items.get((o, dv, npl, 1))
@@ -383,10 +421,12 @@ def convert_cx_norm(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups
         return Fate.quarantined("Q-UNKNOWN-ITEM", f"{'SP ' + sp if vt_sp is None else 'NPL ' + npl} not in CX catalog")
     seen.add((o, dv, sp, npl))
     new, cuc = office(ctx, lk, row["MA_HQ"])
+    dm_id = ids.next("DCX_DINH_MUC", 5)
     return Fate.converted(("DCX_DINH_MUC", {
-        "DM_ID": ids.next("DCX_DINH_MUC", 5), "MA_HQ": new, "MA_CUC_HQ": cuc, "MA_DV": dv, "MA_SP": sp,
+        "DM_ID": dm_id, "MA_HQ": new, "MA_CUC_HQ": cuc, "MA_DV": dv, "MA_SP": sp,
         "MA_NPL": npl, "VT_ID_SP": vt_sp, "VT_ID_NPL": vt_npl, "DINH_MUC": row.get("DINH_MUC"),
-        "TY_LE_HH": row.get("TY_LE_HH"), "DINH_MUC_CO_HH": row.get("DINH_MUC_CO_HH")}))
+        "TY_LE_HH": row.get("TY_LE_HH"), "DINH_MUC_CO_HH": row.get("DINH_MUC_CO_HH")})
+    ).registering("cx_norms", (o, dv, sp, npl), dm_id)
 
 
 # --- declarations (§3, §4.4) ---------------------------------------------------------------------
@@ -438,7 +478,7 @@ def convert_declaration(row: Row, ecs: Row | None, source_db: str, ctx: ConvertC
         return fate
     key = decl_key(row)
     if key in lk.decls:
-        return Fate.quarantined("Q-DUPLICATE-KEY", f"SoTK={key[0]} Ma_LH={key[1]} NamDK={key[3]}")
+        return again(lk, "decls", key, f"SoTK={key[0]} Ma_LH={key[1]} NamDK={key[3]}")
     ma_lh = key[1]
     new, cuc = office(ctx, lk, row["MA_HQ"])
     tk_id = ids.next("DTO_KHAI_MD", 0)
@@ -461,13 +501,16 @@ def convert_declaration(row: Row, ecs: Row | None, source_db: str, ctx: ConvertC
         (row.get("NGAY_HOANTHANH") if ma_lh.startswith("NSX") else None),
         "HD_ID": hd_id, "SO_TK_VNACCS": " " * 12, "REFERENCE": ZERO_GUID,
         "SO_TN": e.get("SOTN"), "NAM_TN": e.get("NAMTN"), "NGAY_TN": e.get("NGAYTN"),
-        "MESSAGE_ID": t(e.get("MESSAGEID")), "HINH_THUC_KHAI": e.get("HINHTHUCKHAI"), "NGUON": source_db}))
+        "MESSAGE_ID": t(e.get("MESSAGEID")), "HINH_THUC_KHAI": e.get("HINHTHUCKHAI"), "NGUON": source_db})
+    ).registering("decls", key, lk.decls[key])
 
 
 def ecs_fate(row: Row, lk: Lookups, ctx: ConvertContext) -> Fate:
     """ecsToKhaiMD rows are merged into their declaration; otherwise excluded with it."""
     if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK"], ctx)):
         return q
+    if is_prior(lk, "decls", decl_key(row)):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     if decl_key(row) in lk.decls:
         return Fate.converted()
     return Fate.excluded("R-DECL-NOT-SELECTED")
@@ -514,6 +557,8 @@ def convert_sxxk_goods_group(lines: list[Row], ctx: ConvertContext, lk: Lookups
     decl = lk.decls.get(key)
     if decl is None:
         return [(ln, q or Fate.excluded("R-DECL-NOT-SELECTED")) for ln, q in out]
+    if is_prior(lk, "decls", key):
+        return [(ln, q or Fate.excluded("R-ALREADY-CONVERTED")) for ln, q in out]
     ma_lh = key[1]
     nsx = ma_lh.startswith("NSX")
     ok = [ln for ln, q in out if q is None]
@@ -581,6 +626,8 @@ def convert_slxnk_line(row: Row, ctx: ConvertContext, lk: Lookups, seen: set[tup
     decl = lk.decls.get(key)
     if decl is None:
         return Fate.excluded("R-DECL-NOT-SELECTED")
+    if is_prior(lk, "decls", key):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     k = (decl[0], row["STTHANG"])
     if k in seen:
         return Fate.quarantined("Q-DUPLICATE-KEY", f"STTHang={row['STTHANG']}")
@@ -604,6 +651,8 @@ def dc_ct_fate(row: Row, chosen_ct: set[tuple], lk: Lookups, ctx: ConvertContext
         return q
     if decl_key(row) not in lk.decls:
         return Fate.excluded("R-DECL-NOT-SELECTED")
+    if is_prior(lk, "decls", decl_key(row)):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     k = (*decl_key(row), t(row["MA_PHU"]), row.get("LAN_DC"), row.get("LAN_DC_CT"))
     return Fate.converted() if k in chosen_ct else Fate.excluded("R-DC-CT-SUPERSEDED")
 
@@ -618,7 +667,7 @@ def convert_self_supplied(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: L
         return Fate.excluded("R-DECL-NOT-SELECTED")
     k = (decl[0], t(row["NPLP_CODE"]))
     if k in lk.tcu:
-        return Fate.quarantined("Q-DUPLICATE-KEY", f"NPLP_Code={k[1]}")
+        return again(lk, "tcu", k, f"NPLP_Code={k[1]}")
     tcu_id = ids.next("DGC_NPL_TCU", 1)
     lk.tcu[k] = tcu_id
     new, cuc = office(ctx, lk, row["MA_HQ"])
@@ -626,7 +675,7 @@ def convert_self_supplied(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: L
         "TCU_ID": tcu_id, "TK_ID": decl[0], "HD_ID": decl[1], "MA_HQ": new, "MA_CUC_HQ": cuc,
         "MA_NPL": strip_kind_prefix(row["NPLP_CODE"]), "TEN_NPL": text(lk, "SLXNK.ecsNPLTCU", "Ten_NPL", row.get("TEN_NPL")),
         "MA_DVT": unit(ctx, lk, row.get("MA_DVT")), "LUONG": row.get("LUONG"), "DON_GIA": row.get("DONGIA"),
-        "TRI_GIA": row.get("TRIGIA")}))
+        "TRI_GIA": row.get("TRIGIA")})).registering("tcu", k, tcu_id)
 
 
 def convert_self_supplied_doc(row: Row, ctx: ConvertContext, lk: Lookups, seen: set[tuple]) -> Fate:
@@ -638,6 +687,8 @@ def convert_self_supplied_doc(row: Row, ctx: ConvertContext, lk: Lookups, seen: 
     if decl is None:
         return Fate.excluded("R-DECL-NOT-SELECTED")
     tcu_id = lk.tcu.get((decl[0], t(row["NPLP_CODE"])))
+    if is_prior(lk, "tcu", (decl[0], t(row["NPLP_CODE"]))):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     if tcu_id is None:
         return Fate.quarantined("Q-NO-PARENT", f"NPLP_Code={t(row['NPLP_CODE'])} has no ecsNPLTCU row")
     so_ct = text(lk, "SLXNK.ecsNPLTCU_CT", "So_CT", t(row["SO_CT"]))
@@ -656,14 +707,15 @@ def convert_cx_notice(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Looku
         return Fate.excluded("R-OTHER-OFFICE")
     k = (row["SO_TN"], row["NAM_TN"], t(row["MA_HQTN"]))
     if k in lk.cx_notices:
-        return Fate.quarantined("Q-DUPLICATE-KEY", f"SO_TN={k[0]} NAM_TN={k[1]}")
+        return again(lk, "cx_notices", k, f"SO_TN={k[0]} NAM_TN={k[1]}")
     ct_id = ids.next("DCX_CT_TOKHAI", 8)
     lk.cx_notices[k] = (ct_id, t(row.get("MA_DV")) or "")
     new, cuc = office(ctx, lk, row["MA_HQTN"])
     return Fate.converted(("DCX_CT_TOKHAI", {
         "CT_ID": ct_id, "MA_HQ": new, "MA_CUC_HQ": cuc, "MA_DV": t(row.get("MA_DV")), "SO_TN": k[0], "NAM_TN": k[1],
         "NGAY_TN": row.get("NGAY_TN"), "LOAI_CT": t(row.get("LOAI_CT")),
-        "GHI_CHU": text(lk, "SLXNK.ecsCX_CT_TOKHAI", "GHI_CHU", row.get("GHI_CHU"))}))
+        "GHI_CHU": text(lk, "SLXNK.ecsCX_CT_TOKHAI", "GHI_CHU", row.get("GHI_CHU"))})
+    ).registering("cx_notices", k, lk.cx_notices[k])
 
 
 def convert_cx_notice_line(row: Row, ctx: ConvertContext, lk: Lookups, seen: set[tuple]) -> Fate:
@@ -672,7 +724,10 @@ def convert_cx_notice_line(row: Row, ctx: ConvertContext, lk: Lookups, seen: set
         return q
     if not in_branch(ctx, row["MA_HQTN"]):
         return Fate.excluded("R-OTHER-OFFICE")
-    parent = lk.cx_notices.get((row["SO_TN"], row["NAM_TN"], t(row["MA_HQTN"])))
+    pk = (row["SO_TN"], row["NAM_TN"], t(row["MA_HQTN"]))
+    parent = lk.cx_notices.get(pk)
+    if is_prior(lk, "cx_notices", pk):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     if parent is None:
         return Fate.quarantined("Q-NO-PARENT", f"notification SO_TN={row['SO_TN']} is missing or quarantined")
     if (parent[0], row["STT_HANG"]) in seen:
@@ -699,13 +754,16 @@ def convert_cx_destruction(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: 
     if not in_branch(ctx, row["MA_HQTN"]):
         return Fate.excluded("R-OTHER-OFFICE")
     hk = (row["SO_TN"], row["NAM_TN"], t(row["MA_HQTN"]))
+    if is_prior(lk, "cx_destructions", hk):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     dk = (hk, t(row["MA_HANG"]))
     if dk in seen:
         return Fate.quarantined("Q-DUPLICATE-KEY", f"MA_HANG={dk[1]}")
     seen.add(dk)
     out: list[tuple[str, Row]] = []
     new, cuc = office(ctx, lk, row["MA_HQTN"])
-    if hk not in lk.cx_destructions:
+    fresh = hk not in lk.cx_destructions
+    if fresh:
         lk.cx_destructions[hk] = ids.next("DCX_HUY_NPL_SP", 9)
         out.append(("DCX_HUY_NPL_SP", {"CT_ID": lk.cx_destructions[hk], "MA_HQ": new, "MA_CUC_HQ": cuc,
                                        "MA_DV": t(row.get("MA_DV")), "SO_TN": hk[0], "NAM_TN": hk[1]}))
@@ -718,7 +776,8 @@ def convert_cx_destruction(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: 
         "CT_ID": lk.cx_destructions[hk], "MA_HANG": dk[1], "VT_ID": vt_id or 0, "LOAI_HANG": loai,
         "SO_LUONG": row.get("SO_LUONG"), "MA_DVT": unit(ctx, lk, row.get("MA_DVT")),
         "TK_ID": decl[0] if decl else None, "SO_TK": row.get("SO_TK"), "MA_LH": t(row.get("MA_LH"))}))
-    return Fate.converted(*out)
+    f = Fate.converted(*out)
+    return f.registering("cx_destructions", hk, lk.cx_destructions[hk]) if fresh else f
 
 
 # --- SXXK stock (§4.6, §6) ----------------------------------------------------------------------
@@ -741,6 +800,8 @@ def convert_stock(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) 
     if ton <= 0:
         return Fate.excluded("R-STOCK-ZERO")
     npl = t(row["MA_NPL"])
+    if is_prior(lk, "stock", (*key, npl)):
+        return Fate.excluded("R-ALREADY-CONVERTED")
     lines = lk.stock_lines.get((decl[0], npl))
     if lines:
         groups = group_by_price(lines)
@@ -761,7 +822,7 @@ def convert_stock(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) 
         "TK_ID": decl[0], "SO_TK": key[0], "SO_TK_VNACCS": " " * 12, "MA_LH": key[1], "NAM_DK": key[3],
         "VT_ID": vt_id, "MA_NPL": npl, "DGIA_TT": p.price, "TS_XNK": p.tax_rate, "MA_DV": decl[2],
         "TON_DAU": p.ton_dau, "TON": p.remaining, "LUONG": p.used, "LUONG_TON_DC": Decimal(0),
-        "LUONG_TON_SAU_DC": p.remaining}) for p in pieces])
+        "LUONG_TON_SAU_DC": p.remaining}) for p in pieces]).registering("stock", (*key, npl), hs_tl_id)
 
 
 # --- fitting rows to the target ------------------------------------------------------------------

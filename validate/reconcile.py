@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import sqlalchemy as sa
 
 
 def _offices(offices: list[str]) -> str:
@@ -65,3 +66,24 @@ def stock_balance(con: duckdb.DuckDBPyConnection, snapshot: Path, offices: list[
     for dv, npl, v in dst:
         out[(dv, npl)] = (out.get((dv, npl), (Decimal(0), Decimal(0)))[0], v)
     return out
+
+
+def central_declarations(engine: "sa.Engine", base_id: int) -> dict[tuple[str, str], int]:
+    """Declarations of the branch already in central (for incremental runs), per (source DB, Ma_LH)."""
+    q = sa.text('SELECT "NGUON", "MA_LH", count(*) FROM "DTO_KHAI_MD" WHERE "TK_ID" > :lo AND "TK_ID" <= :hi '
+                'GROUP BY "NGUON", "MA_LH"')
+    return {(a, b): n for a, b, n in _central_rows(engine, q, base_id)}
+
+
+def central_stock(engine: "sa.Engine", base_id: int) -> dict[tuple[str, str], Decimal]:
+    q = sa.text('SELECT "MA_DV", "MA_NPL", sum("TON") FROM "DSX_NPL_NHAP_TL" WHERE "HS_TL_ID" > :lo '
+                'AND "HS_TL_ID" <= :hi GROUP BY "MA_DV", "MA_NPL"')
+    return {(a, b): Decimal(str(v)).quantize(Decimal("0.000001")) for a, b, v in _central_rows(engine, q, base_id)}
+
+
+def _central_rows(engine: "sa.Engine", q: "sa.TextClause", base_id: int) -> list[tuple]:  # type: ignore[type-arg]
+    try:
+        with engine.connect() as c:
+            return [tuple(r) for r in c.execute(q, {"lo": base_id, "hi": base_id + 10**9})]
+    except sa.exc.OperationalError:
+        return []  # no central yet: nothing loaded before

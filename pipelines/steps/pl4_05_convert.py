@@ -14,19 +14,24 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from extract import staging
-from extract.legacy_schema import legacy_table
+from extract.legacy_schema import TABLES_BY_DB, legacy_table
 from load.central_model import arrow_schema_of, text_limits
 from load.snapshot import SRC_KEY, SnapshotWriter
 from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
 from transform import convert as cv
 from transform.codes import office_map, reshape_office, unit_map
-from transform.errors import ConservationError
+from transform import registry
+from transform.errors import ConservationError, TransformError
+from transform.scope import source_in_scope
 from validate.report import md_table, write_json
 
 STEP = "pl4_05_convert"
+REGISTRY_FILE = "id_registry_delta.parquet"
+REGISTRY_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string()), ("value", pa.string())])
 QUARANTINE_SCHEMA = pa.schema([("source_table", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
                                ("source_key", pa.string()), ("source_values", pa.string())])
 
@@ -41,6 +46,7 @@ class _Sink:
         self.fates: Counter[tuple[str, str, str]] = Counter()
         self.quarantine: list[dict[str, Any]] = []
         self.limits: dict[str, dict[str, int]] = {}
+        self.registrations: list[dict[str, str]] = []
 
     def take(self, source_table: str, row: dict[str, Any], fate: cv.Fate) -> None:
         src_key = _src_key(source_table, row)
@@ -51,6 +57,7 @@ class _Sink:
                     fate = cv.Fate.quarantined("Q-VALUE-TOO-LONG", why)
                     break
         if fate.kind == "converted":
+            self.registrations.extend(registry.encode(k, key, v) for k, key, v in fate.registrations)
             for target, trow in fate.rows:
                 trow[SRC_KEY] = src_key
                 b = self.buf.setdefault(target, [])
@@ -97,22 +104,25 @@ def run(ctx: StepContext) -> StepOutcome:
     cfg = ctx.cfg
     cctx = cv.ConvertContext(frozenset(cfg.offices), office_map(cfg.office_map), unit_map(cfg.unit_map),
                              ctx.freeze_time())
-    ids = cv.IdAllocator(ctx.base_id)
     lk = cv.Lookups()
+    ids, prior = _prepare(ctx, lk)
     con = staging.connect(cfg.staging_path)
     writer = SnapshotWriter(ctx.snapshot_dir)
     sink = _Sink(writer, cfg.batch_rows)
     n = cfg.batch_rows
+    in_scope = lambda db, table: source_in_scope(f"{db}.{table}", cfg.scope)  # noqa: E731
 
     def each(db: str, table: str, fn: Callable[[dict[str, Any]], cv.Fate]) -> None:
-        for r in _rows(staging.read_table(con, db, table, n), f"{db}.{table}"):
-            sink.take(f"{db}.{table}", r, fn(r))
+        if in_scope(db, table):
+            for r in _rows(staging.read_table(con, db, table, n), f"{db}.{table}"):
+                sink.take(f"{db}.{table}", r, fn(r))
 
     def grouped(db: str, table: str, key: list[str], fn: Callable[[dict[str, Any], set], cv.Fate]) -> None:
-        for grp in _grouped(staging.read_ordered(con, db, table, key, n), key, f"{db}.{table}"):
-            seen: set = set()
-            for r in grp:
-                sink.take(f"{db}.{table}", r, fn(r, seen))
+        if in_scope(db, table):
+            for grp in _grouped(staging.read_ordered(con, db, table, key, n), key, f"{db}.{table}"):
+                seen: set = set()
+                for r in grp:
+                    sink.take(f"{db}.{table}", r, fn(r, seen))
 
     try:
         # catalogs first: declarations and goods look their IDs up (Phụ lục IV §I.1)
@@ -131,6 +141,8 @@ def run(ctx: StepContext) -> StepOutcome:
 
         # declarations (liquidation data, Phụ lục IV §I.2), their goods, stock
         for db, table in (("SXXK", "DTOKHAIMD"), ("SLXNK", "DToKhaiMD")):
+            if not in_scope(db, table):
+                continue
             for r in _rows(staging.declarations_with_ecs(con, db, n), f"{db}.{table}"):
                 ecs = {k[5:]: r.pop(k) for k in list(r) if k.startswith("_ECS_")}
                 sink.take(f"{db}.{table}", r, cv.convert_declaration(r, ecs if ecs.get("SOTN") is not None else None,
@@ -139,8 +151,8 @@ def run(ctx: StepContext) -> StepOutcome:
 
         chosen_ct: set[tuple] = set()
         src_table = {"TH": "SXXK.DHANGMDTH", "DC": "SXXK.DHANGMDDC", "DK": "SXXK.DHANGMDDK"}
-        for grp in _grouped(staging.sxxk_goods_candidates(con, n), ["SOTK", "MA_LH", "MA_HQ", "NAMDK"],
-                            "SXXK goods (TH/DC/DK)"):
+        goods = staging.sxxk_goods_candidates(con, n) if in_scope("SXXK", "DHANGMDTH") else iter(())
+        for grp in _grouped(goods, ["SOTK", "MA_LH", "MA_HQ", "NAMDK"], "SXXK goods (TH/DC/DK)"):
             for line, fate in cv.convert_sxxk_goods_group(grp, cctx, lk):
                 meta = {k: line.pop(k) for k in list(line) if k.startswith("_")}
                 if meta["_SRC"] == "DC" and fate.kind == "converted" and meta.get("_CT_LAN_DC_CT") is not None:
@@ -165,9 +177,13 @@ def run(ctx: StepContext) -> StepOutcome:
         handled = {k[0] for k in sink.fates}
         for table, rows in restored.items():
             if table not in handled and rows:
-                sink.fates[(table, "excluded", "R-TABLE-NOT-CONVERTED")] += rows
+                in_model = table.split(".", 1)[1] in {t.name for t in TABLES_BY_DB.get(table.split(".")[0], ())}
+                code = "R-OUT-OF-SCOPE" if in_model and not source_in_scope(table, cfg.scope) else "R-TABLE-NOT-CONVERTED"
+                sink.fates[(table, "excluded", code)] += rows
         sink.flush()
-        snap = writer.close()
+        reg = pa.Table.from_pylist(sink.registrations, schema=REGISTRY_SCHEMA)
+        pq.write_table(reg, ctx.snapshot_dir / REGISTRY_FILE)
+        snap = writer.close({REGISTRY_FILE: reg.num_rows})
         qt = pa.Table.from_pylist(sink.quarantine, schema=QUARANTINE_SCHEMA)
         staging.write_quarantine(con, qt)
     finally:
@@ -210,9 +226,29 @@ def run(ctx: StepContext) -> StepOutcome:
           md_table(["source table", "fate", "rule / reason", "rows"], [tuple(a.values()) for a in acct], limit=200) +
           "\n\n" + md_table(["central table", "rows"], [(k, v["rows"]) for k, v in tables.items()]))
     return StepOutcome(rows_in=rows_in, rows_out=sum(v["rows"] for v in tables.values()), markdown=md, detail={
-        "snapshot": str(ctx.snapshot_dir), "snapshot_sha256": snap["snapshot_sha256"],
+        "snapshot": str(ctx.snapshot_dir), "snapshot_sha256": snap["snapshot_sha256"], "scope": cfg.scope,
+        "incremental": cfg.incremental, "prior_ids": prior, "new_ids": reg.num_rows,
         "fates": dict(totals), "central_rows": {k: v["rows"] for k, v in tables.items()},
         "office_map": cfg.office_map, "unit_map": cfg.unit_map, "text_fixes": len(lk.text_fixes)})
+
+
+def _prepare(ctx: StepContext, lk: cv.Lookups) -> tuple[cv.IdAllocator, dict[str, int]]:
+    """Read the branch's ID registry when this run builds on earlier ones.
+
+    - scope ``declarations``: the catalogs converted earlier (their IDs) are required;
+    - incremental: every earlier key is remembered (not converted again) and sequences continue.
+    """
+    cfg = ctx.cfg
+    if not (cfg.incremental or cfg.scope == "declarations"):
+        return cv.IdAllocator(ctx.base_id), {}
+    kinds = None if cfg.incremental else registry.CATALOG_KINDS
+    rows = ctx.store.registry(cfg.branch_code, kinds)
+    counts = registry.load_into(lk, rows)
+    if cfg.scope == "declarations" and not any(counts.get(k) for k in registry.CATALOG_KINDS):
+        raise TransformError(f"branch {cfg.branch_code} has no converted catalogs to link declarations to",
+                             hint="run the branch with scope = \"catalogs\" (and load it) first, or use scope = \"all\"")
+    start = registry.sequences(ctx.base_id, rows, registry.TABLE_OF_KIND) if cfg.incremental else {}
+    return cv.IdAllocator(ctx.base_id, start), counts
 
 
 def _group_quarantine(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

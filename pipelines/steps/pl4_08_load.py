@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import json
 
+import pyarrow.parquet as pq
+
 from load.central import branch_counts, load_branch, open_central
+from load.central_model import LOAD_ORDER
 from load.errors import LoadError, LoadRefused
 from load.snapshot import read_manifest
 from pipelines.steps.base import StepContext, StepOutcome
+from pipelines.steps.pl4_05_convert import REGISTRY_FILE
+from transform import registry
 from transform.codes import new_office_code, office_map
 from transform.roles import map_user_roles
+from transform.scope import target_in_scope
 from validate.report import md_table, write_json
 
 STEP = "pl4_08_load"
@@ -39,24 +45,36 @@ def run(ctx: StepContext) -> StepOutcome:
                           f"{len(unknown)} legacy roles have no central role; those grants were not made")
     engine = open_central(url)
     snap = read_manifest(ctx.snapshot_dir)
+    owned = {t for t in LOAD_ORDER if target_in_scope(t, cfg.scope)}
+    before = branch_counts(engine, ctx.base_id)
     loaded = load_branch(engine, ctx.snapshot_dir, ctx.base_id, cfg.branch_code, users,
-                         {r: r for u in users for r in u["roles"]})
+                         {r: r for u in users for r in u["roles"]}, tables=owned, append=cfg.incremental)
     in_central = branch_counts(engine, ctx.base_id)
-    expected = {k: v["rows"] for k, v in snap["tables"].items()}  # type: ignore[union-attr]
+    snap_rows = {k: v["rows"] for k, v in snap["tables"].items()}  # type: ignore[union-attr]
+    # what central must hold now: the snapshot for owned tables (plus earlier rows when appending),
+    # and exactly what it held before for the tables this run does not own
+    expected = {k: (snap_rows[k] + (before[k] if cfg.incremental else 0)) if k in owned else before[k]
+                for k in snap_rows}
     diff = {k: (expected[k], in_central.get(k)) for k in expected if expected[k] != in_central.get(k)}
     store.add_counts(rid, STEP, "central", [{"table_name": k, "rows": v} for k, v in in_central.items()])
     if diff:
         raise LoadError("central row counts differ from the converted snapshot: " +
                         "; ".join(f"{k}: snapshot {a}, central {b}" for k, (a, b) in diff.items()),
                         hint="do not open the branch in central; investigate and re-run step 8")
+    # the IDs this run issued are now in central: remember them, so no later run issues them again
+    delta = pq.read_table(ctx.snapshot_dir / REGISTRY_FILE).to_pylist()
+    replace = () if cfg.incremental else tuple(k for k in registry.KINDS
+                                                if target_in_scope(registry.TABLE_OF_KIND[k], cfg.scope))
+    store.commit_registry(cfg.branch_code, rid, delta, replace_kinds=replace)
     report = write_json(ctx.reports_dir / "buoc8_bao_cao_nap.json", {
         "central": "rehearsal" if cfg.rehearsal else "production", "snapshot_sha256": snap["snapshot_sha256"],
         "rows": in_central, "users": len(users), "unknown_roles": unknown,
         "decommission": ["Gỡ bỏ service, ứng dụng e-Customs V4 tại Chi cục (Phụ lục IV, mục I.2)",
                          "Giữ CSDL nguồn ở chế độ READ ONLY đến khi hết thời hạn lưu trữ"]})
-    total = sum(in_central.values())
+    total = sum(loaded.get(k, 0) for k in owned)
     md = (f"## Bước 8 — nạp CSDL tập trung ({'CHẠY THỬ' if cfg.rehearsal else 'chính thức'})\n\n{total} rows; "
           f"{len(users)} users.\n\n" + md_table(["table", "rows"], sorted(in_central.items())))
-    return StepOutcome(rows_in=sum(expected.values()), rows_out=total, markdown=md, detail={
+    return StepOutcome(rows_in=sum(snap_rows.values()), rows_out=total, markdown=md, detail={
+        "scope": cfg.scope, "incremental": cfg.incremental, "inserted": {k: loaded.get(k, 0) for k in owned},
         "central": "rehearsal" if cfg.rehearsal else "production", "rows": in_central, "users": loaded.get(
             "CENTRAL_USER", 0), "load_report": str(report)})
