@@ -5,6 +5,7 @@ Each check returns the offending keys; transform/ and validate/ turn them into f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -143,3 +144,80 @@ def counts_by_office_type(engine: Engine, db: str) -> list[dict[str, object]]:
     sql = (f"SELECT TRIM(Ma_HQ) AS office, TRIM(Ma_LH) AS ma_lh, COUNT(*) AS rows FROM {_q(decl)} "
            "GROUP BY TRIM(Ma_HQ), TRIM(Ma_LH) ORDER BY 1, 2")
     return [{"table_name": f"{db}.{decl}", **r} for r in _rows(engine, sql)]
+
+
+# (table, date columns) checked for impossible values; (table, quantity columns) for negative ones
+DATE_COLUMNS: dict[str, dict[str, list[str]]] = {
+    "SXXK": {"DTOKHAIMD": ["NGAY_DK"]},
+    "SLXNK": {"DToKhaiMD": ["Ngay_DK"], "DHDGC": ["Ngay_Ky", "Ngay_DK"]},
+}
+QTY_COLUMNS: dict[str, dict[str, list[str]]] = {
+    "SXXK": {"DHANGMDDK": ["LUONG"], "DHANGMDTH": ["LUONG"], "DHANGMDDC": ["LUONG"], "DNPLNHAP": ["LUONG", "TON"],
+             "DDINHMUC": ["DM_SD", "TL_HH"]},
+    "SLXNK": {"DHangMD": ["Luong"], "DNPLHD": ["SL_DK"], "DSPGC": ["SL_DK"], "DDMuc": ["DMGC", "TLHH"]},
+}
+TEXT_COLUMNS: dict[str, dict[str, list[str]]] = {
+    "SXXK": {"DHANGMDDK": ["TEN_HANG"], "DHANGMDTH": ["TEN_HANG"], "SNPL": ["TEN_NPL"], "SSP": ["TEN_SP"]},
+    "SLXNK": {"DHangMD": ["Ten_Hang"], "DThietBi": ["Ten_TB"], "ecsDHangMau": ["Ten_HM"], "DNPLHD": ["Ten_NPL"],
+              "DSPGC": ["Ten_SP"], "DHDGC": ["So_HD", "DVDT"]},
+}
+
+
+def impossible_dates(engine: Engine, db: str, lo: str, hi: str) -> list[CheckHit]:
+    hits, have = [], present_tables(engine)
+    for table, cols in DATE_COLUMNS[db].items():
+        if table not in have:
+            continue
+        key = list(legacy_table(db, table).key)
+        cond = " OR ".join(f"({_q(c)} < :lo OR {_q(c)} > :hi)" for c in cols)
+        with engine.connect() as c:
+            rows = [dict(r) for r in c.execute(sa.text(f"SELECT {_key_expr(key)} FROM {_q(table)} WHERE {cond}"),
+                                               {"lo": lo, "hi": hi}).mappings()]
+        if rows:
+            hits.append(CheckHit("impossible_date", f"{db}.{table}", rows,
+                                 f"{len(rows)} rows of {table} with a date before {lo[:10]} or after {hi[:10]}"))
+    return hits
+
+
+def negative_quantities(engine: Engine, db: str) -> list[CheckHit]:
+    hits, have = [], present_tables(engine)
+    for table, cols in QTY_COLUMNS[db].items():
+        if table not in have:
+            continue
+        key = list(legacy_table(db, table).key)
+        cond = " OR ".join(f"{_q(c)} < 0" for c in cols)
+        rows = _rows(engine, f"SELECT {_key_expr(key)} FROM {_q(table)} WHERE {cond}")
+        if rows:
+            hits.append(CheckHit("negative_qty", f"{db}.{table}", rows, f"{len(rows)} rows of {table} with a negative "
+                                 f"{'/'.join(cols)}"))
+    return hits
+
+
+def stock_above_import(engine: Engine) -> list[CheckHit]:
+    if "DNPLNHAP" not in present_tables(engine):
+        return []
+    key = list(legacy_table("SXXK", "DNPLNHAP").key)
+    rows = _rows(engine, f"SELECT {_key_expr(key)} FROM DNPLNHAP WHERE TON > LUONG")
+    return [CheckHit("ton_gt_luong", "SXXK.DNPLNHAP", rows, f"{len(rows)} stock rows with TON > LUONG")] if rows else []
+
+
+def tcvn3_text(engine: Engine, db: str, looks_tcvn3: Callable[[str | None], bool],
+               batch_rows: int = 50_000) -> list[CheckHit]:
+    """Text still in TCVN3 (hazard 2), found by streaming the name columns (the test is not SQL-expressible)."""
+    hits, have = [], present_tables(engine)
+    for table, cols in TEXT_COLUMNS[db].items():
+        if table not in have:
+            continue
+        key = list(legacy_table(db, table).key)
+        sql = f"SELECT {_key_expr(key)}, {', '.join(_q(c) for c in cols)} FROM {_q(table)}"
+        found = []
+        with engine.connect() as c:
+            res = c.execution_options(stream_results=True, yield_per=batch_rows).execute(sa.text(sql)).mappings()
+            for r in res:
+                bad = [col for col in cols if looks_tcvn3(r[col])]
+                if bad:
+                    found.append({**{k: r[k] for k in key}, "columns": bad})
+        if found:
+            hits.append(CheckHit("tcvn3_text", f"{db}.{table}", found,
+                                 f"{len(found)} rows of {table} hold TCVN3 text (converted to Unicode in step 5)"))
+    return hits

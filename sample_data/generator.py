@@ -30,7 +30,7 @@ DEFECT_KINDS = (
     "null_key", "impossible_date", "ton_gt_luong", "negative_qty",
 )
 
-GENERATOR_VERSION = 2  # bump when the generated content changes, so cached sample branches are rebuilt
+GENERATOR_VERSION = 3  # bump when the generated content changes, so cached sample branches are rebuilt
 BRANCH_OFFICES = ("C47D  ", "C47D01")  # Biên Hòa area, Cục 47 (Đồng Nai): 47CD→47D1, 47CD01→47D2
 OTHER_OFFICE = "N47B  "  # another branch of the same Cục, present in the department-level SLXNK
 
@@ -234,12 +234,12 @@ class _Gen:
                 lines.append((c, n, h, u, mp + "-2"))
             n_lines = len(lines)
             sohang = n_lines
-            if self.hit("sohang_mismatch"):
-                sohang = n_lines + 1
-                self.note("sohang_mismatch", "SXXK.DTOKHAIMD", mkey, f"SOHANG={sohang}, lines={n_lines}")
             no_goods = self.hit("decl_without_goods")
             if no_goods:
                 self.note("decl_without_goods", "SXXK.DTOKHAIMD", mkey)
+            elif self.hit("sohang_mismatch"):  # observable only when the declaration has lines
+                sohang = n_lines + 1
+                self.note("sohang_mismatch", "SXXK.DTOKHAIMD", mkey, f"SOHANG={sohang}, lines={n_lines}")
             ngay_dk = ngay
             if self.hit("impossible_date"):
                 ngay_dk = date(1900, 1, 1)

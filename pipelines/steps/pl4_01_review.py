@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from extract import review
 from extract.source import open_source
 from pipelines.steps.base import StepContext, StepOutcome
+from transform.codes import looks_tcvn3
 from validate.findings import classify_review_hit
 from validate.report import md_table, write_json, write_xlsx
 
@@ -14,6 +17,7 @@ STEP = "pl4_01_review"
 def run(ctx: StepContext) -> StepOutcome:
     cfg = ctx.cfg
     hits = []
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
     engines = {"SLXNK": open_source(cfg.resolved_url("slxnk")), "SXXK": open_source(cfg.resolved_url("sxxk"))}
     for db, eng in engines.items():
         hits += review.missing_tables(eng, db)
@@ -25,6 +29,10 @@ def run(ctx: StepContext) -> StepOutcome:
         hits += review.orphan_catalog_rows(eng, db)
         hits += review.duplicate_keys(eng, db)
         hits += review.null_keys(eng, db)
+        hits += review.impossible_dates(eng, db, "1990-01-01", now)
+        hits += review.negative_quantities(eng, db)
+        hits += review.tcvn3_text(eng, db, looks_tcvn3, cfg.batch_rows)
+    hits += review.stock_above_import(engines["SXXK"])
     stock = review.closing_stock(engines["SXXK"], cfg.offices)
     for h in hits:
         category, severity = classify_review_hit(h.check_id)

@@ -13,6 +13,7 @@ from load.control_store import ControlStore
 from pipelines.migrate import migrate_branch
 from sample_data.generator import GenParams, generate_branch
 from tests.conftest import make_config
+from transform.codes import looks_tcvn3
 
 pytestmark = pytest.mark.flow
 
@@ -100,7 +101,27 @@ def test_unsigned_minutes_never_load_outside_rehearsal(tmp_path: Path, sample_br
         prod).execute("SELECT count(*) FROM DTO_KHAI_MD").fetchone()[0] == 0
 
 
-def test_defective_branch_accounts_for_every_row(tmp_path: Path) -> None:
+def _matches(manifest_key: dict, found: dict) -> bool:
+    for k, v in manifest_key.items():
+        mv, fv = str(v).strip(), str(found.get(k)).strip()
+        if not (fv == mv or (len(mv) == 10 and fv.startswith(mv))):  # dates: '2013-05-05' vs '2013-05-05 00:00…'
+            return False
+    return True
+
+
+def _src_key_dict(source_key: str) -> dict:
+    _table, *parts = source_key.split("|")
+    return dict(p.split("=", 1) for p in parts)
+
+
+EXPECTED_REASONS = {
+    "null_key": {"Q-NULL-KEY"}, "ton_gt_luong": {"Q-TON-GT-LUONG", "Q-NULL-KEY"}, "negative_qty": {"Q-NEGATIVE-QTY"},
+    "impossible_date": {"Q-IMPOSSIBLE-DATE"}, "duplicate_key": {"Q-DUPLICATE-KEY"},
+    "orphan_catalog": {"Q-UNKNOWN-ITEM", "Q-GC-NO-CONTRACT"},
+}
+
+
+def test_every_injected_defect_is_found_by_the_right_check(tmp_path: Path) -> None:
     branch = tmp_path / "bad"
     m = generate_branch(branch, GenParams(seed=11, defects={
         "decl_without_goods": 0.03, "sohang_mismatch": 0.03, "orphan_catalog": 0.3, "duplicate_key": 0.05,
@@ -109,20 +130,37 @@ def test_defective_branch_accounts_for_every_row(tmp_path: Path) -> None:
     s = migrate_branch(config=cfg, auto_approve_demo=True)
     assert all(st["status"] == "completed" for st in s["steps"])
     store = ControlStore(cfg.control_url)
+
+    # conservation on a defective branch: every restored row has exactly one fate
     restored = {r["table_name"]: r["rows"] for r in store.counts(s["run_id"], "restored")}
     acct: dict[str, int] = {}
     for a in store.accounting(s["run_id"]):
         acct[a["source_table"]] = acct.get(a["source_table"], 0) + a["rows"]
     assert acct == restored
-    reasons = {a["code"] for a in store.accounting(s["run_id"]) if a["fate"] == "quarantined"}
-    assert {"Q-NULL-KEY", "Q-DUPLICATE-KEY"} <= reasons
-    # step 1 finds every injected declaration without goods, by key
-    f1 = [f for f in store.findings(s["run_id"]) if f["check_id"] == "decl_without_goods"]
-    found = {(t, json.dumps(k, sort_keys=True)) for f in f1 for k in json.loads(f["keys_json"])
-             for t in [f["table_name"]]}
-    injected = {(d["table"], json.dumps(d["key"], sort_keys=True)) for d in m["defects"]
-                if d["defect"] == "decl_without_goods"}
-    assert injected and injected <= found
-    # TCVN3 text was converted and logged, never silently passed
+
+    # step 1 reports every injected defect under the check named after it, with its key
+    findings = [f for f in store.findings(s["run_id"]) if f["step"] == "pl4_01_review"]
+    kinds = {d["defect"] for d in m["defects"]}
+    assert kinds == {"decl_without_goods", "sohang_mismatch", "orphan_catalog", "duplicate_key", "tcvn3_text",
+                     "null_key", "impossible_date", "ton_gt_luong", "negative_qty"}
+    for d in m["defects"]:
+        keys = [k for f in findings if f["check_id"] == d["defect"] and f["table_name"] == d["table"]
+                for k in json.loads(f["keys_json"])]
+        assert any(_matches(d["key"], k) for k in keys), d
+
+    # in step 5 a defective row that was eligible is quarantined under the reason its defect calls for
+    import duckdb
+    con = duckdb.connect(str(cfg.staging_path), read_only=True)
+    q = con.execute("SELECT source_table, reason, source_key FROM quarantine.rows").fetchall()
+    con.close()
+    quarantined_kinds = set()
+    for d in m["defects"]:
+        for table, reason, key in q:
+            if table == d["table"] and _matches(d["key"], _src_key_dict(key)) and d["defect"] in EXPECTED_REASONS:
+                assert reason in EXPECTED_REASONS[d["defect"]], (d, reason)
+                quarantined_kinds.add(d["defect"])
+    assert {"null_key", "duplicate_key", "orphan_catalog", "impossible_date", "ton_gt_luong"} <= quarantined_kinds
+    # TCVN3 text in converted rows was converted and logged, never silently passed on
     fixes = json.loads((Path(s["paths"]["reports"]) / "buoc5_text_fixes.json").read_text())
     assert any(f["table"] == "SXXK.DHANGMDDK" for f in fixes)
+    assert all(not looks_tcvn3(f["after"]) for f in fixes)
