@@ -221,3 +221,17 @@ def tcvn3_text(engine: Engine, db: str, looks_tcvn3: Callable[[str | None], bool
             hits.append(CheckHit("tcvn3_text", f"{db}.{table}", found,
                                  f"{len(found)} rows of {table} hold TCVN3 text (converted to Unicode in step 5)"))
     return hits
+
+
+# SXXK columns wider than their central counterparts (domain doc §4.4): central length
+WIDER_THAN_CENTRAL: dict[str, int] = {"DV_DT": 256, "VAN_DON": 35, "SO_HD": 50, "SO_HDTM": 30}
+
+
+def long_text(engine: Engine) -> list[CheckHit]:
+    if "DTOKHAIMD" not in present_tables(engine):
+        return []
+    key = list(legacy_table("SXXK", "DTOKHAIMD").key)
+    cond = " OR ".join(f"length({_q(c)}) > {n}" for c, n in WIDER_THAN_CENTRAL.items())
+    rows = _rows(engine, f"SELECT {_key_expr(key)} FROM DTOKHAIMD WHERE {cond}")
+    return [CheckHit("long_text", "SXXK.DTOKHAIMD", rows, f"{len(rows)} declarations hold text longer than central "
+                     "allows (quarantined in step 5 unless a truncation rule is configured)")] if rows else []

@@ -17,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from transform.errors import ConfigError
 from transform.maps import OFFICE_MAP_LATEST, OFFICE_MAPS, UNIT_MAP_LATEST, UNIT_MAPS
 
+# the 2014 scripts cut these to the central sizes (domain doc §4.4)
+TRUNCATIONS_2014 = ("DTO_KHAI_MD.DV_DT", "DTO_KHAI_MD.VAN_DON", "DTO_KHAI_MD.SO_HD", "DTO_KHAI_MD.SO_HDTM")
 _ENV_RE = re.compile(r"\$\{([A-Z_][A-Z0-9_]*)\}")
 
 
@@ -67,6 +69,24 @@ class BranchConfig(Strict):
     scope: Literal["catalogs", "declarations", "all"] = Field(
         "all", description="catalogs (before go-live), declarations (after; links to converted catalogs), or all")
     incremental: bool = Field(False, description="convert only what earlier runs of the branch did not")
+    truncate: list[str] = Field(default_factory=list, description=(
+        "central TABLE.COLUMN values that may be cut to the column's length under a named, reported rule "
+        "('2014' = the truncations of the 2014 scripts); any other oversize value is quarantined"))
+
+    @field_validator("truncate")
+    @classmethod
+    def _truncate(cls, v: list[str]) -> list[str]:
+        from load.central_model import CENTRAL, text_limits
+        out: list[str] = []
+        for item in v:
+            if item == "2014":
+                out += list(TRUNCATIONS_2014)
+                continue
+            table, _, col = item.partition(".")
+            if table not in CENTRAL or col not in text_limits(table):
+                raise ValueError(f"{item!r} is not a text column of a central table (e.g. DTO_KHAI_MD.DV_DT)")
+            out.append(item)
+        return sorted(set(out))
 
     @field_validator("offices")
     @classmethod

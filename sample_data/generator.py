@@ -27,10 +27,10 @@ from transform.codes import mst_check_digit, unicode_to_tcvn3
 
 DEFECT_KINDS = (
     "decl_without_goods", "sohang_mismatch", "orphan_catalog", "duplicate_key", "tcvn3_text",
-    "null_key", "impossible_date", "ton_gt_luong", "negative_qty",
+    "null_key", "impossible_date", "ton_gt_luong", "negative_qty", "long_text",
 )
 
-GENERATOR_VERSION = 3  # bump when the generated content changes, so cached sample branches are rebuilt
+GENERATOR_VERSION = 5  # bump when the generated content changes, so cached sample branches are rebuilt
 BRANCH_OFFICES = ("C47D  ", "C47D01")  # Biên Hòa area, Cục 47 (Đồng Nai): 47CD→47D1, 47CD01→47D2
 OTHER_OFFICE = "N47B  "  # another branch of the same Cục, present in the department-level SLXNK
 
@@ -183,7 +183,7 @@ class _Gen:
         return ents
 
     # -- SXXK -------------------------------------------------------------------------------------
-    def sxxk(self, w: _Writer, ents: list[_Ent]) -> None:
+    def sxxk(self, w: _Writer, ents: list[_Ent], wsl: _Writer) -> None:
         for e in ents:
             for code, name, hs, unit in e.npl:
                 w.add("SNPL", {"MA_HQ": e.office, "MA_DV": e.mst, "MA_NPL": code, "TEN_NPL": name,
@@ -246,6 +246,9 @@ class _Gen:
                 self.note("impossible_date", "SXXK.DTOKHAIMD", mkey, "NGAY_DK=1900-01-01")
             cont = self.r.randint(0, 6)
             partner = self.r.choice(_PARTNERS)
+            if self.hit("long_text"):  # SXXK allows 500 characters, central 256 (domain doc §4.4)
+                partner = (partner + "; ") * 20
+                self.note("long_text", "SXXK.DTOKHAIMD", mkey, f"DV_DT has {len(partner)} characters")
             w.add("DTOKHAIMD", {**key, "NGAY_DK": _d(ngay_dk),
                                 "NGAY_HOANTHANH": _d(ngay + timedelta(days=self.r.randint(0, 5))),
                                 "MA_DV": e.mst, "DV_DT": partner, "SO_HD": f"{self.r.randint(1, 99)}/{year}/HĐ",
@@ -261,6 +264,11 @@ class _Gen:
                                 else ("N" if is_npl else "S"),
                                 "SO_CONTAINER": cont, "SO_CONTAINER40": self.r.randint(0, cont),
                                 "NGAYNHAP": _d(ngay), "NGUOINHAP": "admin"})
+            if self.r.random() < 0.8:  # the e-declaration extension lives in SLXNK for SXXK declarations too
+                wsl.add("ecsToKhaiMD", {"SoTK": sotk, "Ma_LH": ma_lh, "Ma_HQ": e.office, "NamDK": year,
+                                        "SoTN": self.r.randint(1, 99999), "NamTN": year, "NgayTN": _d(ngay),
+                                        "MessageId": f"MSG{self.r.randint(10**8, 10**9 - 1)}", "HinhThucKhai": 1,
+                                        "KhauNV": "TQ", "CoChuKySo": 1})
             if no_goods:
                 continue
             stock: dict[str, list[float]] = {}
@@ -503,9 +511,9 @@ def generate_branch(out_dir: Path, params: GenParams | None = None) -> dict[str,
     gc_ents = g.enterprises(max(3, n_ent // 2), offices)
     cx_ents = g.enterprises(max(2, n_ent // 4), offices)
     wsx = _Writer(out_dir / "sxxk.sqlite", "SXXK")
-    g.sxxk(wsx, sx_ents)
-    wsx.close()
     wsl = _Writer(out_dir / "slxnk.sqlite", "SLXNK")
+    g.sxxk(wsx, sx_ents, wsl)
+    wsx.close()
     g.slxnk(wsl, gc_ents, cx_ents)
     wsl.close()
     users = g.users()

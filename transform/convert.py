@@ -826,6 +826,17 @@ def convert_stock(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) 
 
 
 # --- fitting rows to the target ------------------------------------------------------------------
+def truncate_allowed(row: Row, limits: Mapping[str, int], allowed: Iterable[str]) -> list[tuple[str, str, str]]:
+    """Cut the allowed columns that are too long (a named rule, T-TRUNCATE); returns (column, before, after)."""
+    cut = []
+    for c in allowed:
+        v, n = row.get(c), limits.get(c)
+        if isinstance(v, str) and n and len(v) > n:
+            row[c] = v[:n]
+            cut.append((c, v, v[:n]))
+    return cut
+
+
 def too_long(row: Row, limits: Mapping[str, int]) -> str | None:
     """Name the first text value longer than its target column, or None (never truncate silently)."""
     for c, n in limits.items():

@@ -18,6 +18,7 @@ _REVIEW: dict[str, tuple[Category, Severity]] = {
     "negative_qty": ("source_data_error", "major"),
     "ton_gt_luong": ("source_data_error", "major"),
     "tcvn3_text": ("source_data_error", "minor"),
+    "long_text": ("source_data_error", "minor"),
     "quarantine": ("source_data_error", "major"),
     "unmapped_office": ("mapping_gap", "major"),
     "unmapped_unit": ("mapping_gap", "minor"),

@@ -33,6 +33,7 @@ def run(ctx: StepContext) -> StepOutcome:
         hits += review.negative_quantities(eng, db)
         hits += review.tcvn3_text(eng, db, looks_tcvn3, cfg.batch_rows)
     hits += review.stock_above_import(engines["SXXK"])
+    hits += review.long_text(engines["SXXK"])
     stock = review.closing_stock(engines["SXXK"], cfg.offices)
     for h in hits:
         category, severity = classify_review_hit(h.check_id)

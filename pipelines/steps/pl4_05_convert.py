@@ -39,8 +39,13 @@ QUARANTINE_SCHEMA = pa.schema([("source_table", pa.string()), ("reason", pa.stri
 class _Sink:
     """Buffers target rows per central table and source fates; flushes Arrow batches to the snapshot."""
 
-    def __init__(self, writer: SnapshotWriter, batch_rows: int) -> None:
+    def __init__(self, writer: SnapshotWriter, batch_rows: int, truncate: list[str] | None = None) -> None:
         self.writer = writer
+        self.truncate: dict[str, list[str]] = {}
+        for item in truncate or []:
+            table, _, col = item.partition(".")
+            self.truncate.setdefault(table, []).append(col)
+        self.truncations: list[dict[str, str]] = []
         self.batch_rows = batch_rows
         self.buf: dict[str, list[dict[str, Any]]] = {}
         self.fates: Counter[tuple[str, str, str]] = Counter()
@@ -53,6 +58,9 @@ class _Sink:
         if fate.kind == "converted":
             for target, trow in fate.rows:
                 lim = self.limits.setdefault(target, text_limits(target))
+                for col, before, after in cv.truncate_allowed(trow, lim, self.truncate.get(target, ())):
+                    self.truncations.append({"rule": "T-TRUNCATE", "source_key": src_key, "column": f"{target}.{col}",
+                                             "before": before, "after": after})
                 if (why := cv.too_long(trow, lim)):
                     fate = cv.Fate.quarantined("Q-VALUE-TOO-LONG", why)
                     break
@@ -108,7 +116,7 @@ def run(ctx: StepContext) -> StepOutcome:
     ids, prior = _prepare(ctx, lk)
     con = staging.connect(cfg.staging_path)
     writer = SnapshotWriter(ctx.snapshot_dir)
-    sink = _Sink(writer, cfg.batch_rows)
+    sink = _Sink(writer, cfg.batch_rows, cfg.truncate)
     n = cfg.batch_rows
     in_scope = lambda db, table: source_in_scope(f"{db}.{table}", cfg.scope)  # noqa: E731
 
@@ -214,6 +222,12 @@ def run(ctx: StepContext) -> StepOutcome:
     tables = snap["tables"]
     assert isinstance(tables, dict)
     ctx.store.add_counts(ctx.run_id, STEP, "converted", [{"table_name": k, "rows": v["rows"]} for k, v in tables.items()])
+    if sink.truncations:
+        ctx.store.add_finding(ctx.run_id, STEP, "truncated", "mapping_gap", "minor", None,
+                              [t["source_key"] + "|" + t["column"] for t in sink.truncations],
+                              f"{len(sink.truncations)} values cut to the central column size under rule T-TRUNCATE "
+                              f"({', '.join(cfg.truncate)})")
+    write_json(ctx.reports_dir / "buoc5_truncations.json", sink.truncations)
     write_json(ctx.reports_dir / "buoc5_text_fixes.json",
                [{"table": a, "column": b, "before": c, "after": d} for a, b, c, d in lk.text_fixes])
     totals = Counter()
@@ -229,7 +243,8 @@ def run(ctx: StepContext) -> StepOutcome:
         "snapshot": str(ctx.snapshot_dir), "snapshot_sha256": snap["snapshot_sha256"], "scope": cfg.scope,
         "incremental": cfg.incremental, "prior_ids": prior, "new_ids": reg.num_rows,
         "fates": dict(totals), "central_rows": {k: v["rows"] for k, v in tables.items()},
-        "office_map": cfg.office_map, "unit_map": cfg.unit_map, "text_fixes": len(lk.text_fixes)})
+        "office_map": cfg.office_map, "unit_map": cfg.unit_map, "text_fixes": len(lk.text_fixes),
+        "truncated": len(sink.truncations)})
 
 
 def _prepare(ctx: StepContext, lk: cv.Lookups) -> tuple[cv.IdAllocator, dict[str, int]]:

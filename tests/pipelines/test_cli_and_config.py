@@ -44,3 +44,12 @@ def test_status_of_unknown_run_and_run_with_missing_config(tmp_path: Path, branc
     assert r.exit_code == 1 and "unknown run" in r.output
     r = runner.invoke(app, ["run", "--config", str(tmp_path / "missing.toml")])
     assert r.exit_code == 2 and "config file not found" in r.output
+
+
+def test_truncate_config_accepts_the_2014_preset_and_refuses_unknown_columns(branch_config) -> None:  # type: ignore[no-untyped-def]
+    from pipelines.config import parse_config
+    data = branch_config.model_dump(mode="json")
+    cfg = parse_config({**data, "truncate": ["2014"]})
+    assert "DTO_KHAI_MD.VAN_DON" in cfg.truncate and len(cfg.truncate) == 4
+    with pytest.raises(ConfigError, match="not a text column"):
+        parse_config({**data, "truncate": ["DTO_KHAI_MD.NOPE"]})

@@ -117,7 +117,7 @@ def _src_key_dict(source_key: str) -> dict:
 EXPECTED_REASONS = {
     "null_key": {"Q-NULL-KEY"}, "ton_gt_luong": {"Q-TON-GT-LUONG", "Q-NULL-KEY"}, "negative_qty": {"Q-NEGATIVE-QTY"},
     "impossible_date": {"Q-IMPOSSIBLE-DATE"}, "duplicate_key": {"Q-DUPLICATE-KEY"},
-    "orphan_catalog": {"Q-UNKNOWN-ITEM", "Q-GC-NO-CONTRACT"},
+    "orphan_catalog": {"Q-UNKNOWN-ITEM", "Q-GC-NO-CONTRACT"}, "long_text": {"Q-VALUE-TOO-LONG"},
 }
 
 
@@ -125,7 +125,8 @@ def test_every_injected_defect_is_found_by_the_right_check(tmp_path: Path) -> No
     branch = tmp_path / "bad"
     m = generate_branch(branch, GenParams(seed=11, defects={
         "decl_without_goods": 0.03, "sohang_mismatch": 0.03, "orphan_catalog": 0.3, "duplicate_key": 0.05,
-        "tcvn3_text": 0.05, "null_key": 0.03, "impossible_date": 0.03, "ton_gt_luong": 0.03, "negative_qty": 0.03}))
+        "tcvn3_text": 0.05, "null_key": 0.03, "impossible_date": 0.03, "ton_gt_luong": 0.03, "negative_qty": 0.03,
+        "long_text": 0.03}))
     cfg = make_config(tmp_path, branch)
     s = migrate_branch(config=cfg, auto_approve_demo=True)
     assert all(st["status"] == "completed" for st in s["steps"])
@@ -142,7 +143,7 @@ def test_every_injected_defect_is_found_by_the_right_check(tmp_path: Path) -> No
     findings = [f for f in store.findings(s["run_id"]) if f["step"] == "pl4_01_review"]
     kinds = {d["defect"] for d in m["defects"]}
     assert kinds == {"decl_without_goods", "sohang_mismatch", "orphan_catalog", "duplicate_key", "tcvn3_text",
-                     "null_key", "impossible_date", "ton_gt_luong", "negative_qty"}
+                     "null_key", "impossible_date", "ton_gt_luong", "negative_qty", "long_text"}
     for d in m["defects"]:
         keys = [k for f in findings if f["check_id"] == d["defect"] and f["table_name"] == d["table"]
                 for k in json.loads(f["keys_json"])]
@@ -159,8 +160,22 @@ def test_every_injected_defect_is_found_by_the_right_check(tmp_path: Path) -> No
             if table == d["table"] and _matches(d["key"], _src_key_dict(key)) and d["defect"] in EXPECTED_REASONS:
                 assert reason in EXPECTED_REASONS[d["defect"]], (d, reason)
                 quarantined_kinds.add(d["defect"])
-    assert {"null_key", "duplicate_key", "orphan_catalog", "impossible_date", "ton_gt_luong"} <= quarantined_kinds
+    assert {"null_key", "duplicate_key", "orphan_catalog", "impossible_date", "ton_gt_luong", "long_text"} \
+        <= quarantined_kinds
     # TCVN3 text in converted rows was converted and logged, never silently passed on
     fixes = json.loads((Path(s["paths"]["reports"]) / "buoc5_text_fixes.json").read_text())
     assert any(f["table"] == "SXXK.DHANGMDDK" for f in fixes)
     assert all(not looks_tcvn3(f["after"]) for f in fixes)
+
+
+def test_long_text_is_cut_only_under_the_configured_rule(tmp_path: Path) -> None:
+    branch = tmp_path / "long"
+    m = generate_branch(branch, GenParams(seed=5, defects={"long_text": 0.2}))
+    cfg = make_config(tmp_path, branch, truncate=["2014"])
+    s = migrate_branch(config=cfg, auto_approve_demo=True)
+    store = ControlStore(cfg.control_url)
+    assert not [a for a in store.accounting(s["run_id"]) if a["code"] == "Q-VALUE-TOO-LONG"]
+    cuts = json.loads((Path(s["paths"]["reports"]) / "buoc5_truncations.json").read_text())
+    assert cuts and all(c["column"] == "DTO_KHAI_MD.DV_DT" and len(c["after"]) == 256 for c in cuts)
+    assert len(cuts) <= len([d for d in m["defects"] if d["defect"] == "long_text"])
+    assert any(f["check_id"] == "truncated" for f in store.findings(s["run_id"]))

@@ -179,3 +179,13 @@ def test_stock_is_split_over_the_goods_prices() -> None:
     assert len({r["HS_TL_ID"] for r in rows}) == 1  # every piece keeps the same HS_TL_ID (hazard 11)
     assert cv.convert_stock(dict(row, LUONG=Decimal(500), TON=Decimal(200)), CTX, cv.IdAllocator(0), lk).code \
         == "Q-TON-GT-GOODS"
+
+
+def test_truncation_only_under_the_named_rule() -> None:
+    row = {"VAN_DON": "B" * 40, "DV_DT": "x"}
+    limits = {"VAN_DON": 35, "DV_DT": 256}
+    assert cv.truncate_allowed(dict(row), limits, []) == []
+    r = dict(row)
+    cut = cv.truncate_allowed(r, limits, ["VAN_DON"])
+    assert cut == [("VAN_DON", "B" * 40, "B" * 35)] and r["VAN_DON"] == "B" * 35
+    assert cv.too_long(r, limits) is None and cv.too_long(row, limits) is not None
