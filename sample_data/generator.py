@@ -30,7 +30,7 @@ DEFECT_KINDS = (
     "null_key", "impossible_date", "ton_gt_luong", "negative_qty", "long_text",
 )
 
-GENERATOR_VERSION = 5  # bump when the generated content changes, so cached sample branches are rebuilt
+GENERATOR_VERSION = 6  # bump when the generated content changes, so cached sample branches are rebuilt
 BRANCH_OFFICES = ("C47D  ", "C47D01")  # Biên Hòa area, Cục 47 (Đồng Nai): 47CD→47D1, 47CD01→47D2
 OTHER_OFFICE = "N47B  "  # another branch of the same Cục, present in the department-level SLXNK
 
@@ -307,11 +307,11 @@ class _Gen:
             for code, qs in stock.items():
                 luong = round(sum(qs), 3)
                 ton = round(luong * self.r.choice([0, 0.0, 0.25, 0.5, 0.8, 1.0]), 3)
+                ma_npl: str | None = code
                 if self.hit("ton_gt_luong"):
                     ton = round(luong * 1.5, 3)
                     self.note("ton_gt_luong", "SXXK.DNPLNHAP", {**mkey, "MA_NPL": code}, f"TON={ton} LUONG={luong}")
-                ma_npl: str | None = code
-                if self.hit("null_key"):
+                elif self.hit("null_key"):  # one defect per row, so that the manifest key names the row
                     ma_npl = None
                     self.note("null_key", "SXXK.DNPLNHAP", {**mkey, "MA_NPL": None}, "MA_NPL is NULL")
                 w.add("DNPLNHAP", {"SOTK": sotk, "MA_LH": ma_lh, "NAMDK": year, "MA_HQ": e.office,
