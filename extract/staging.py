@@ -137,3 +137,35 @@ def write_quarantine(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
     con.register("q_in", rows)
     con.execute("CREATE OR REPLACE TABLE quarantine.rows AS SELECT * FROM q_in")
     con.unregister("q_in")
+
+
+def apply_corrections(con: duckdb.DuckDBPyConnection, rows: list[dict[str, str]]) -> list[dict[str, object]]:
+    """Apply corrections to the restored source tables; returns the audit rows (old and new values).
+
+    Every correction must hit exactly one row; otherwise nothing is changed and the error names the line.
+    """
+    audit = []
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for i, r in enumerate(rows, start=2):
+            db, table = r["table"].split(".", 1)
+            col = check_ident(r["column"], "column")
+            conds, params = [], []
+            for k, v in (p.split("=", 1) for p in r["key"].split("|") if p):
+                conds.append(f'trim(CAST("{check_ident(k, "column")}" AS VARCHAR)) IS NOT DISTINCT FROM ?')
+                params.append(None if v == "None" else v)
+            where = " AND ".join(conds)
+            target = f'"{src_schema(db)}"."{check_ident(table, "table name")}"'
+            old = con.execute(f'SELECT "{col}" FROM {target} WHERE {where}', params).fetchall()
+            if len(old) != 1:
+                raise ExtractError(f"correction line {i} matches {len(old)} rows of {r['table']} (key {r['key']})",
+                                   table=r["table"], hint="each line must name exactly one source row")
+            new = None if r["new_value"] == "" else r["new_value"]
+            con.execute(f'UPDATE {target} SET "{col}" = ? WHERE {where}', [new, *params])
+            audit.append({"table_name": r["table"], "key": r["key"], "column_name": col,
+                          "old_value": None if old[0][0] is None else str(old[0][0]), "new_value": new})
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return audit

@@ -25,6 +25,7 @@ runs = sa.Table(
     sa.Column("config_json", sa.Text, nullable=False),
     sa.Column("started_at", sa.String(40)), sa.Column("ended_at", sa.String(40)),
     sa.Column("error", sa.Text),
+    sa.Column("flow_run_id", sa.String(64)),
 )
 steps = sa.Table(
     "steps", md,
@@ -58,6 +59,7 @@ findings = sa.Table(
     sa.Column("severity", sa.String(10), nullable=False), sa.Column("table_name", sa.String(80)),
     sa.Column("n_keys", sa.BigInteger, nullable=False), sa.Column("keys_json", sa.Text),
     sa.Column("message", sa.Text), sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("owner", sa.String(60)),
     sa.Column("decision", sa.String(20)), sa.Column("reason", sa.Text), sa.Column("decided_by", sa.String(100)),
     sa.Column("decided_at", sa.String(40)),
 )
@@ -67,6 +69,14 @@ checks = sa.Table(
     sa.Column("check_id", sa.String(60), nullable=False), sa.Column("table_name", sa.String(80)),
     sa.Column("key", sa.Text), sa.Column("field", sa.String(80)), sa.Column("expected", sa.Text),
     sa.Column("actual", sa.Text), sa.Column("status", sa.String(10), nullable=False),
+)
+corrections = sa.Table(
+    "corrections", md,
+    sa.Column("run_id", sa.String(64), nullable=False), sa.Column("finding_id", sa.Integer, nullable=False),
+    sa.Column("table_name", sa.String(80), nullable=False), sa.Column("key", sa.Text, nullable=False),
+    sa.Column("column_name", sa.String(80), nullable=False), sa.Column("old_value", sa.Text),
+    sa.Column("new_value", sa.Text), sa.Column("applied_by", sa.String(100), nullable=False),
+    sa.Column("applied_at", sa.String(40), nullable=False), sa.Column("source_file", sa.Text),
 )
 id_registry = sa.Table(
     "id_registry", md,
@@ -189,11 +199,41 @@ class ControlStore:
 
     def add_finding(self, run_id: str, step: str, check_id: str, category: str, severity: str,
                     table: str | None, keys: list[Any], message: str) -> None:
+        owner = {"source_data_error": "Chi cục (nghiệp vụ)", "mapping_gap": "Tổng cục (nghiệp vụ)"}.get(
+            category, "Tổng cục (kỹ thuật)")
         with self.engine.begin() as c:
             c.execute(sa.insert(findings).values(
                 run_id=run_id, step=step, check_id=check_id, category=category, severity=severity, table_name=table,
                 n_keys=len(keys), keys_json=json.dumps(keys[:10000], ensure_ascii=False, default=str),
-                message=message, status="open"))
+                message=message, status="open", owner=owner))
+
+    def finding(self, run_id: str, finding_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(findings).where(findings.c.run_id == run_id,
+                                                    findings.c.finding_id == finding_id)).mappings().first()
+            return dict(r) if r else None
+
+    def decide(self, run_id: str, finding_id: int, status: str, decision: str, reason: str | None, by: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.update(findings).where(findings.c.run_id == run_id, findings.c.finding_id == finding_id)
+                      .values(status=status, decision=decision, reason=reason, decided_by=by, decided_at=now()))
+
+    def add_corrections(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            with self.engine.begin() as c:
+                c.execute(sa.insert(corrections), rows)
+
+    def corrections(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            return [dict(r) for r in c.execute(sa.select(corrections).where(corrections.c.run_id == run_id))
+                    .mappings()]
+
+    def set_run_status(self, run_id: str, status: str, flow_run_id: str | None = None) -> None:
+        values: dict[str, Any] = {"status": status}
+        if flow_run_id:
+            values["flow_run_id"] = flow_run_id
+        with self.engine.begin() as c:
+            c.execute(sa.update(runs).where(runs.c.run_id == run_id).values(**values))
 
     def findings(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:

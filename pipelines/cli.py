@@ -196,6 +196,45 @@ def status(
     for f in findings:
         by[(f["severity"], f["status"])] = by.get((f["severity"], f["status"]), 0) + 1
     console.print("findings: " + (", ".join(f"{n} {sev}/{st}" for (sev, st), n in sorted(by.items())) or "none"))
+    open_ = [f for f in findings if f["status"] == "open"]
+    if open_:
+        ft = Table(title="open findings" + (" — the run is WAITING for decisions" if r["status"] == "waiting-decision"
+                                            else ""))
+        for c in ("#", "severity", "check", "table", "keys", "owner", "message"):
+            ft.add_column(c)
+        for f in open_:
+            ft.add_row(str(f["finding_id"]), f["severity"], f["check_id"], f["table_name"] or "", str(f["n_keys"]),
+                       f["owner"] or "", f["message"] or "")
+        console.print(ft)
+        console.print("decide with: ecm decide RUN_ID FINDING --accept|--correct FILE|--redo --reason TEXT --by NAME")
+
+
+@app.command()
+def decide(
+    run_id: Annotated[str, typer.Argument(help="the waiting run")],
+    finding: Annotated[int, typer.Argument(help="finding number (see `ecm status RUN_ID`)")],
+    accept: Annotated[bool, typer.Option("--accept", help="accept the discrepancy")] = False,
+    correct: Annotated[Optional[Path], typer.Option("--correct", help="CSV: table,key,column,new_value")] = None,
+    redo: Annotated[bool, typer.Option("--redo", help="the branch must correct its data: redo from step 1")]
+    = False,
+    reason: Annotated[str, typer.Option(help="why (required to accept a critical finding)")] = "",
+    by: Annotated[str, typer.Option(help="who decides (name, unit)")] = "",
+    config: Annotated[Path, typer.Option("--config", "-c")] = DEFAULT_CONFIG,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Record a business decision on a finding and resume the waiting run."""
+    _prefect_env()
+    from pipelines.decide import record_decision
+    chosen = [name for name, on in (("accept", accept), ("correct", correct is not None), ("redo", redo)) if on]
+    if len(chosen) != 1 or not by.strip():
+        err.print("[bold red]error:[/] give exactly one of --accept, --correct FILE, --redo, and --by NAME")
+        raise typer.Exit(2)
+    try:
+        msg = record_decision(config, run_id, finding, chosen[0], reason, by, correct)
+    except MigrationError as exc:
+        _fail(exc, debug)
+        return
+    console.print(msg)
 
 
 def main() -> None:  # pragma: no cover

@@ -46,6 +46,16 @@ class Sampling(Strict):
     max_defect_rate: float = Field(0.01, gt=0, lt=1)
 
 
+class Policy(Strict):
+    """Which finding severities block which decision gate (after step 4, after step 6)."""
+
+    block: dict[Literal["critical", "major", "minor"], list[Literal["pl4_04_restore", "pl4_06_validate"]]] = Field(
+        default_factory=lambda: {"critical": ["pl4_04_restore", "pl4_06_validate"], "major": ["pl4_06_validate"]})
+    decision_timeout_seconds: int = Field(3600, ge=1)
+    poll_seconds: int = Field(10, ge=1)
+    max_correction_rounds: int = Field(3, ge=0)
+
+
 class BranchConfig(Strict):
     branch_code: str = Field(pattern=r"^[A-Z0-9]{3,8}$", description="short code of the branch, e.g. C47D")
     branch_name: str
@@ -64,6 +74,7 @@ class BranchConfig(Strict):
     office_map: str = OFFICE_MAP_LATEST
     unit_map: str = UNIT_MAP_LATEST
     sampling: Sampling = Sampling()
+    policy: Policy = Policy()
     batch_rows: int = Field(50_000, ge=100)
     rehearsal: bool = False
     scope: Literal["catalogs", "declarations", "all"] = Field(

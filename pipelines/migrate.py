@@ -15,16 +15,19 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
 
 from extract.source import redact
 from load.control_store import ControlStore
 from pipelines.config import BranchConfig
+from pipelines.steps import gate
 from pipelines.steps import (
     pl4_01_review, pl4_02_freeze_backup, pl4_03_handover, pl4_04_restore, pl4_05_convert, pl4_06_validate,
     pl4_07_sign_off, pl4_08_load,
 )
 from pipelines.steps.base import StepContext, StepOutcome
 from pipelines.summary import write_summary
+from pipelines.steps.gate import RedoFromStep1
 from transform.errors import MigrationError, StepFailed
 
 StepFn = Callable[[StepContext], StepOutcome]
@@ -50,6 +53,12 @@ def _execute(step: str, fn: StepFn, cfg: BranchConfig, run_id: str, auto_approve
     t0 = time.perf_counter()
     try:
         out = fn(ctx)
+    except RedoFromStep1 as exc:
+        secs = time.perf_counter() - t0
+        store.step_finished(run_id, step, "completed", None, None, secs, {"outcome": "redo-from-step-1"}, str(exc))
+        store.end_run(run_id, "redo-from-step-1", error=str(exc))
+        log.warning("run %s ends: redo from step 1 (%s)", run_id, exc)
+        raise
     except Exception as exc:
         secs = time.perf_counter() - t0
         store.step_finished(run_id, step, "failed", None, None, secs, error=str(exc))
@@ -64,14 +73,16 @@ def _execute(step: str, fn: StepFn, cfg: BranchConfig, run_id: str, auto_approve
         create_markdown_artifact(markdown=out.markdown, key=f"{cfg.branch_code.lower()}-{step.replace('_', '-')}",
                                  description=f"{cfg.branch_code} {step}")
     log.info("step %s %s in %.2fs (rows in %s, out %s)", step, out.status, secs, out.rows_in, out.rows_out)
-    return {"step": step, "status": out.status, "rows_in": out.rows_in, "rows_out": out.rows_out, "seconds": secs}
+    return {"step": step, "status": out.status, "rows_in": out.rows_in, "rows_out": out.rows_out, "seconds": secs,
+            **({"outcome": out.detail["outcome"]} if "outcome" in out.detail else {})}
 
 
 def _step_task(step: str, fn: StepFn, retries: int = 0) -> Any:
     @task(name=step.replace("_", "-"), cache_policy=NO_CACHE, retries=retries, retry_delay_seconds=5,
           retry_condition_fn=_retry_transient)
     def _t(cfg: BranchConfig, run_id: str, auto_approve_demo: bool = False) -> dict[str, Any]:
-        return _execute(step, fn, cfg, run_id, auto_approve_demo)
+        out = _execute(step, fn, cfg, run_id, auto_approve_demo)
+        return out
     return _t
 
 
@@ -83,6 +94,8 @@ convert_records = _step_task("pl4_05_convert", pl4_05_convert.run)
 validate_converted = _step_task("pl4_06_validate", pl4_06_validate.run)
 sign_minutes = _step_task("pl4_07_sign_off", pl4_07_sign_off.run)
 load_central = _step_task("pl4_08_load", pl4_08_load.run, retries=2)
+decide_after_restore = _step_task(gate.gate_name("pl4_04_restore"), lambda c: gate.run(c, "pl4_04_restore"))
+decide_after_validation = _step_task(gate.gate_name("pl4_06_validate"), lambda c: gate.run(c, "pl4_06_validate"))
 
 
 def new_run_id(branch: str) -> str:
@@ -100,16 +113,22 @@ def migrate_branch(config: BranchConfig, run_id: str | None = None, auto_approve
                                                                     config.sources.model_dump().items()},
                      "central_url": redact(config.central_url)})
     get_run_logger().info("run %s for branch %s (rehearsal=%s)", run_id, config.branch_code, config.rehearsal)
+    store.set_run_status(run_id, "running", str(flow_run.id) if flow_run.id else None)
     a = (config, run_id, auto_approve_demo)
-    steps = [
-        review_branch(*a),        # 1. rà soát, danh sách hiệu chỉnh, bảng kê chốt tồn
-        freeze_and_backup(*a),    # 2. READ ONLY, thống kê, backup
-        hand_over(*a),            # 3. bàn giao, kiểm tra khi nhận
-        restore_to_staging(*a),   # 4. phục hồi vào CSDL trung gian, kiểm tra cấu trúc/số lượng
-        convert_records(*a),      # 5. chuyển đổi GC, SXXK, CX
-        validate_converted(*a),   # 6. đối chiếu trước/sau, chọn mẫu
-        sign_minutes(*a),         # 7. biên bản xác nhận
-        load_central(*a),         # 8. nạp CSDL tập trung, phân quyền
-    ]
+    try:
+        review_branch(*a)              # 1. rà soát, danh sách hiệu chỉnh, bảng kê chốt tồn
+        freeze_and_backup(*a)          # 2. READ ONLY, thống kê, backup
+        hand_over(*a)                  # 3. bàn giao, kiểm tra khi nhận (đối chiếu với báo cáo)
+        restore_to_staging(*a)         # 4. phục hồi vào CSDL trung gian, kiểm tra cấu trúc/số lượng
+        decide_after_restore(*a)       #    chấp nhận sai lệch hoặc làm lại từ bước 1
+        for _round in range(config.policy.max_correction_rounds + 1):
+            convert_records(*a)        # 5. chuyển đổi GC, SXXK, CX
+            validate_converted(*a)     # 6. đối chiếu trước/sau, cân đối, chọn mẫu
+            if decide_after_validation(*a)["outcome"] != "rerun":  # chấp nhận / hiệu chỉnh / làm lại
+                break
+        sign_minutes(*a)               # 7. biên bản xác nhận
+        load_central(*a)               # 8. nạp CSDL tập trung, phân quyền
+    except gate.RedoFromStep1:
+        return write_summary(config, store, run_id, [])
     store.end_run(run_id, "completed")
-    return write_summary(config, store, run_id, steps)
+    return write_summary(config, store, run_id, [])

@@ -20,7 +20,11 @@ def build_summary(cfg: BranchConfig, store: ControlStore, run_id: str) -> dict[s
     return {
         "run_id": run_id, "branch": cfg.branch_code, "status": run.get("status"), "rehearsal": cfg.rehearsal,
         "steps": [{"name": s.step, "status": s.status, "rows_in": s.rows_in, "rows_out": s.rows_out,
-                   "seconds": round(s.seconds or 0, 3)} for s in steps],
+                   "seconds": round(s.seconds or 0, 3)} for s in sorted(steps, key=lambda s: s.step)
+                  if s.step.startswith("pl4_")],
+        "decision_gates": [{"name": s.step, "status": s.status, "seconds": round(s.seconds or 0, 3), **s.detail}
+                           for s in steps if s.step.startswith("gate_")],
+        "findings": _findings_summary(store.findings(run_id)),
         "paths": {
             "package": str(run_dir / "package"), "received": detail.get("pl4_03_handover", {}).get("received"),
             "reports": str(run_dir / "reports"), "snapshot": str(run_dir / "converted"),
@@ -33,6 +37,14 @@ def build_summary(cfg: BranchConfig, store: ControlStore, run_id: str) -> dict[s
         "converted_rows": detail.get("pl4_05_convert", {}).get("central_rows", {}),
         "fates": detail.get("pl4_05_convert", {}).get("fates", {}),
     }
+
+
+def _findings_summary(findings: list[dict[str, Any]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for f in findings:
+        k = f"{f['severity']}/{f['status']}"
+        out[k] = out.get(k, 0) + 1
+    return dict(sorted(out.items()))
 
 
 def write_summary(cfg: BranchConfig, store: ControlStore, run_id: str, _steps: list[Any]) -> dict[str, Any]:

@@ -1,0 +1,66 @@
+"""`ecm decide`: record a decision in the control store (and apply a correction file), then resume the run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from uuid import UUID
+
+from extract import staging
+from load.control_store import ControlStore, now
+from pipelines.config import load_config
+from sign_off.decisions import STATUS_OF, check_decision, parse_corrections
+from transform.errors import SignOffError
+
+
+def _current_gate(store: ControlStore, run_id: str) -> str | None:
+    gates = [s for s in store.steps(run_id) if s.step.startswith("gate_after_") and s.status == "running"]
+    return gates[-1].step.removeprefix("gate_after_") if gates else None
+
+
+def record_decision(config: Path, run_id: str, finding_id: int, decision: str, reason: str, by: str,
+                    correction_file: Path | None) -> str:
+    cfg = load_config(config)
+    store = ControlStore(cfg.resolved_url("control"))
+    run = store.run(run_id)
+    if run is None:
+        raise SignOffError(f"unknown run {run_id!r}", hint="see `ecm status latest`")
+    finding = store.finding(run_id, finding_id)
+    rows = []
+    if correction_file is not None:
+        if not correction_file.exists():
+            raise SignOffError(f"correction file not found: {correction_file}")
+        rows = parse_corrections(correction_file.read_text(encoding="utf-8"))
+    gate = _current_gate(store, run_id)
+    check_decision(finding, decision, reason, gate, len(rows))
+    if rows:
+        con = staging.connect(cfg.staging_path)
+        try:
+            audit = staging.apply_corrections(con, rows)
+        finally:
+            con.close()
+        store.add_corrections([{**a, "run_id": run_id, "finding_id": finding_id, "applied_by": by,
+                                "applied_at": now(), "source_file": str(correction_file)} for a in audit])
+    store.decide(run_id, finding_id, STATUS_OF[decision], decision, reason, by)
+    resumed = ""
+    if run["status"] == "waiting-decision" and run.get("flow_run_id"):
+        resumed = "; run resumed" if _resume(store, run_id, run["flow_run_id"], by) else \
+            "; the run was not paused (it will read the decision from the control store)"
+    return f"finding {finding_id}: {STATUS_OF[decision]} by {by}" + (f" ({len(rows)} corrections applied)"
+                                                                      if rows else "") + resumed
+
+
+def _resume(store: ControlStore, run_id: str, flow_run_id: str, by: str, patience: float = 60.0) -> bool:
+    """Resume the paused flow run. The gate marks the run waiting just before it pauses, so a fast decision
+    can arrive first: retry until the run is paused, or is no longer waiting."""
+    from prefect.flow_runs import resume_flow_run
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            resume_flow_run(UUID(flow_run_id), run_input={"decisions": [], "note": f"ecm decide by {by}"})
+            return True
+        except Exception:  # noqa: BLE001 - not paused yet (or already resumed): look again
+            run = store.run(run_id)
+            if run is None or run["status"] != "waiting-decision" or time.monotonic() > deadline:
+                return False
+            time.sleep(1)
