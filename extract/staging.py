@@ -169,3 +169,20 @@ def apply_corrections(con: duckdb.DuckDBPyConnection, rows: list[dict[str, str]]
         con.execute("ROLLBACK")
         raise
     return audit
+
+
+def iter_parquet_sorted(path: Path, key: list[str], batch_rows: int = 50_000) -> Iterator[dict[str, object]]:
+    """Rows of a Parquet file in key order (DuckDB sorts out of core), dropping the snapshot's lineage column."""
+    con = duckdb.connect()
+    try:
+        order = ", ".join(f'"{check_ident(k, "column")}"' for k in key)
+        sql = 'SELECT * EXCLUDE ("_SRC_KEY") FROM read_parquet(\'' + _lit(path) + "') ORDER BY " + order
+        rel = con.sql(sql)
+        for batch in rel.to_arrow_reader(batch_rows):
+            yield from batch.to_pylist()
+    finally:
+        con.close()
+
+
+def _lit(path: Path) -> str:
+    return str(path.resolve()).replace("'", "''")

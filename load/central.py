@@ -107,3 +107,15 @@ def branch_counts(engine: sa.Engine, base_id: int) -> dict[str, int]:
             q = sa.select(sa.func.count()).select_from(md.tables[name]).where(col > base_id, col <= base_id + WINDOW)
             out[name] = int(conn.execute(q).scalar_one())
     return out
+
+
+def iter_branch_rows(engine: sa.Engine, table: str, base_id: int, batch_rows: int = 50_000):  # type: ignore[no-untyped-def]
+    """The branch's rows of one central table, streamed in primary-key order."""
+    md = central_metadata()
+    t = md.tables[table]
+    col = t.c[CENTRAL[table].window]
+    stmt = sa.select(t).where(col > base_id, col <= base_id + WINDOW).order_by(*[t.c[k] for k in CENTRAL[table].key])
+    with engine.connect() as conn:
+        result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(stmt)
+        for row in result.mappings():
+            yield dict(row)

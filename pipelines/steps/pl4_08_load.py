@@ -7,11 +7,13 @@ may load, and it loads into the separate rehearsal central.
 from __future__ import annotations
 
 import json
+import time
 
 import pyarrow.parquet as pq
 
-from load.central import branch_counts, load_branch, open_central
-from load.central_model import LOAD_ORDER
+from extract import staging
+from load.central import branch_counts, iter_branch_rows, load_branch, open_central
+from load.central_model import CENTRAL, LOAD_ORDER
 from load.errors import LoadError, LoadRefused
 from load.snapshot import read_manifest
 from pipelines.steps.base import StepContext, StepOutcome
@@ -20,6 +22,7 @@ from transform import registry
 from transform.codes import new_office_code, office_map
 from transform.roles import map_user_roles
 from transform.scope import target_in_scope
+from validate.fingerprint import reconcile
 from validate.report import md_table, write_json
 
 STEP = "pl4_08_load"
@@ -61,6 +64,31 @@ def run(ctx: StepContext) -> StepOutcome:
         raise LoadError("central row counts differ from the converted snapshot: " +
                         "; ".join(f"{k}: snapshot {a}, central {b}" for k, (a, b) in diff.items()),
                         hint="do not open the branch in central; investigate and re-run step 8")
+    # the proof: every row of the branch in central equals the converted snapshot, column by column
+    recs = []
+    t0 = time.perf_counter()
+    for name in sorted(owned):
+        spec = CENTRAL[name]
+        cols = [c for c, _ in spec.columns]
+        recs.append(reconcile(name, list(spec.key), cols,
+                              staging.iter_parquet_sorted(ctx.snapshot_dir / f"{name}.parquet", list(spec.key)),
+                              iter_branch_rows(engine, name, ctx.base_id), allow_extra=cfg.incremental))
+    recon_secs = time.perf_counter() - t0
+    store.add_checks(rid, STEP, [{"check_id": "central_fingerprint", "table_name": r.table, "key": None,
+                                  "field": f"{r.rows_snapshot} rows", "expected": r.digest,
+                                  "actual": f"{r.n_diffs} differences", "status": "pass" if not r.n_diffs else "fail"}
+                                 for r in recs])
+    bad = [r for r in recs if r.n_diffs]
+    recon_path = write_json(ctx.reports_dir / "buoc8_doi_chieu_tung_dong.json", [
+        {"table": r.table, "rows_snapshot": r.rows_snapshot, "rows_central": r.rows_central, "digest": r.digest,
+         "differences": r.n_diffs, "drill_down": [vars(d) for d in r.diffs]} for r in recs])
+    if bad:
+        keys = [f"{d.table}|{d.key}|{d.kind}|{','.join(d.columns)}" for r in bad for d in r.diffs]
+        store.add_finding(rid, STEP, "central_mismatch", "load_error", "critical", None, keys,
+                          f"{sum(r.n_diffs for r in bad)} rows of central differ from the converted snapshot")
+        raise LoadError(f"central differs from the converted snapshot in {', '.join(r.table for r in bad)} "
+                        f"({sum(r.n_diffs for r in bad)} rows); see {recon_path.name}", table=str(recon_path),
+                        hint="do not open the branch in central; re-run step 8 and investigate the drill-down")
     # the IDs this run issued are now in central: remember them, so no later run issues them again
     delta = pq.read_table(ctx.snapshot_dir / REGISTRY_FILE).to_pylist()
     replace = () if cfg.incremental else tuple(k for k in registry.KINDS
@@ -76,5 +104,7 @@ def run(ctx: StepContext) -> StepOutcome:
           f"{len(users)} users.\n\n" + md_table(["table", "rows"], sorted(in_central.items())))
     return StepOutcome(rows_in=sum(snap_rows.values()), rows_out=total, markdown=md, detail={
         "scope": cfg.scope, "incremental": cfg.incremental, "inserted": {k: loaded.get(k, 0) for k in owned},
+        "reconciled_rows": sum(r.rows_snapshot for r in recs), "reconcile_seconds": round(recon_secs, 3),
+        "reconciliation": str(recon_path),
         "central": "rehearsal" if cfg.rehearsal else "production", "rows": in_central, "users": loaded.get(
             "CENTRAL_USER", 0), "load_report": str(report)})

@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from prefect.testing.utilities import prefect_test_harness
 
 from load.control_store import ControlStore
@@ -78,6 +79,23 @@ def test_eight_steps_on_the_sample_branch(tmp_path: Path, sample_branch: Path) -
     # the frozen source was never written to
     freeze = store.step_detail(s["run_id"], "pl4_02_freeze_backup")["freeze"]
     assert all("readonly" in p["refused_with"] for p in freeze.values())
+
+    # the full reconciliation finds exactly one changed value in central, by row and column
+    recon = json.loads((Path(s["paths"]["reports"]) / "buoc8_doi_chieu_tung_dong.json").read_text())
+    assert sum(r["rows_snapshot"] for r in recon) == sum(s["converted_rows"].values())
+    tk_id = central.execute("SELECT TK_ID FROM DHANG_MD WHERE STT_HANG = 1 LIMIT 1").fetchone()[0]
+    central.execute("UPDATE DHANG_MD SET LUONG = LUONG + 0.001 WHERE TK_ID = ? AND STT_HANG = 1", (tk_id,))
+    central.commit()
+    from extract.staging import iter_parquet_sorted
+    from load.central import iter_branch_rows
+    from load.central_model import CENTRAL
+    from validate.fingerprint import reconcile
+    spec = CENTRAL["DHANG_MD"]
+    engine = sa.create_engine(cfg.rehearsal_central_url)
+    r = reconcile("DHANG_MD", list(spec.key), [c for c, _ in spec.columns],
+                  iter_parquet_sorted(Path(s["paths"]["snapshot"]) / "DHANG_MD.parquet", list(spec.key)),
+                  iter_branch_rows(engine, "DHANG_MD", 14_701_000_000_000))
+    assert [(d.key, d.kind, d.columns) for d in r.diffs] == [((tk_id, 1), "different", ["LUONG"])]
 
     # step 8 again (a second run of the same branch) replaces, never duplicates
     before = {t: central.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in expected}
