@@ -46,6 +46,7 @@ class PackageManifest:
     sources: dict[str, str]
     files: list[PackageFile] = field(default_factory=list)
     schema_files: dict[str, dict[str, str]] = field(default_factory=dict)  # db -> {path, sha256}
+    attachments: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 (the branch's reports)
 
     def rows(self) -> dict[str, int]:
         return {f"{f.db}.{f.table}": f.rows for f in self.files}
@@ -61,7 +62,7 @@ class PackageManifest:
                                         hint="re-run step 2 at the branch and hand the whole package over")
         d = json.loads(p.read_text(encoding="utf-8"))
         return cls(branch=d["branch"], sources=d["sources"], files=[PackageFile(**f) for f in d["files"]],
-                   schema_files=d.get("schema_files", {}))
+                   schema_files=d.get("schema_files", {}), attachments=d.get("attachments", {}))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -73,12 +74,23 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 def write_package(branch: str, sources: dict[str, Engine], root: Path, batch_rows: int = 50_000,
-                  on_rows: Callable[[str, int], None] | None = None) -> PackageManifest:
-    """Back up every table of every source DB into ``root`` (Parquet per table + schema + manifest)."""
+                  on_rows: Callable[[str, int], None] | None = None,
+                  attachments: dict[str, Path] | None = None) -> PackageManifest:
+    """Back up every table of every source DB into ``root`` (Parquet per table + schema + manifest).
+
+    ``attachments`` (name → file) are the reports handed over with the copies (Phụ lục IV bước 3);
+    they go under ``reports/`` and into the manifest with their SHA-256.
+    """
     if root.exists():
         shutil.rmtree(root)
     root.mkdir(parents=True)
     man = PackageManifest(branch=branch, sources={db: redact(e.url) for db, e in sources.items()})
+    if attachments:
+        (root / "reports").mkdir()
+        for name, src in attachments.items():
+            dst = root / "reports" / name
+            shutil.copyfile(src, dst)
+            man.attachments[f"reports/{name}"] = sha256_file(dst)
     for db, engine in sources.items():
         check_ident(db, "database label")
         md = reflect(engine)
@@ -122,6 +134,11 @@ def verify_package(root: Path, expected: PackageManifest | None = None) -> Packa
         if not p.exists() or sha256_file(p) != sf["sha256"]:
             raise PackageIntegrityError(f"schema file of {db} is missing or altered", table=sf["path"],
                                         hint="ask the branch to hand over the package again")
+    for rel, digest in man.attachments.items():
+        p = root / rel
+        if not p.exists() or sha256_file(p) != digest:
+            raise PackageIntegrityError(f"report handed over with the package is missing or altered: {rel}",
+                                        table=rel, hint="ask the branch for the signed reports again")
     for f in man.files:
         p = root / f.path
         if not p.exists():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from extract import review
 from extract.legacy_schema import CATEGORY
 from extract.package import write_package
-from extract.source import freeze_source, open_source
+from extract.source import count_rows, freeze_source, open_source, reflect
 from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
 from validate.report import md_table, write_json
@@ -21,21 +21,25 @@ def run(ctx: StepContext) -> StepOutcome:
     for db, e in engines.items():
         by_type += review.counts_by_office_type(e, db)
     ctx.store.add_counts(ctx.run_id, STEP, "by_office_type", by_type)
-    man = write_package(cfg.branch_code, engines, ctx.package_dir, cfg.batch_rows,
-                        on_rows=lambda table, n: progress.report(STEP, table, n))
-    per_table = [{"table_name": k, "category": CATEGORY.get(k, "other"), "rows": v} for k, v in man.rows().items()]
-    ctx.store.add_counts(ctx.run_id, STEP, "source", per_table)
+    # the statistics report counts the frozen source itself (SQL COUNT), independently of the backup
+    counted = {f"{db}.{name}": count_rows(e, t) for db, e in engines.items()
+               for name, t in sorted(reflect(e).tables.items())}
     by_cat: dict[str, int] = {}
-    for r in per_table:
-        by_cat[r["category"]] = by_cat.get(r["category"], 0) + r["rows"]
-    total = sum(man.rows().values())
+    for k, v in counted.items():
+        by_cat[CATEGORY.get(k, "other")] = by_cat.get(CATEGORY.get(k, "other"), 0) + v
     report = {
         "branch": cfg.branch_code, "run_id": ctx.run_id, "frozen": {db: vars(p) for db, p in proofs.items()},
-        "counts_by_category": by_cat, "counts_by_table": man.rows(), "counts_by_office_type": by_type,
-        "package": str(ctx.package_dir), "signed": False,
-        "signature_note": "Chưa ký số: chữ ký số của báo cáo backup thuộc issue ký số (bước 7).",
+        "counts_by_category": by_cat, "counts_by_table": counted, "counts_by_office_type": by_type,
+        "signed": False, "signature_note": "Chưa ký số (chức năng ký số đang xây dựng).",
     }
-    rp = write_json(ctx.reports_dir / "buoc2_bao_cao_backup.json", report)
+    rp = write_json(ctx.reports_dir / "buoc2_bao_cao_thong_ke.json", report)
+    stock = ctx.reports_dir / "buoc1_bang_ke_chot_ton.json"
+    man = write_package(cfg.branch_code, engines, ctx.package_dir, cfg.batch_rows,
+                        on_rows=lambda table, n: progress.report(STEP, table, n),
+                        attachments={"buoc2_bao_cao_thong_ke.json": rp, "buoc1_bang_ke_chot_ton.json": stock})
+    per_table = [{"table_name": k, "category": CATEGORY.get(k, "other"), "rows": v} for k, v in man.rows().items()]
+    ctx.store.add_counts(ctx.run_id, STEP, "source", per_table)
+    total = sum(man.rows().values())
     md = (f"## Bước 2 — đóng băng và backup\n\nFrozen: " +
           ", ".join(f"{db} ({p.method}; write refused: {p.refused_with})" for db, p in proofs.items()) +
           f"\n\n{total} rows in {len(man.files)} tables.\n\n" +

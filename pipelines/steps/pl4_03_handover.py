@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from extract.package import PackageManifest, copy_package, verify_package
 from pipelines.steps.base import StepContext, StepOutcome
+from validate.crosscheck import cross_check
 from validate.report import md_table
 
 STEP = "pl4_03_handover"
@@ -14,11 +17,27 @@ def run(ctx: StepContext) -> StepOutcome:
     received = copy_package(ctx.package_dir, ctx.received_dir)
     man = verify_package(received, expected=sent)
     total = sum(f.rows for f in man.files)
+    report = json.loads((received / "reports" / "buoc2_bao_cao_thong_ke.json").read_text(encoding="utf-8"))
+    stock = json.loads((received / "reports" / "buoc1_bang_ke_chot_ton.json").read_text(encoding="utf-8"))
+    sc = ctx.cfg.sampling
+    cross = cross_check(received, man.rows(), report, stock, ctx.cfg.offices, sc.seed, sc.confidence,
+                        sc.max_defect_rate)
+    ctx.store.add_checks(ctx.run_id, STEP, cross)
+    failed: dict[str, list[str]] = {}
+    for c in cross:
+        if c["status"] == "fail":
+            failed.setdefault(c["check_id"], []).append(f"{c['table_name']}|{c['key']}: report {c['expected']}, "
+                                                        f"package {c['actual']}")
+    for cid, keys in failed.items():
+        ctx.store.add_finding(ctx.run_id, STEP, cid, "source_data_error", "critical", None, keys,
+                              f"{len(keys)} differences between the package and the reports handed over with it")
     ctx.store.add_checks(ctx.run_id, STEP, [
         {"check_id": "package_file", "table_name": f.path, "key": None, "field": "sha256+rows",
          "expected": f"{f.sha256}:{f.rows}", "actual": f"{f.sha256}:{f.rows}", "status": "pass"} for f in man.files])
     md = f"## Bước 3 — bàn giao\n\nReceived at `{received}`; {len(man.files)} files verified " \
-         f"(SHA-256 and row counts).\n\n" + md_table(["file", "rows", "sha256"],
+         f"(SHA-256 and row counts); {len(cross)} cross-checks against the handed-over reports, " \
+         f"{sum(len(v) for v in failed.values())} differences.\n\n" + md_table(["file", "rows", "sha256"],
                                                     [(f.path, f.rows, f.sha256[:16] + "…") for f in man.files])
     return StepOutcome(rows_in=total, rows_out=total, markdown=md,
-                       detail={"received": str(received), "files_verified": len(man.files)})
+                       detail={"received": str(received), "files_verified": len(man.files),
+                               "cross_checks": len(cross), "cross_check_differences": sum(len(v) for v in failed.values())})
