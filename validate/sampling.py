@@ -9,12 +9,23 @@ from typing import Any
 
 
 def zero_acceptance_sample_size(confidence: float, max_defect_rate: float, population: int) -> int:
-    """Smallest n such that finding 0 defects in n draws shows, at ``confidence``, that the defect rate is
-    below ``max_defect_rate`` (binomial bound, n = ln(1−C) / ln(1−p)); capped at the population."""
+    """Smallest n such that a sample with 0 defects shows, at ``confidence``, that the population holds
+    fewer than ``max_defect_rate`` defects.
+
+    Exact for a finite population (hypergeometric, sampling without replacement): with
+    D = ceil(p·N) defects, P(no defect in n draws) = Π_{i<n} (N−D−i)/(N−i) must fall to 1 − C or below.
+    For large N this tends to the binomial n = ln(1−C)/ln(1−p) (299 for 95 % / 1 %).
+    """
     if population <= 0:
         return 0
-    n = math.ceil(math.log(1 - confidence) / math.log(1 - max_defect_rate))
-    return min(n, population)
+    d = max(1, math.ceil(max_defect_rate * population))
+    alpha = 1 - confidence
+    p0 = 1.0
+    for n in range(1, population + 1):
+        p0 *= (population - d - (n - 1)) / (population - (n - 1))
+        if p0 <= alpha:
+            return n
+    return population
 
 
 def draw(population: int, n: int, seed: int, stratum: str) -> list[int]:
@@ -22,6 +33,12 @@ def draw(population: int, n: int, seed: int, stratum: str) -> list[int]:
     rng = random.Random(f"{seed}:{stratum}")
     return sorted(rng.sample(range(population), n))
 
+
+# strata of each sampled table: the plan is stratified by table × office × type (or kind)
+STRATA: dict[str, list[str]] = {
+    "DTO_KHAI_MD": ["MA_HQ", "MA_LH"], "DHANG_MD": ["MA_HQ", "MA_LH"], "DSX_NPL_NHAP": ["MA_HQ", "MA_LH"],
+    "DGC_HD": ["MA_HQ_HD"], "DSX_SP_NPL": ["MA_HQ", "LOAI"],
+}
 
 # target table -> [(target column, source column (upper-cased), comparison)]
 CORRESPONDENCE: dict[str, list[tuple[str, str, str]]] = {

@@ -40,7 +40,7 @@ def run(ctx: StepContext) -> StepOutcome:
     per_table = [{"table_name": k, "category": CATEGORY.get(k, "other"), "rows": v} for k, v in man.rows().items()]
     ctx.store.add_counts(ctx.run_id, STEP, "source", per_table)
     total = sum(man.rows().values())
-    md = (f"## Bước 2 — đóng băng và backup\n\nFrozen: " +
+    md = ("## Bước 2 — đóng băng và backup\n\nFrozen: " +
           ", ".join(f"{db} ({p.method}; write refused: {p.refused_with})" for db, p in proofs.items()) +
           f"\n\n{total} rows in {len(man.files)} tables.\n\n" +
           md_table(["category", "rows"], sorted(by_cat.items())) + "\n\n" +

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from extract import staging
@@ -17,7 +15,8 @@ from validate.reconcile import (
     stock_balance,
 )
 from validate.report import md_table, write_xlsx
-from validate.sampling import CORRESPONDENCE, draw, normalise, zero_acceptance_sample_size
+from validate.sample_check import compare, sample_rows, source_rows
+from validate.sampling import CORRESPONDENCE, STRATA
 
 STEP = "pl4_06_validate"
 
@@ -57,31 +56,27 @@ def run(ctx: StepContext) -> StepOutcome:
             status = "pass" if src == dst else "fail"
             checks.append({"check_id": "stock_balance", "table_name": "DSX_NPL_NHAP_TL", "key": f"{dv}|{npl}",
                            "field": "TON", "expected": str(src), "actual": str(dst), "status": status})
-        # 3. seeded random sample, field by field, through the correspondence table
-        plan, sample_rows = [], []
-        for table, fields in CORRESPONDENCE.items():
+        # 3. seeded random sample, stratified by table × office × type, field by field through the
+        #    declared correspondence table
+        plan, sample_totals = [], []
+        for table in CORRESPONDENCE:
             if not target_in_scope(table, cfg.scope):
                 continue
-            pf = pq.ParquetFile(ctx.snapshot_dir / f"{table}.parquet")
-            pop = pf.metadata.num_rows
-            n = zero_acceptance_sample_size(cfg.sampling.confidence, cfg.sampling.max_defect_rate, pop)
-            picks = draw(pop, n, cfg.sampling.seed, table)
-            bad = 0
-            for row in _rows_at(pf, picks):
-                src = _source_row(con, row["_SRC_KEY"])
-                for tcol, scol, how in fields:
-                    exp = normalise(src.get(scol) if src else None, how)
-                    act = normalise(row.get(tcol), how)
-                    ok = src is not None and exp == act
-                    if not ok:
-                        bad += 1
-                        checks.append({"check_id": "sample_field", "table_name": table, "key": row["_SRC_KEY"],
-                                       "field": tcol, "expected": str(exp), "actual": str(act), "status": "fail"})
-            checks.append({"check_id": "sample_table", "table_name": table, "key": f"seed={cfg.sampling.seed}",
-                           "field": f"{len(fields)} fields × {n} rows", "expected": "0 mismatches",
+            sc = cfg.sampling
+            rows, strata_plan = sample_rows(con, ctx.snapshot_dir / f"{table}.parquet", STRATA[table], sc.seed,
+                                            table, sc.confidence, sc.max_defect_rate)
+            results = compare(table, rows, source_rows(con, [r["_SRC_KEY"] for r in rows], staging.src_schema))
+            checks.extend(results)
+            bad = len({r["key"] for r in results if r["status"] == "fail"})
+            for p in strata_plan:
+                plan.append(p)
+            pop, n = sum(p["population"] for p in strata_plan), sum(p["sample"] for p in strata_plan)
+            plan_total = {"table": table, "population": pop, "sample": n, "mismatches": bad,
+                          "strata": len(strata_plan)}
+            sample_totals.append(plan_total)
+            checks.append({"check_id": "sample_table", "table_name": table, "key": f"seed={sc.seed}",
+                           "field": f"{len(strata_plan)} strata, {n} records", "expected": "0 mismatches",
                            "actual": f"{bad} mismatches", "status": "pass" if bad == 0 else "fail"})
-            plan.append({"table": table, "population": pop, "sample": n, "mismatches": bad})
-            sample_rows.append((table, pop, n, bad))
     finally:
         con.close()
     ctx.store.add_checks(ctx.run_id, STEP, checks)
@@ -97,49 +92,20 @@ def run(ctx: StepContext) -> StepOutcome:
                                "Kết quả"], count_rows),
         "Cân đối tồn": (["Mã DN", "Mã NPL", "Tồn nguồn", "Tồn sau chuyển đổi"],
                         [(k[0], k[1], v[0], v[1]) for k, v in sorted(bal.items())]),
-        "Kế hoạch chọn mẫu": (["Bảng", "Tổng thể", "Cỡ mẫu", "Sai lệch"], sample_rows),
+        "Kế hoạch chọn mẫu": (["Bảng", "Tổng thể", "Cỡ mẫu", "Sai lệch", "Số tầng"],
+                              [(r["table"], r["population"], r["sample"], r["mismatches"], r["strata"])
+                               for r in sample_totals]),
+        "Các tầng mẫu": (["Bảng", "Tầng (đơn vị × loại hình)", "Tổng thể", "Cỡ mẫu"],
+                         [(p["table"], p["stratum"], p["population"], p["sample"]) for p in plan]),
     })
     md = (f"## Bước 6 — đối chiếu\n\n{len(checks)} comparisons, {len(fails)} failing.\n\n" +
           md_table(["db", "Ma_LH", "before", "after", "quarantined", "status"], count_rows) + "\n\n" +
           f"Sampling (zero-acceptance, confidence {cfg.sampling.confidence:.0%}, max defect rate "
           f"{cfg.sampling.max_defect_rate:.0%}, seed {cfg.sampling.seed}):\n\n" +
-          md_table(["table", "population", "sample", "mismatches"], sample_rows))
+          md_table(["table", "population", "sample", "mismatches", "strata"],
+                   [(r["table"], r["population"], r["sample"], r["mismatches"], r["strata"]) for r in sample_totals]))
     return StepOutcome(rows_in=len(checks), rows_out=len(checks) - len(fails), markdown=md, detail={
-        "comparisons": len(checks), "failing": len(fails), "sampling": plan,
+        "comparisons": len(checks), "failing": len(fails), "sampling": sample_totals, "sampling_strata": plan,
         "sampling_seed": cfg.sampling.seed, "confidence": cfg.sampling.confidence,
         "max_defect_rate": cfg.sampling.max_defect_rate, "before_after": count_rows,
         "stock_pairs": len(bal)})
-
-
-def _rows_at(pf: pq.ParquetFile, positions: list[int]) -> Iterator[dict[str, Any]]:
-    """The rows at sorted ``positions`` of a Parquet file, reading one batch at a time."""
-    wanted = iter(positions)
-    nxt = next(wanted, None)
-    offset = 0
-    for batch in pf.iter_batches(batch_size=50_000):
-        end = offset + batch.num_rows
-        idx = []
-        while nxt is not None and nxt < end:
-            idx.append(nxt - offset)
-            nxt = next(wanted, None)
-        if idx:
-            yield from batch.take(idx).to_pylist()
-        if nxt is None:
-            return
-        offset = end
-
-
-def _source_row(con: Any, src_key: str) -> dict[str, Any] | None:
-    table, *parts = src_key.split("|")
-    db, name = table.split(".", 1)
-    conds, params = [], []
-    for p in parts:
-        col, val = p.split("=", 1)
-        conds.append(f'trim(CAST("{col}" AS VARCHAR)) = ?')
-        params.append(val)
-    rows = con.sql(f'SELECT * FROM "{staging.src_schema(db)}"."{name}" WHERE {" AND ".join(conds)} LIMIT 2',
-                   params=params).to_arrow_table().to_pylist()
-    if len(rows) != 1:
-        return None
-    return {k.upper(): v for k, v in rows[0].items()}
-
