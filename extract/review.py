@@ -78,23 +78,28 @@ def null_keys(engine: Engine, db: str) -> list[CheckHit]:
     return hits
 
 
-def declarations_without_goods(engine: Engine, db: str) -> list[CheckHit]:
-    decl, goods = ("DTOKHAIMD", "DHANGMDDK") if db == "SXXK" else ("DToKhaiMD", "DHangMD")
+def _lines_per_declaration(db: str) -> tuple[str, str, str, list[str], str]:
+    decl, goods, sohang = ("DTOKHAIMD", "DHANGMDDK", "SOHANG") if db == "SXXK" else ("DToKhaiMD", "DHangMD", "SoHang")
     key = list(legacy_table(db, decl).key)
-    on = " AND ".join(f"g.{_q(c)} = d.{_q(c)}" for c in key)
-    sql = (f"SELECT {_key_expr(key, 'd')} FROM {_q(decl)} d WHERE NOT EXISTS "
-           f"(SELECT 1 FROM {_q(goods)} g WHERE {on})")
-    rows = _rows(engine, sql)
+    grp = ", ".join(f"TRIM({_q(c)})" if c.upper().startswith("MA_") else _q(c) for c in key)
+    sel = ", ".join(f"TRIM({_q(c)}) AS {_q(c)}" if c.upper().startswith("MA_") else _q(c) for c in key)
+    # goods counted once per declaration key, then joined (no correlated sub-query: linear in both tables)
+    on = " AND ".join(f"g.{_q(c)} = " + (f"TRIM(d.{_q(c)})" if c.upper().startswith("MA_") else f"d.{_q(c)}")
+                      for c in key)
+    sql = (f"SELECT {_key_expr(key, 'd')}, d.{_q(sohang)} AS declared, COALESCE(g.n, 0) AS lines FROM {_q(decl)} d "
+           f"LEFT JOIN (SELECT {sel}, COUNT(*) AS n FROM {_q(goods)} GROUP BY {grp}) g ON {on}")
+    return decl, goods, sohang, key, sql
+
+
+def declarations_without_goods(engine: Engine, db: str) -> list[CheckHit]:
+    decl, _goods, _sohang, key, sql = _lines_per_declaration(db)
+    rows = [{k: r[k] for k in key} for r in _rows(engine, sql) if not r["lines"]]
     return [CheckHit("decl_without_goods", f"{db}.{decl}", rows, f"{len(rows)} declarations have no goods lines")] \
         if rows else []
 
 
 def sohang_mismatch(engine: Engine, db: str) -> list[CheckHit]:
-    decl, goods, sohang = ("DTOKHAIMD", "DHANGMDDK", "SOHANG") if db == "SXXK" else ("DToKhaiMD", "DHangMD", "SoHang")
-    key = list(legacy_table(db, decl).key)
-    on = " AND ".join(f"g.{_q(c)} = d.{_q(c)}" for c in key)
-    sql = (f"SELECT {_key_expr(key, 'd')}, d.{_q(sohang)} AS declared, "
-           f"(SELECT COUNT(*) FROM {_q(goods)} g WHERE {on}) AS lines FROM {_q(decl)} d")
+    decl, _goods, sohang, _key, sql = _lines_per_declaration(db)
     rows = [r for r in _rows(engine, sql) if r["lines"] and r["declared"] != r["lines"]]
     return [CheckHit("sohang_mismatch", f"{db}.{decl}", rows,
                      f"{len(rows)} declarations whose {sohang} differs from their goods lines")] if rows else []

@@ -8,6 +8,7 @@ from extract.source import sqlite_path
 from load.control_store import ControlStore
 from pipelines.config import BranchConfig
 from validate.report import write_json
+from validate.run_report import write_run_report
 
 
 def build_summary(cfg: BranchConfig, store: ControlStore, run_id: str) -> dict[str, Any]:
@@ -48,7 +49,12 @@ def _findings_summary(findings: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def write_summary(cfg: BranchConfig, store: ControlStore, run_id: str, _steps: list[Any]) -> dict[str, Any]:
+    reports = cfg.run_dir_root / run_id / "reports"
+    reports.mkdir(parents=True, exist_ok=True)
+    xlsx, page = write_run_report(store, run_id, reports)
     s = build_summary(cfg, store, run_id)
+    s["paths"]["business_report_xlsx"] = str(xlsx)
+    s["paths"]["business_report_html"] = str(page)
     write_json(cfg.output_dir / "summary.json", s)
     write_json(cfg.run_dir_root / run_id / "summary.json", s)
     return s

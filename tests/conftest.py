@@ -27,8 +27,9 @@ def sample_branch(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def make_config(root: Path, branch: Path, **overrides: object) -> BranchConfig:
+    """A demo-style config; a run that unexpectedly waits for a decision fails after 60 s instead of hanging."""
     path = write_config(root, branch)
-    return load_config(path, dict(overrides))
+    return load_config(path, {"policy": {"decision_timeout_seconds": 60, "poll_seconds": 1}, **overrides})
 
 
 @pytest.fixture

@@ -6,9 +6,10 @@ import json
 
 from extract import staging
 from extract.errors import SchemaMismatch
-from extract.legacy_schema import expected_schema_json
+from extract.legacy_schema import TABLES_BY_DB, expected_schema_json, legacy_table
 from extract.package import PackageManifest
 from pipelines.steps.base import StepContext, StepOutcome
+from validate.expectations import ExpectationResult, SuiteRunner, legacy_suites, render_html
 from validate.schema import compare_schema
 from validate.report import md_table
 
@@ -22,10 +23,25 @@ def run(ctx: StepContext) -> StepOutcome:
     if ctx.cfg.staging_path.exists():
         ctx.cfg.staging_path.unlink()
     con = staging.connect(ctx.cfg.staging_path)
+    gx_results = []
     try:
         restored = staging.restore(con, root, man)
+        # Great Expectations on the restored legacy tables, batch by batch
+        runner, suites = SuiteRunner(), legacy_suites(ctx.freeze_time())
+        for f in man.files:
+            name = f"{f.db}.{f.table}"
+            if f.rows and f.table in {t.name for t in TABLES_BY_DB.get(f.db, ())}:
+                key = list(legacy_table(f.db, f.table).key)
+                gx_results += runner.run(name, staging.read_table(con, f.db, f.table, ctx.cfg.batch_rows),
+                                         suites.get(name, []), key)
     finally:
         con.close()
+    render_html("Kiểm tra dữ liệu nguồn sau phục hồi (bước 4)", gx_results, ctx.reports_dir / "gx_buoc4.html")
+    ctx.store.add_checks(ctx.run_id, STEP, [gx_check(r) for r in gx_results])
+    for r in gx_results:
+        if not r.success:
+            ctx.store.add_finding(ctx.run_id, STEP, f"gx:{r.expectation}", "source_data_error", "minor", r.table,
+                                  r.unexpected_keys, f"{r.unexpected_count} rows fail {r.expectation} on {r.column}")
     diffs = []
     for db, sf in man.schema_files.items():
         found = json.loads((root / sf["path"]).read_text(encoding="utf-8"))
@@ -53,3 +69,9 @@ def run(ctx: StepContext) -> StepOutcome:
          if diffs else "Structure equals the expected e-Customs V4 schema.")
     return StepOutcome(rows_in=total, rows_out=total, markdown=md,
                        detail={"staging": str(ctx.cfg.staging_path), "schema_differences": len(diffs)})
+
+
+def gx_check(r: ExpectationResult) -> dict[str, object]:
+    return {"check_id": f"gx:{r.expectation}", "table_name": r.table, "key": None, "field": r.column,
+            "expected": f"0 of {r.element_count} unexpected", "actual": f"{r.unexpected_count} unexpected" +
+            (f" ({r.error})" if r.error else ""), "status": "pass" if r.success else "fail"}

@@ -5,16 +5,25 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from extract import staging
+from prefect.artifacts import create_table_artifact
+
+from pipelines.config import BranchConfig
 from pipelines.steps.base import StepContext, StepOutcome
 from transform.scope import target_in_scope
 from validate.reconcile import (
     central_declarations, central_stock, eligible_declarations, quarantined_declarations, snapshot_declarations,
-    stock_balance,
+    snapshot_integrity, stock_balance,
 )
 from validate.report import md_table, write_xlsx
+from validate.run_report import write_run_report
+from load.central_model import CENTRAL
+from pipelines.steps.pl4_04_restore import gx_check
+from transform.codes import new_office_code, office_map
+from validate.expectations import SuiteRunner, converted_suites, render_html
 from validate.sample_check import compare, sample_rows, source_rows
 from validate.sampling import CORRESPONDENCE, STRATA
 
@@ -56,7 +65,19 @@ def run(ctx: StepContext) -> StepOutcome:
             status = "pass" if src == dst else "fail"
             checks.append({"check_id": "stock_balance", "table_name": "DSX_NPL_NHAP_TL", "key": f"{dv}|{npl}",
                            "field": "TON", "expected": str(src), "actual": str(dst), "status": status})
-        # 3. seeded random sample, stratified by table × office × type, field by field through the
+        # 3. the converted tables: keys unique, references resolvable (SQL), and the GX suites (batch by batch)
+        owned = {t for t in CENTRAL if target_in_scope(t, cfg.scope)}
+        checks.extend(snapshot_integrity(con, ctx.snapshot_dir, {t: CENTRAL[t].key for t in CENTRAL}, owned))
+        runner, suites = SuiteRunner(), converted_suites(sorted(_new_offices(cfg)))
+        gx_results = []
+        for t in sorted(owned):
+            pf = pq.ParquetFile(ctx.snapshot_dir / f"{t}.parquet")
+            if pf.metadata.num_rows:
+                gx_results += runner.run(t, pf.iter_batches(batch_size=cfg.batch_rows), suites.get(t, []),
+                                         list(CENTRAL[t].key), index=["_SRC_KEY"])
+        render_html("Kiểm tra dữ liệu sau chuyển đổi (bước 6)", gx_results, ctx.reports_dir / "gx_buoc6.html")
+        checks.extend(gx_check(r) for r in gx_results)
+        # 4. seeded random sample, stratified by table × office × type, field by field through the
         #    declared correspondence table
         plan, sample_totals = [], []
         for table in CORRESPONDENCE:
@@ -98,6 +119,12 @@ def run(ctx: StepContext) -> StepOutcome:
         "Các tầng mẫu": (["Bảng", "Tầng (đơn vị × loại hình)", "Tổng thể", "Cỡ mẫu"],
                          [(p["table"], p["stratum"], p["population"], p["sample"]) for p in plan]),
     })
+    create_table_artifact(key=f"{cfg.branch_code.lower()}-findings",
+                          table=[{"#": f["finding_id"], "severity": f["severity"], "check": f["check_id"],
+                                  "table": f["table_name"], "keys": f["n_keys"], "status": f["status"]}
+                                 for f in ctx.store.findings(ctx.run_id)] or [{"findings": "none"}],
+                          description=f"{cfg.branch_code}: findings after step 6")
+    write_run_report(ctx.store, ctx.run_id, ctx.reports_dir)
     md = (f"## Bước 6 — đối chiếu\n\n{len(checks)} comparisons, {len(fails)} failing.\n\n" +
           md_table(["db", "Ma_LH", "before", "after", "quarantined", "status"], count_rows) + "\n\n" +
           f"Sampling (zero-acceptance, confidence {cfg.sampling.confidence:.0%}, max defect rate "
@@ -109,3 +136,8 @@ def run(ctx: StepContext) -> StepOutcome:
         "sampling_seed": cfg.sampling.seed, "confidence": cfg.sampling.confidence,
         "max_defect_rate": cfg.sampling.max_defect_rate, "before_after": count_rows,
         "stock_pairs": len(bal)})
+
+
+def _new_offices(cfg: BranchConfig) -> set[str]:
+    omap = office_map(cfg.office_map)
+    return {new_office_code(o, omap) or o for o in cfg.offices}
