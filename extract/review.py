@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from extract.legacy_schema import TABLES_BY_DB, legacy_table
+from extract.legacy_schema import TABLES_BY_DB, LegacyTable, legacy_table
 from extract.source import check_ident
 
 
@@ -48,12 +48,15 @@ def missing_tables(engine: Engine, db: str) -> list[CheckHit]:
         if gone else []
 
 
+def _present(engine: Engine, db: str) -> list[LegacyTable]:
+    """The expected tables of ``db`` that the source actually has (missing ones are their own finding)."""
+    have = present_tables(engine)
+    return [t for t in TABLES_BY_DB[db] if t.name in have]
+
+
 def duplicate_keys(engine: Engine, db: str) -> list[CheckHit]:
     hits = []
-    have = present_tables(engine)
-    for t in TABLES_BY_DB[db]:
-        if t.name not in have:
-            continue
+    for t in _present(engine, db):
         cols = list(t.key)
         grp = ", ".join(f"TRIM({_q(c)})" if c.upper().startswith("MA_") else _q(c) for c in cols)
         sql = f"SELECT {_key_expr(cols)}, COUNT(*) AS n FROM {_q(t.name)} GROUP BY {grp} HAVING COUNT(*) > 1"
@@ -66,10 +69,7 @@ def duplicate_keys(engine: Engine, db: str) -> list[CheckHit]:
 
 def null_keys(engine: Engine, db: str) -> list[CheckHit]:
     hits = []
-    have = present_tables(engine)
-    for t in TABLES_BY_DB[db]:
-        if t.name not in have:
-            continue
+    for t in _present(engine, db):
         cond = " OR ".join(f"{_q(c)} IS NULL" for c in t.key)
         sql = f"SELECT {_key_expr(list(t.key))} FROM {_q(t.name)} WHERE {cond}"
         rows = _rows(engine, sql)

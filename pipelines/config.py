@@ -12,10 +12,11 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from transform.errors import ConfigError
-from transform.maps import OFFICE_MAP_LATEST, OFFICE_MAPS, UNIT_MAP_LATEST, UNIT_MAPS
+from transform.codes import office_map, unit_map
+from transform.maps import OFFICE_MAP_LATEST, UNIT_MAP_LATEST
 
 # the 2014 scripts cut these to the central sizes (domain doc §4.4)
 TRUNCATIONS_2014 = ("DTO_KHAI_MD.DV_DT", "DTO_KHAI_MD.VAN_DON", "DTO_KHAI_MD.SO_HD", "DTO_KHAI_MD.SO_HDTM")
@@ -104,18 +105,14 @@ class BranchConfig(Strict):
     def _trim(cls, v: list[str]) -> list[str]:
         return [o.strip() for o in v]
 
-    @field_validator("office_map")
+    @field_validator("office_map", "unit_map")
     @classmethod
-    def _office_map(cls, v: str) -> str:
-        if v not in OFFICE_MAPS:
-            raise ValueError(f"unknown office map {v!r}; available: {', '.join(OFFICE_MAPS)}")
-        return v
-
-    @field_validator("unit_map")
-    @classmethod
-    def _unit_map(cls, v: str) -> str:
-        if v not in UNIT_MAPS:
-            raise ValueError(f"unknown unit map {v!r}; available: {', '.join(UNIT_MAPS)}")
+    def _map_version(cls, v: str, info: ValidationInfo) -> str:
+        lookup = office_map if info.field_name == "office_map" else unit_map
+        try:
+            lookup(v)
+        except KeyError as exc:
+            raise ValueError(exc.args[0]) from None
         return v
 
     def resolved_url(self, which: str) -> str:

@@ -30,7 +30,7 @@ DEFECT_KINDS = (
     "null_key", "impossible_date", "ton_gt_luong", "negative_qty", "long_text",
 )
 
-GENERATOR_VERSION = 6  # bump when the generated content changes, so cached sample branches are rebuilt
+GENERATOR_VERSION = 7  # bump when the generated content changes, so cached sample branches are rebuilt
 BRANCH_OFFICES = ("C47D  ", "C47D01")  # Biên Hòa area, Cục 47 (Đồng Nai): 47CD→47D1, 47CD01→47D2
 OTHER_OFFICE = "N47B  "  # another branch of the same Cục, present in the department-level SLXNK
 
@@ -427,7 +427,7 @@ class _Gen:
                 w.add("ecsNPLTCU", {**key, "NPLP_Code": "N" + code, "Ten_NPL": f"{name} (tự cung ứng)",
                                     "Ma_DVT": unit, "Luong": q, "DonGia": 2.5, "TriGia": round(q * 2.5, 3)})
                 for k in range(self.r.randint(1, 2)):
-                    w.add("ecsNPLTCU_CT", {**key, "NPLP_Code": "N" + code, "So_CT": f"HĐ-VAT {self.r.randint(100, 999)}",
+                    w.add("ecsNPLTCU_CT", {**key, "NPLP_Code": "N" + code, "So_CT": f"HĐ-VAT {sotk}/{year}-{k + 1}",
                                            "Ngay_CT": _d(ngay - timedelta(days=k + 1)), "Luong": round(q / 2, 3)})
             if no_goods:
                 return sotk, ma_lh, ngay
