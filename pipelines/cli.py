@@ -237,6 +237,51 @@ def decide(
     console.print(msg)
 
 
+@app.command("sign")
+def sign_cmd(
+    minutes: Annotated[Path, typer.Argument(help="the minutes PDF (signed in place, incrementally)")],
+    field: Annotated[str, typer.Option(help="tong-cuc|cuc|chi-cuc + -technical|-business")],
+    p12: Annotated[Path, typer.Option(help="the signer's PKCS#12 file")],
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Add one PAdES signature. The passphrase comes from ECM_P12_PASSPHRASE or a prompt, never an argument."""
+    from sign_off.signing import passphrase_from_env, sign
+    pw = passphrase_from_env() or typer.prompt(f"passphrase for {p12.name}", hide_input=True).encode()
+    try:
+        sign(minutes, field, p12, pw)
+    except MigrationError as exc:
+        _fail(exc, debug)
+        return
+    console.print(f"signed field {field} of {minutes}")
+
+
+@app.command("verify")
+def verify_cmd(
+    minutes: Annotated[Path, typer.Argument(help="the signed minutes PDF")],
+    evidence: Annotated[Optional[Path], typer.Option(help="the evidence bundle directory")] = None,
+    trust: Annotated[list[Path], typer.Option(help="trusted root certificate(s)")] = [],  # noqa: B006
+    crl: Annotated[list[Path], typer.Option(help="CRL file(s), supplied offline")] = [],  # noqa: B006
+    certs: Annotated[list[Path], typer.Option(help="intermediate certificate(s)")] = [],  # noqa: B006
+) -> None:
+    """Verify the minutes offline: every signature, the six parties/roles, and the evidence bundle. Exit 0 only
+    if everything holds."""
+    from sign_off.signing import verify_minutes
+    v = verify_minutes(minutes, trust, crl, certs, evidence)
+    t = Table(title=f"signatures of {minutes.name}")
+    for c in ("field", "signer", "party", "role", "signing time", "chain", "revoked", "intact", "result"):
+        t.add_column(c)
+    for r in v.signatures:
+        t.add_row(r.field, r.signer, r.party, r.role, r.signing_time, "trusted" if r.trusted else "NOT trusted",
+                  "yes" if r.revoked else "no", "yes" if r.intact and r.valid else "NO",
+                  "[green]ok[/]" if r.ok else "[red]" + "; ".join(r.problems) + "[/]")
+    console.print(t)
+    if evidence is not None:
+        console.print(f"evidence bundle: minutes {v.evidence_expected}, recomputed {v.evidence_actual}")
+    for p in v.problems():
+        err.print(f"[bold red]problem:[/] {p}")
+    raise typer.Exit(0 if v.ok else 1)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

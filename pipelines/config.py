@@ -57,6 +57,15 @@ class Policy(Strict):
     max_correction_rounds: int = Field(3, ge=0)
 
 
+class Signing(Strict):
+    """Who may sign the minutes, and how auditors' checks are anchored (all offline)."""
+
+    trust: list[Path] = Field(default_factory=list, description="trusted root certificates (PEM/DER)")
+    crls: list[Path] = Field(default_factory=list, description="CRLs supplied offline")
+    other_certs: list[Path] = Field(default_factory=list, description="intermediate certificates")
+    demo_pki: bool = Field(False, description="sign with the six DEMO signers (sample branch only)")
+
+
 class BranchConfig(Strict):
     branch_code: str = Field(pattern=r"^[A-Z0-9]{3,8}$", description="short code of the branch, e.g. C47D")
     branch_name: str
@@ -76,6 +85,7 @@ class BranchConfig(Strict):
     unit_map: str = UNIT_MAP_LATEST
     sampling: Sampling = Sampling()
     policy: Policy = Policy()
+    signing: Signing = Signing()
     batch_rows: int = Field(50_000, ge=100)
     rehearsal: bool = False
     scope: Literal["catalogs", "declarations", "all"] = Field(

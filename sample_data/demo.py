@@ -25,10 +25,11 @@ def ensure_demo(out: Path, params: GenParams = DEMO_PARAMS) -> Path:
         # databases built from an earlier sample belong to it; a new sample starts them afresh
         for stale in ("central.sqlite", "central_rehearsal.sqlite", "control.sqlite", "staging.duckdb"):
             (out / stale).unlink(missing_ok=True)
-    return write_config(out, branch)
+    return write_config(out, branch, rehearsal=False, demo_pki=True)
 
 
-def write_config(out: Path, branch: Path, *, code: str = "C47D", rehearsal: bool = True) -> Path:
+def write_config(out: Path, branch: Path, *, code: str = "C47D", rehearsal: bool = True, demo_pki: bool = True
+                 ) -> Path:
     cfg = out / "branch.toml"
     offices = ", ".join(f'"{o.strip()}"' for o in BRANCH_OFFICES)
     cfg.write_text(f"""# Demo branch (generated sample data, not real customs data)
@@ -50,6 +51,9 @@ rehearsal = {"true" if rehearsal else "false"}
 [sources]
 slxnk_url = "sqlite:///{(branch / 'slxnk.sqlite').as_posix()}"
 sxxk_url = "sqlite:///{(branch / 'sxxk.sqlite').as_posix()}"
+
+[signing]
+demo_pki = {"true" if demo_pki else "false"}  # the six DEMO signers sign the minutes (sample data only)
 
 [sampling]
 seed = 865

@@ -62,6 +62,7 @@ def render_minutes(d: MinutesData, path: Path) -> Path:
     pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
     pdf.set_title(_n(f"Biên bản xác nhận số liệu sau chuyển đổi — {d.branch_code}"))
     pdf.set_author("ecustoms-migration")
+    pdf.set_keywords(f"evidence-sha256:{d.evidence_sha256} snapshot-sha256:{d.snapshot_sha256} run:{d.run_id}")
     pdf.alias_nb_pages()
     pdf.add_page()
     w = pdf.epw

@@ -15,7 +15,10 @@ from extract.package import sha256_file
 from load.snapshot import read_manifest
 from pipelines.steps.base import StepContext, StepOutcome
 from sign_off.evidence import build_bundle
-from sign_off.minutes import MinutesData, render_minutes
+from sign_off.minutes import SIGNATURE_FIELDS, MinutesData, render_minutes
+from sign_off.pki import demo_pki
+from sign_off.signing import add_signature_fields, sign, verify_minutes
+from transform.errors import SignOffError
 from transform.codes import new_office_code, office_map
 
 STEP = "pl4_07_sign_off"
@@ -35,7 +38,6 @@ def run(ctx: StepContext) -> StepOutcome:
     s6 = store.step_detail(rid, "pl4_06_validate")
     snap = read_manifest(ctx.snapshot_dir)
     if snap["snapshot_sha256"] != s5.get("snapshot_sha256"):
-        from transform.errors import SignOffError
         raise SignOffError("the converted snapshot changed after step 5", table=str(ctx.snapshot_dir),
                            hint="re-run from step 5; never sign figures that are not the converted ones")
     findings = store.findings(rid)
@@ -61,9 +63,18 @@ def run(ctx: StepContext) -> StepOutcome:
         sampling=s6.get("sampling", []), sampling_seed=cfg.sampling.seed, confidence=cfg.sampling.confidence,
         max_defect_rate=cfg.sampling.max_defect_rate, findings=findings, signed=False)
     pdf = render_minutes(data, ctx.reports_dir / "bien_ban_xac_nhan_so_lieu.pdf")
-    store.add_document(rid, "minutes", str(pdf), sha256_file(pdf), signed=False,
-                       note="unsigned: PAdES signing is not implemented yet")
-    md = (f"## Bước 7 — biên bản xác nhận\n\nMinutes: `{pdf}` (**UNSIGNED** — signing is not implemented yet).\n\n"
+    add_signature_fields(pdf)
+    signed, note = False, "unsigned: waiting for the six signatures (`ecm sign`)"
+    if cfg.signing.demo_pki:  # the sample branch: the six DEMO signers sign, as six people would
+        pki = demo_pki(cfg.output_dir / "pki")
+        for field in SIGNATURE_FIELDS:
+            sign(pdf, field, pki.p12(field), pki.passphrase(), reason="Xác nhận số liệu (DEMO)")
+        v = verify_minutes(pdf, [pki.trust], [pki.crl], [pki.intermediate], evidence_dir)
+        if not v.ok:
+            raise SignOffError("the demo signatures do not verify: " + "; ".join(v.problems()), table=str(pdf))
+        signed, note = True, "signed by the six DEMO signers; verified offline (trust list + CRL)"
+    store.add_document(rid, "minutes", str(pdf), sha256_file(pdf), signed=signed, note=note)
+    md = (f"## Bước 7 — biên bản xác nhận\n\nMinutes: `{pdf}` — {note}.\n\n"
           f"Evidence bundle `{evidence_dir}` SHA-256 `{ehash}`.")
     return StepOutcome(rows_in=None, rows_out=None, markdown=md, detail={
-        "minutes": str(pdf), "signed": False, "evidence": str(evidence_dir), "evidence_sha256": ehash})
+        "minutes": str(pdf), "signed": signed, "evidence": str(evidence_dir), "evidence_sha256": ehash})

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
@@ -18,6 +19,7 @@ from load.errors import LoadError, LoadRefused
 from load.snapshot import read_manifest
 from pipelines.steps.base import StepContext, StepOutcome
 from pipelines.steps.pl4_05_convert import REGISTRY_FILE
+from sign_off.signing import verify_minutes
 from transform import registry
 from transform.codes import new_office_code, office_map
 from transform.roles import map_user_roles
@@ -31,11 +33,20 @@ STEP = "pl4_08_load"
 def run(ctx: StepContext) -> StepOutcome:
     cfg, store, rid = ctx.cfg, ctx.store, ctx.run_id
     minutes = [d for d in store.documents(rid) if d["kind"] == "minutes"]
-    signed = bool(minutes) and all(d["signed"] for d in minutes)
-    if not signed and not cfg.rehearsal:
-        raise LoadRefused("the minutes are not signed; only a rehearsal run may load unsigned data",
-                          table="bien_ban_xac_nhan_so_lieu.pdf",
-                          hint="re-run with `ecm run --rehearsal` to load the rehearsal central")
+    if not cfg.rehearsal:  # the gate: the minutes must verify completely, right now, offline
+        if not minutes:
+            raise LoadRefused("there are no minutes for this run", hint="run step 7 first")
+        pdf = Path(minutes[-1]["path"])
+        sg = cfg.signing
+        trust = [*sg.trust, *([ctx.cfg.output_dir / "pki" / "demo_root.pem"] if sg.demo_pki else [])]
+        crls = [*sg.crls, *([ctx.cfg.output_dir / "pki" / "demo_intermediate.crl"] if sg.demo_pki else [])]
+        others = [*sg.other_certs, *([ctx.cfg.output_dir / "pki" / "demo_intermediate.pem"] if sg.demo_pki else [])]
+        v = verify_minutes(pdf, trust, crls, others, ctx.run_dir / "evidence")
+        if not v.ok:
+            raise LoadRefused("the minutes are not signed and verified; only a rehearsal run may load them: "
+                              + "; ".join(v.problems()[:8]), table=pdf.name,
+                              hint="collect the missing signatures with `ecm sign`, or re-run with "
+                                   "`ecm run --rehearsal` to load the rehearsal central")
     url = cfg.resolved_url("rehearsal_central" if cfg.rehearsal else "central")
     omap = office_map(cfg.office_map)
     if cfg.users_file and not cfg.users_file.exists():

@@ -105,7 +105,7 @@ def test_eight_steps_on_the_sample_branch(tmp_path: Path, sample_branch: Path) -
 
 
 def test_unsigned_minutes_never_load_outside_rehearsal(tmp_path: Path, sample_branch: Path) -> None:
-    cfg = make_config(tmp_path, sample_branch, rehearsal=False)
+    cfg = make_config(tmp_path, sample_branch, rehearsal=False, signing={"demo_pki": False})
     with pytest.raises(Exception, match="not signed"):
         migrate_branch(config=cfg)
     store = ControlStore(cfg.control_url)

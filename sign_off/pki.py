@@ -1,0 +1,133 @@
+"""A DEMO public-key infrastructure for the sample branch and the tests (clearly labelled DEMO).
+
+Root → intermediate → six signer certificates (technical and business staff of Tổng cục, Cục and
+Chi cục; party in O, role in OU, name in CN), plus three bad ones for the tests: expired, revoked
+(listed in the intermediate's CRL) and one issued by an untrusted root. Keys are in PKCS#12 files
+protected by a passphrase that is generated per PKI and written next to them (never in code).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+PARTY_NAMES = {"tong-cuc": "Tổng cục Hải quan", "cuc": "Cục Hải quan Đồng Nai", "chi-cuc": "Chi cục HQ Biên Hòa"}
+ROLE_NAMES = {"technical": "Cán bộ kỹ thuật", "business": "Cán bộ nghiệp vụ"}
+DEMO_SIGNERS = {
+    "tong-cuc-technical": "Nguyễn Văn An", "tong-cuc-business": "Trần Thị Bình",
+    "cuc-technical": "Lê Minh Cường", "cuc-business": "Phạm Thu Hà",
+    "chi-cuc-technical": "Hoàng Quốc Dũng", "chi-cuc-business": "Vũ Ngọc Lan",
+}
+
+
+@dataclass(frozen=True)
+class DemoPki:
+    root: Path
+    passphrase_file: Path
+
+    def p12(self, name: str) -> Path:
+        return self.root / f"{name}.p12"
+
+    @property
+    def trust(self) -> Path:
+        return self.root / "demo_root.pem"
+
+    @property
+    def intermediate(self) -> Path:
+        return self.root / "demo_intermediate.pem"
+
+    @property
+    def crl(self) -> Path:
+        return self.root / "demo_intermediate.crl"
+
+    def passphrase(self) -> bytes:
+        return self.passphrase_file.read_text(encoding="utf-8").strip().encode()
+
+
+def _name(cn: str, org: str, unit: str | None = None) -> x509.Name:
+    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, org)]
+    if unit:
+        attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit))
+    attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
+    return x509.Name(attrs)
+
+
+def _cert(subject: x509.Name, key: ec.EllipticCurvePrivateKey, issuer: x509.Name, issuer_key: ec.EllipticCurvePrivateKey,
+          ca: bool, start: dt.datetime, end: dt.datetime) -> x509.Certificate:
+    b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(key.public_key())
+         .serial_number(x509.random_serial_number()).not_valid_before(start).not_valid_after(end)
+         .add_extension(x509.BasicConstraints(ca=ca, path_length=None if ca else None), critical=True)
+         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False))
+    if ca:
+        b = b.add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+    else:
+        b = b.add_extension(x509.KeyUsage(True, True, False, False, False, False, False, False, False), critical=True)
+        b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION]), critical=False)
+        # where the CRL lives; verification never fetches it (.invalid never resolves): the CRL is given offline
+        b = b.add_extension(x509.CRLDistributionPoints([x509.DistributionPoint(
+            [x509.UniformResourceIdentifier("http://crl.demo.invalid/demo_intermediate.crl")], None, None, None)]),
+            critical=False)
+    return b.sign(issuer_key, hashes.SHA256())
+
+
+def make_demo_pki(root: Path, now: dt.datetime | None = None) -> DemoPki:
+    now = now or dt.datetime.now(dt.timezone.utc)
+    root.mkdir(parents=True, exist_ok=True)
+    pw = secrets.token_urlsafe(18)
+    (root / "PASSPHRASE").write_text(pw + "\n", encoding="utf-8")
+    enc = serialization.BestAvailableEncryption(pw.encode())
+    day = dt.timedelta(days=1)
+
+    rk = ec.generate_private_key(ec.SECP256R1())
+    rname = _name("DEMO Root CA — không dùng thật", "DEMO Ban Cơ yếu (mô phỏng)")
+    rcert = _cert(rname, rk, rname, rk, True, now - 30 * day, now + 3650 * day)
+    ik = ec.generate_private_key(ec.SECP256R1())
+    iname = _name("DEMO Intermediate CA", "DEMO Ban Cơ yếu (mô phỏng)")
+    icert = _cert(iname, ik, rname, rk, True, now - 30 * day, now + 1825 * day)
+    (root / "demo_root.pem").write_bytes(rcert.public_bytes(serialization.Encoding.PEM))
+    (root / "demo_intermediate.pem").write_bytes(icert.public_bytes(serialization.Encoding.PEM))
+
+    def signer(file: str, cn: str, party: str, role: str, start: dt.datetime, end: dt.datetime,
+               issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey, x509.Certificate] = (iname, ik, icert)
+               ) -> x509.Certificate:
+        k = ec.generate_private_key(ec.SECP256R1())
+        c = _cert(_name(f"DEMO {cn}", PARTY_NAMES[party], ROLE_NAMES[role]), k, issuer[0], issuer[1], False, start, end)
+        (root / f"{file}.p12").write_bytes(pkcs12.serialize_key_and_certificates(
+            file.encode(), k, c, [issuer[2]], enc))
+        return c
+
+    for field, person in DEMO_SIGNERS.items():
+        party, role = field.rsplit("-", 1)
+        signer(field, person, party, role, now - day, now + 365 * day)
+    signer("expired", "Người Hết Hạn", "chi-cuc", "technical", now - 400 * day, now - 30 * day)
+    revoked = signer("revoked", "Người Bị Thu Hồi", "chi-cuc", "business", now - day, now + 365 * day)
+    ok = ec.generate_private_key(ec.SECP256R1())
+    oname = _name("Untrusted Root (not on the trust list)", "Somewhere Else")
+    ocert = _cert(oname, ok, oname, ok, True, now - day, now + 365 * day)
+    signer("untrusted", "Người Lạ", "cuc", "technical", now - day, now + 365 * day, (oname, ok, ocert))
+    crl = (x509.CertificateRevocationListBuilder().issuer_name(iname).last_update(now - day)
+           .next_update(now + 30 * day)
+           .add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(revoked.serial_number)
+                                    .revocation_date(now - day / 2).build())
+           .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ik.public_key()), critical=False)
+           .add_extension(x509.CRLNumber(1), critical=False)
+           .sign(ik, hashes.SHA256()))
+    (root / "demo_intermediate.crl").write_bytes(crl.public_bytes(serialization.Encoding.DER))
+    return DemoPki(root, root / "PASSPHRASE")
+
+
+def demo_pki(root: Path) -> DemoPki:
+    """The demo PKI under ``root``: reused when complete, made otherwise."""
+    p = DemoPki(root, root / "PASSPHRASE")
+    if p.passphrase_file.exists() and p.crl.exists() and all(p.p12(f).exists() for f in DEMO_SIGNERS):
+        return p
+    return make_demo_pki(root)

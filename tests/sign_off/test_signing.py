@@ -1,0 +1,106 @@
+"""Real PAdES signatures with the DEMO PKI: valid ones verify, each bad certificate is rejected for its reason."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.sign import fields, signers
+
+from sign_off.evidence import build_bundle
+from sign_off.minutes import SIGNATURE_FIELDS, MinutesData, render_minutes
+from sign_off.pki import DEMO_SIGNERS, DemoPki, make_demo_pki
+from sign_off.signing import add_signature_fields, sign, verify_minutes
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
+    return make_demo_pki(tmp_path_factory.mktemp("pki"))
+
+
+def _minutes(tmp: Path, evidence_hash: str) -> Path:
+    d = MinutesData("C47D", "Chi cục Hải quan Biên Hòa", "Cục Hải quan Đồng Nai", [("C47D", "47D1")], "r1",
+                    "2026-11-24", False, "a" * 64, evidence_hash, [("Tờ khai", 10, 8, 2, 0)], [("DTO_KHAI_MD", 8)],
+                    [], 865, 0.95, 0.01)
+    pdf = render_minutes(d, tmp / "bien_ban.pdf")
+    add_signature_fields(pdf)
+    return pdf
+
+
+def _check(pdf: Path, pki: DemoPki, evidence: Path | None = None, required: list[str] | None = None):  # type: ignore[no-untyped-def]
+    return verify_minutes(pdf, [pki.trust], [pki.crl], [pki.intermediate], evidence, required)
+
+
+@pytest.fixture
+def signed(tmp_path: Path, pki: DemoPki) -> tuple[Path, Path]:
+    ev = tmp_path / "evidence"
+    h = build_bundle(ev, {}, {"accounting.json": [{"t": "SXXK.DTOKHAIMD", "rows": 10}]})
+    pdf = _minutes(tmp_path, h)
+    for f in DEMO_SIGNERS:
+        sign(pdf, f, pki.p12(f), pki.passphrase())
+    return pdf, ev
+
+
+def test_six_signatures_verify_with_the_evidence(signed: tuple[Path, Path], pki: DemoPki) -> None:
+    pdf, ev = signed
+    v = _check(pdf, pki, ev)
+    assert v.ok, v.problems()
+    assert [r.field for r in v.signatures] == SIGNATURE_FIELDS
+    assert all(r.trusted and r.intact and not r.revoked and r.expected_party_role for r in v.signatures)
+
+
+def test_independent_tool_sees_the_same_signatures(signed: tuple[Path, Path]) -> None:
+    if shutil.which("pdfsig") is None:
+        pytest.skip("pdfsig (poppler-utils) is not installed: independent check skipped")
+    out = subprocess.run(["pdfsig", str(signed[0])], capture_output=True, text=True).stdout
+    assert out.count("Signature is Valid.") == 6
+    for name in DEMO_SIGNERS.values():
+        assert f"DEMO {name}" in out
+
+
+@pytest.mark.parametrize("p12,field,reason", [
+    ("expired", "chi-cuc-technical", "expired at signing time"),
+    ("revoked", "chi-cuc-business", "revoked"),
+    ("untrusted", "cuc-technical", "does not chain to the trust list"),
+    ("cuc-business", "chi-cuc-business", "not the party and role"),
+])
+def test_bad_certificates_are_rejected_for_the_right_reason(tmp_path: Path, pki: DemoPki, p12: str, field: str,
+                                                           reason: str) -> None:
+    pdf = _minutes(tmp_path, "0" * 64)
+    sign(pdf, field, pki.p12(p12), pki.passphrase())
+    v = _check(pdf, pki, required=[field])
+    assert not v.ok and any(reason in p for p in v.problems()), v.problems()
+
+
+def test_changed_byte_or_evidence_file_fails_and_says_what(signed: tuple[Path, Path], pki: DemoPki) -> None:
+    pdf, ev = signed
+    data = bytearray(pdf.read_bytes())
+    i = data.find(b"ecustoms-migration")
+    assert i > 0
+    data[i] ^= 0x01
+    pdf.write_bytes(bytes(data))
+    v = _check(pdf, pki, ev)
+    assert not v.ok and any("changed after this signature" in p for p in v.problems())
+    (ev / "accounting.json").write_text('[{"t": "SXXK.DTOKHAIMD", "rows": 11}]')
+    assert any("evidence" in p for p in _check(pdf, pki, ev).problems())
+
+
+def test_partial_and_extra_signatures(tmp_path: Path, pki: DemoPki) -> None:
+    pdf = _minutes(tmp_path, "0" * 64)
+    for f in list(DEMO_SIGNERS)[:5]:
+        sign(pdf, f, pki.p12(f), pki.passphrase())
+    v = _check(pdf, pki)
+    assert v.missing_fields == ["chi-cuc-business"] and not v.ok
+    sign(pdf, "chi-cuc-business", pki.p12("chi-cuc-business"), pki.passphrase())
+    # a seventh signature by a party outside the six fields is flagged
+    with pdf.open("rb") as f:
+        w = IncrementalPdfFileWriter(f)
+        out = signers.sign_pdf(w, signers.PdfSignatureMetadata(field_name="nguoi-khac"),
+                               signer=signers.SimpleSigner.load_pkcs12(str(pki.p12("cuc-technical")),
+                                                                       passphrase=pki.passphrase()),
+                               new_field_spec=fields.SigFieldSpec("nguoi-khac"))
+    pdf.write_bytes(out.getvalue())
+    assert any("unexpected field 'nguoi-khac'" in p for p in _check(pdf, pki).problems())
