@@ -196,6 +196,8 @@ def status(
     for f in findings:
         by[(f["severity"], f["status"])] = by.get((f["severity"], f["status"]), 0) + 1
     console.print("findings: " + (", ".join(f"{n} {sev}/{st}" for (sev, st), n in sorted(by.items())) or "none"))
+    for d in store.documents(run_id):
+        console.print(f"{d['kind']}: {'SIGNED' if d['signed'] else 'not signed'} — {d['note']} ({d['path']})")
     open_ = [f for f in findings if f["status"] == "open"]
     if open_:
         ft = Table(title="open findings" + (" — the run is WAITING for decisions" if r["status"] == "waiting-decision"
@@ -242,6 +244,8 @@ def sign_cmd(
     minutes: Annotated[Path, typer.Argument(help="the minutes PDF (signed in place, incrementally)")],
     field: Annotated[str, typer.Option(help="tong-cuc|cuc|chi-cuc + -technical|-business")],
     p12: Annotated[Path, typer.Option(help="the signer's PKCS#12 file")],
+    run: Annotated[Optional[str], typer.Option("--run", help="resume this run if it waits for signatures")] = None,
+    config: Annotated[Path, typer.Option("--config", "-c")] = DEFAULT_CONFIG,
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
     """Add one PAdES signature. The passphrase comes from ECM_P12_PASSPHRASE or a prompt, never an argument."""
@@ -249,10 +253,15 @@ def sign_cmd(
     pw = passphrase_from_env() or typer.prompt(f"passphrase for {p12.name}", hide_input=True).encode()
     try:
         sign(minutes, field, p12, pw)
+        msg = ""
+        if run:
+            _prefect_env()
+            from pipelines.decide import resume_if_waiting
+            msg = "; " + resume_if_waiting(config, run, "waiting-signatures", field)
     except MigrationError as exc:
         _fail(exc, debug)
         return
-    console.print(f"signed field {field} of {minutes}")
+    console.print(f"signed field {field} of {minutes}{msg}")
 
 
 @app.command("verify")

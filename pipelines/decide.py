@@ -50,17 +50,32 @@ def record_decision(config: Path, run_id: str, finding_id: int, decision: str, r
                                                                       if rows else "") + resumed
 
 
-def _resume(store: ControlStore, run_id: str, flow_run_id: str, by: str, patience: float = 60.0) -> bool:
+def resume_if_waiting(config: Path, run_id: str, waiting: str, by: str) -> str:
+    """Resume a run paused in state ``waiting`` (used by `ecm sign --run`)."""
+    cfg = load_config(config)
+    store = ControlStore(cfg.resolved_url("control"))
+    run = store.run(run_id)
+    if run is None:
+        raise SignOffError(f"unknown run {run_id!r}", hint="see `ecm status latest`")
+    if run["status"] != waiting or not run.get("flow_run_id"):
+        return f"run {run_id} is {run['status']}: nothing to resume"
+    ok = _resume(store, run_id, run["flow_run_id"], by, waiting=waiting)
+    return "run resumed" if ok else "the run was not paused"
+
+
+def _resume(store: ControlStore, run_id: str, flow_run_id: str, by: str, patience: float = 60.0,
+            waiting: str = "waiting-decision") -> bool:
     """Resume the paused flow run. The gate marks the run waiting just before it pauses, so a fast decision
     can arrive first: retry until the run is paused, or is no longer waiting."""
     from prefect.flow_runs import resume_flow_run
     deadline = time.monotonic() + patience
     while True:
         try:
-            resume_flow_run(UUID(flow_run_id), run_input={"decisions": [], "note": f"ecm decide by {by}"})
+            resume_flow_run(UUID(flow_run_id), run_input={"decisions": [], "note": f"ecm by {by}"}
+                            if waiting == "waiting-decision" else None)
             return True
         except Exception:  # noqa: BLE001 - not paused yet (or already resumed): look again
             run = store.run(run_id)
-            if run is None or run["status"] != "waiting-decision" or time.monotonic() > deadline:
+            if run is None or run["status"] != waiting or time.monotonic() > deadline:
                 return False
             time.sleep(1)

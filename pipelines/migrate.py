@@ -28,6 +28,7 @@ from pipelines.steps import (
 from pipelines.steps.base import StepContext, StepOutcome
 from pipelines.summary import write_summary
 from pipelines.steps.gate import RedoFromStep1
+from pipelines.steps.pl4_07_sign_off import AwaitingSignatures
 from transform.errors import MigrationError, StepFailed
 
 StepFn = Callable[[StepContext], StepOutcome]
@@ -53,11 +54,13 @@ def _execute(step: str, fn: StepFn, cfg: BranchConfig, run_id: str, auto_approve
     t0 = time.perf_counter()
     try:
         out = fn(ctx)
-    except RedoFromStep1 as exc:
+    except (RedoFromStep1, AwaitingSignatures) as exc:
         secs = time.perf_counter() - t0
-        store.step_finished(run_id, step, "completed", None, None, secs, {"outcome": "redo-from-step-1"}, str(exc))
-        store.end_run(run_id, "redo-from-step-1", error=str(exc))
-        log.warning("run %s ends: redo from step 1 (%s)", run_id, exc)
+        state = "redo-from-step-1" if isinstance(exc, RedoFromStep1) else "waiting-signatures"
+        store.step_finished(run_id, step, "completed" if state.startswith("redo") else "waiting", None, None, secs,
+                            {"outcome": state}, str(exc))
+        store.end_run(run_id, state, error=str(exc))
+        log.warning("run %s ends: %s (%s)", run_id, state, exc)
         raise
     except Exception as exc:
         secs = time.perf_counter() - t0
@@ -128,7 +131,7 @@ def migrate_branch(config: BranchConfig, run_id: str | None = None, auto_approve
                 break
         sign_minutes(*a)               # 7. biên bản xác nhận
         load_central(*a)               # 8. nạp CSDL tập trung, phân quyền
-    except gate.RedoFromStep1:
+    except (gate.RedoFromStep1, AwaitingSignatures):
         return write_summary(config, store, run_id, [])
     store.end_run(run_id, "completed")
     return write_summary(config, store, run_id, [])

@@ -22,6 +22,10 @@ from transform.errors import SignOffError
 from transform.codes import new_office_code, office_map
 
 STEP = "pl4_07_sign_off"
+
+
+class AwaitingSignatures(SignOffError):
+    """The signature wait timed out: the run stays 'waiting-signatures' (nothing is loaded)."""
 CATEGORY_LABEL = {"declarations": "Tờ khai", "gc": "Gia công (GC)", "sxxk": "Sản xuất xuất khẩu (SXXK)",
                   "cx": "Chế xuất (CX)", "other": "Khác"}
 
@@ -73,8 +77,44 @@ def run(ctx: StepContext) -> StepOutcome:
         if not v.ok:
             raise SignOffError("the demo signatures do not verify: " + "; ".join(v.problems()), table=str(pdf))
         signed, note = True, "signed by the six DEMO signers; verified offline (trust list + CRL)"
+    elif cfg.signing.trust:  # real signers: wait until all six signatures are there and verify
+        store.add_document(rid, "minutes", str(pdf), sha256_file(pdf), signed=False, note=note)
+        signed, note = _wait_for_signatures(ctx, pdf, evidence_dir)
     store.add_document(rid, "minutes", str(pdf), sha256_file(pdf), signed=signed, note=note)
     md = (f"## Bước 7 — biên bản xác nhận\n\nMinutes: `{pdf}` — {note}.\n\n"
           f"Evidence bundle `{evidence_dir}` SHA-256 `{ehash}`.")
     return StepOutcome(rows_in=None, rows_out=None, markdown=md, detail={
         "minutes": str(pdf), "signed": signed, "evidence": str(evidence_dir), "evidence_sha256": ehash})
+
+
+def _wait_for_signatures(ctx: StepContext, pdf: Path, evidence_dir: Path) -> tuple[bool, str]:
+    """Pause until `ecm sign --run RUN_ID` reports a new signature; done when all six verify.
+
+    A timeout ends the run in the state 'waiting-signatures'; `ecm status` lists who has not signed.
+    """
+    from prefect.flow_runs import pause_flow_run
+    from prefect.exceptions import FlowPauseTimeout
+
+    cfg, store, rid = ctx.cfg, ctx.store, ctx.run_id
+    sg = cfg.signing
+    rounds = 0
+    while True:
+        v = verify_minutes(pdf, sg.trust, sg.crls, sg.other_certs, evidence_dir)
+        bad = [r for r in v.signatures if not r.ok]
+        if bad:
+            raise SignOffError("a signature on the minutes does not verify: " + "; ".join(v.problems()),
+                               table=str(pdf), hint="remove that signer's signature: render the minutes again")
+        if v.ok:
+            return True, "signed by all six parties and roles; verified offline"
+        store.set_run_status(rid, "waiting-signatures")
+        store.add_document(rid, "minutes", str(pdf), sha256_file(pdf), signed=False,
+                           note="waiting for: " + ", ".join(v.missing_fields))
+        rounds += 1
+        try:
+            pause_flow_run(timeout=cfg.policy.decision_timeout_seconds, poll_interval=cfg.policy.poll_seconds,
+                           key=f"signatures-{rounds}")
+        except FlowPauseTimeout:
+            raise AwaitingSignatures(f"still waiting for {len(v.missing_fields)} signatures: "
+                               + ", ".join(v.missing_fields), table=str(pdf),
+                               hint=f"sign with `ecm sign {pdf} --field F --p12 FILE --run {rid}`") from None
+        store.set_run_status(rid, "running")

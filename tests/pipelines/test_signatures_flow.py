@@ -1,0 +1,64 @@
+"""Step 7 waits for the six signatures; `ecm sign --run` from other processes completes it; step 8 then loads."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from prefect.settings import PREFECT_API_URL
+from prefect.testing.utilities import prefect_test_harness
+
+from load.control_store import ControlStore
+from sample_data.demo import write_config
+from sign_off.pki import DEMO_SIGNERS, make_demo_pki
+
+pytestmark = pytest.mark.flow
+ECM = str(Path(sys.executable).with_name("ecm"))
+
+
+def test_run_waits_for_signatures_then_loads(tmp_path: Path, sample_branch: Path) -> None:
+    pki = make_demo_pki(tmp_path / "signers")
+    cfg_path = write_config(tmp_path, sample_branch, rehearsal=False, demo_pki=False)
+    text = cfg_path.read_text(encoding="utf-8").replace("demo_pki = false", (
+        f'demo_pki = false\ntrust = ["{pki.trust}"]\ncrls = ["{pki.crl}"]\nother_certs = ["{pki.intermediate}"]'))
+    cfg_path.write_text(text + "\n[policy]\npoll_seconds = 1\ndecision_timeout_seconds = 240\n", encoding="utf-8")
+    store = ControlStore(f"sqlite:///{tmp_path / 'control.sqlite'}")
+    with prefect_test_harness(server_startup_timeout=120):
+        env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(tmp_path / "ph"),
+               "ECM_P12_PASSPHRASE": pki.passphrase().decode()}
+        run = subprocess.Popen([ECM, "run", "--config", str(cfg_path)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+        try:
+            t0 = time.time()
+            while time.time() - t0 < 180:
+                runs = store.latest_runs(1)
+                if runs and runs[0]["status"] in ("waiting-signatures", "failed", "completed"):
+                    break
+                time.sleep(0.5)
+            rid = runs[0]["run_id"]
+            assert runs[0]["status"] == "waiting-signatures"
+            pdf = tmp_path / "runs" / rid / "reports" / "bien_ban_xac_nhan_so_lieu.pdf"
+            for field in DEMO_SIGNERS:
+                r = subprocess.run([ECM, "sign", str(pdf), "--field", field, "--p12", str(pki.p12(field)),
+                                    "--run", rid, "--config", str(cfg_path)], env=env, capture_output=True, text=True,
+                                   timeout=120)
+                assert r.returncode == 0, r.stdout + r.stderr
+                assert pki.passphrase().decode() not in r.stdout + r.stderr
+            out, _ = run.communicate(timeout=240)
+        finally:
+            if run.poll() is None:
+                run.kill()
+    final = store.run(rid)
+    assert final is not None and final["status"] == "completed", out[-2000:]
+    assert [d["signed"] for d in store.documents(rid) if d["kind"] == "minutes"] == [True]
+    central = sqlite3.connect(tmp_path / "central.sqlite")  # the real central, not the rehearsal one
+    assert central.execute("SELECT count(*) FROM DTO_KHAI_MD").fetchone()[0] > 0
+    v = subprocess.run([ECM, "verify", str(pdf), "--evidence", str(tmp_path / "runs" / rid / "evidence"),
+                        "--trust", str(pki.trust), "--crl", str(pki.crl), "--certs", str(pki.intermediate)],
+                       capture_output=True, text=True, timeout=120)
+    assert v.returncode == 0, v.stdout + v.stderr
