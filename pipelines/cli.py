@@ -291,6 +291,32 @@ def verify_cmd(
     raise typer.Exit(0 if v.ok else 1)
 
 
+certs_app = typer.Typer(no_args_is_help=True, help="Signer certificates")
+app.add_typer(certs_app, name="certs")
+
+
+@certs_app.command("check")
+def certs_check(
+    signers: Annotated[list[Path], typer.Argument(help="signer certificates (.p12 / .pem / .der)")],
+    trust: Annotated[list[Path], typer.Option(help="trusted root certificate(s)")] = [],  # noqa: B006
+    certs: Annotated[list[Path], typer.Option(help="intermediate certificate(s)")] = [],  # noqa: B006
+    crl: Annotated[list[Path], typer.Option(help="CRL file(s)")] = [],  # noqa: B006
+    days: Annotated[int, typer.Option(help="warn about certificates expiring within this many days")] = 30,
+) -> None:
+    """Review signer certificates: expired, expiring soon, revoked, renewed more than once, not trusted."""
+    from sign_off.certs import review
+    from sign_off.signing import passphrase_from_env
+    rows = review(signers, trust, certs, crl, passphrase_from_env(), days)
+    t = Table(title="signer certificates")
+    for c in ("file", "subject", "valid until", "result"):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r.source, r.subject, f"{r.not_after:%Y-%m-%d}", "[green]ok[/]" if not r.problems
+                  else "[red]" + "; ".join(r.problems) + "[/]")
+    console.print(t)
+    raise typer.Exit(0 if all(not r.problems for r in rows) else 1)
+
+
 def main() -> None:  # pragma: no cover
     app()
 

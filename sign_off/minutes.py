@@ -134,3 +134,34 @@ def render_minutes(d: MinutesData, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(path))
     return path
+
+
+def render_backup_report(report: dict[str, Any], path: Path) -> Path:
+    """Báo cáo sao lưu dữ liệu (Phụ lục IV 2.2), signed by the branch's technical staff before handover."""
+    pdf = _Pdf(format="A4")
+    pdf.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
+    pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+    pdf.set_title(_n(f"Báo cáo sao lưu dữ liệu — {report['branch']}"))
+    pdf.alias_nb_pages()
+    pdf.add_page()
+    pdf.set_font("DejaVu", "B", 14)
+    pdf.multi_cell(pdf.epw, 8, _n("BÁO CÁO SAO LƯU VÀ THỐNG KÊ DỮ LIỆU"), align="C", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", "", 10)
+    for line in (f"Chi cục: {report['branch']}    Mã lần chạy: {report['run_id']}",
+                 "CSDL đã chuyển sang chế độ chỉ đọc (READ ONLY): " +
+                 "; ".join(f"{db}: {p['method']}" for db, p in report["frozen"].items())):
+        pdf.multi_cell(pdf.epw, 6, _n(line), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(2)
+    pdf.set_font("DejaVu", "B", 9)
+    pdf.cell(110, 6, _n("Bảng"), border=1)
+    pdf.cell(40, 6, _n("Số bản ghi"), border=1, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("DejaVu", "", 8)
+    for t, n in sorted(report["counts_by_table"].items()):
+        pdf.cell(110, 5, _n(t), border=1)
+        pdf.cell(40, 5, str(n), border=1, align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(4)
+    pdf.set_font("DejaVu", "B", 9)
+    pdf.cell(0, 6, _n("Cán bộ kỹ thuật Chi cục ký xác nhận (ô chữ ký số bên dưới)"), new_x="LMARGIN", new_y="NEXT")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pdf.output(str(path))
+    return path

@@ -25,12 +25,15 @@ from transform.errors import SignOffError
 PASSPHRASE_ENV = "ECM_P12_PASSPHRASE"
 
 
-def add_signature_fields(pdf: Path) -> None:
-    """Add the six empty signature fields (technical, business × Tổng cục, Cục, Chi cục) on the last page."""
+def add_signature_fields(pdf: Path, only: str | None = None) -> None:
+    """Add the six empty signature fields (technical, business × Tổng cục, Cục, Chi cục) on the last page,
+    or just the field ``only`` (the backup report carries the branch's technical signature alone)."""
     with pdf.open("rb") as f:
         w = IncrementalPdfFileWriter(f)
         last = int(w.root["/Pages"]["/Count"]) - 1
-        for i, (pk, _pn) in enumerate(PARTIES):
+        if only:
+            fields.append_signature_field(w, fields.SigFieldSpec(only, on_page=last, box=(30, 60, 280, 116)))
+        for i, (pk, _pn) in enumerate(PARTIES if not only else []):
             for j, (rk, _rn) in enumerate(ROLES):
                 x0 = 30 + j * 275
                 y1 = 740 - i * 91

@@ -8,7 +8,12 @@ from extract.package import write_package
 from extract.source import count_rows, freeze_source, open_source, reflect
 from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
+from sign_off.minutes import render_backup_report
+from sign_off.pki import demo_pki
+from sign_off.signing import add_signature_fields, sign
 from validate.report import md_table, write_json
+
+BACKUP_SIGNER = "chi-cuc-technical"
 
 STEP = "pl4_02_freeze_backup"
 
@@ -34,9 +39,16 @@ def run(ctx: StepContext) -> StepOutcome:
     }
     rp = write_json(ctx.reports_dir / "buoc2_bao_cao_thong_ke.json", report)
     stock = ctx.reports_dir / "buoc1_bang_ke_chot_ton.json"
+    # the signed backup report (Phụ lục IV 2.2): signed by the branch's technical staff before handover
+    bpdf = render_backup_report(report, ctx.reports_dir / "buoc2_bao_cao_sao_luu.pdf")
+    add_signature_fields(bpdf, only=BACKUP_SIGNER)
+    if cfg.signing.demo_pki:
+        pki = demo_pki(cfg.output_dir / "pki")
+        sign(bpdf, BACKUP_SIGNER, pki.p12(BACKUP_SIGNER), pki.passphrase(), reason="Xác nhận dữ liệu sao lưu (DEMO)")
     man = write_package(cfg.branch_code, engines, ctx.package_dir, cfg.batch_rows,
                         on_rows=lambda table, n: progress.report(STEP, table, n),
-                        attachments={"buoc2_bao_cao_thong_ke.json": rp, "buoc1_bang_ke_chot_ton.json": stock})
+                        attachments={"buoc2_bao_cao_thong_ke.json": rp, "buoc1_bang_ke_chot_ton.json": stock,
+                                     "buoc2_bao_cao_sao_luu.pdf": bpdf})
     per_table = [{"table_name": k, "category": CATEGORY.get(k, "other"), "rows": v} for k, v in man.rows().items()]
     ctx.store.add_counts(ctx.run_id, STEP, "source", per_table)
     total = sum(man.rows().values())

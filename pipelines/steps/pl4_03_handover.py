@@ -6,6 +6,7 @@ import json
 
 from extract.package import PackageManifest, copy_package, verify_package
 from pipelines.steps.base import StepContext, StepOutcome
+from sign_off.signing import verify_minutes
 from validate.crosscheck import cross_check
 from validate.report import md_table
 
@@ -28,6 +29,22 @@ def run(ctx: StepContext) -> StepOutcome:
         if c["status"] == "fail":
             failed.setdefault(c["check_id"], []).append(f"{c['table_name']}|{c['key']}: report {c['expected']}, "
                                                         f"package {c['actual']}")
+    # the backup report's signature is verified on receipt, before anything is restored
+    sg = ctx.cfg.signing
+    pki_dir = ctx.cfg.output_dir / "pki"
+    trust = [*sg.trust, *([pki_dir / "demo_root.pem"] if sg.demo_pki else [])]
+    if trust:
+        v = verify_minutes(received / "reports" / "buoc2_bao_cao_sao_luu.pdf", trust,
+                           [*sg.crls, *([pki_dir / "demo_intermediate.crl"] if sg.demo_pki else [])],
+                           [*sg.other_certs, *([pki_dir / "demo_intermediate.pem"] if sg.demo_pki else [])],
+                           required=["chi-cuc-technical"])
+        sig_check = {"check_id": "backup_report_signature", "table_name": "buoc2_bao_cao_sao_luu.pdf", "key": None,
+                      "field": "chi-cuc-technical", "expected": "signed and verified",
+                      "actual": "; ".join(v.problems()) or "signed and verified", "status": "pass" if v.ok else "fail"}
+        cross.append(sig_check)
+        ctx.store.add_checks(ctx.run_id, STEP, [sig_check])
+        if not v.ok:
+            failed.setdefault("backup_report_signature", []).extend(v.problems())
     for cid, keys in failed.items():
         ctx.store.add_finding(ctx.run_id, STEP, cid, "source_data_error", "critical", None, keys,
                               f"{len(keys)} differences between the package and the reports handed over with it")

@@ -26,7 +26,9 @@ def test_run_waits_for_signatures_then_loads(tmp_path: Path, sample_branch: Path
     cfg_path = write_config(tmp_path, sample_branch, rehearsal=False, demo_pki=False)
     text = cfg_path.read_text(encoding="utf-8").replace("demo_pki = false", (
         f'demo_pki = false\ntrust = ["{pki.trust}"]\ncrls = ["{pki.crl}"]\nother_certs = ["{pki.intermediate}"]'))
-    cfg_path.write_text(text + "\n[policy]\npoll_seconds = 1\ndecision_timeout_seconds = 240\n", encoding="utf-8")
+    # nobody signs the backup report in this test (no DEMO signing): nothing blocks at the decision gates
+    cfg_path.write_text(text + "\n[policy]\npoll_seconds = 1\ndecision_timeout_seconds = 240\nblock = {}\n",
+                        encoding="utf-8")
     store = ControlStore(f"sqlite:///{tmp_path / 'control.sqlite'}")
     with prefect_test_harness(server_startup_timeout=120):
         env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(tmp_path / "ph"),
@@ -56,6 +58,10 @@ def test_run_waits_for_signatures_then_loads(tmp_path: Path, sample_branch: Path
     final = store.run(rid)
     assert final is not None and final["status"] == "completed", out[-2000:]
     assert [d["signed"] for d in store.documents(rid) if d["kind"] == "minutes"] == [True]
+    # the unsigned backup report was caught on receipt (step 3) and is on the register
+    sig = [c for c in store.checks(rid) if c["check_id"] == "backup_report_signature"]
+    assert sig and sig[0]["status"] == "fail" and "not signed" in sig[0]["actual"]
+    assert any(f["check_id"] == "backup_report_signature" for f in store.findings(rid))
     central = sqlite3.connect(tmp_path / "central.sqlite")  # the real central, not the rehearsal one
     assert central.execute("SELECT count(*) FROM DTO_KHAI_MD").fetchone()[0] > 0
     v = subprocess.run([ECM, "verify", str(pdf), "--evidence", str(tmp_path / "runs" / rid / "evidence"),

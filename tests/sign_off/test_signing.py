@@ -104,3 +104,15 @@ def test_partial_and_extra_signatures(tmp_path: Path, pki: DemoPki) -> None:
                                new_field_spec=fields.SigFieldSpec("nguoi-khac"))
     pdf.write_bytes(out.getvalue())
     assert any("unexpected field 'nguoi-khac'" in p for p in _check(pdf, pki).problems())
+
+
+def test_certs_check_names_each_bad_certificate(pki: DemoPki) -> None:
+    from sign_off.certs import review
+    files = [pki.p12(n) for n in (*DEMO_SIGNERS, "expired", "revoked", "untrusted")]
+    rows = {r.source: r.problems for r in review(files, [pki.trust], [pki.intermediate], [pki.crl], pki.passphrase())}
+    assert all(not rows[f"{n}.p12"] for n in DEMO_SIGNERS)
+    assert any("expired" in p for p in rows["expired.p12"])
+    assert any("revoked" in p for p in rows["revoked.p12"])
+    assert any("trust list" in p for p in rows["untrusted.p12"])
+    soon = review([pki.p12("cuc-business")], [pki.trust], [pki.intermediate], [], pki.passphrase(), days=400)
+    assert any("expires within 400 days" in p for p in soon[0].problems)
