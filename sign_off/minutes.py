@@ -39,6 +39,7 @@ class MinutesData:
     max_defect_rate: float
     findings: list[dict[str, Any]] = field(default_factory=list)
     signed: bool = False
+    balances: list[tuple[str, int, int]] = field(default_factory=list)  # check, compared, differing
 
 
 def _n(s: str) -> str:
@@ -101,6 +102,9 @@ def render_minutes(d: MinutesData, path: Path) -> Path:
           list(d.categories), [50, 32, 32, 38, 28])
     line("2. Số bản ghi trong CSDL tập trung theo bảng", 11, True)
     table(["Bảng đích", "Số bản ghi"], list(d.central_rows), [90, 40])
+    if d.balances:
+        line("Đối chiếu cân đối nghiệp vụ (tính lại độc lập ở hai phía)", 10, True)
+        table(["Kiểm tra", "Số cặp đối chiếu", "Sai lệch"], list(d.balances), [100, 40, 30])
     line("3. Kiểm tra chọn mẫu ngẫu nhiên", 11, True)
     line(f"Phương án: chấp nhận khi không có sai lệch; độ tin cậy {d.confidence:.0%}, tỷ lệ sai lệch tối đa "
          f"{d.max_defect_rate:.0%}; hạt giống ngẫu nhiên {d.sampling_seed}.", 9)
@@ -108,10 +112,10 @@ def render_minutes(d: MinutesData, path: Path) -> Path:
           [(s["table"], s["population"], s["sample"], s["mismatches"]) for s in d.sampling], [70, 35, 35, 30])
     line("4. Các phát hiện và quyết định xử lý", 11, True)
     if d.findings:
-        table(["Mã", "Mức độ", "Bảng", "Số khóa", "Trạng thái / quyết định"],
-              [(f["check_id"], f["severity"], f.get("table_name") or "", f["n_keys"],
-                f"{f['status']}" + (f" / {f['decision']}" if f.get("decision") else "")) for f in d.findings],
-              [42, 20, 55, 20, 43])
+        table(["Mã", "Mức độ", "Số khóa", "Trạng thái", "Lý do", "Người quyết định"],
+              [(f["check_id"][:28], f["severity"], f["n_keys"], f["status"], (f.get("reason") or "")[:40],
+                (f.get("decided_by") or "")[:26]) for f in d.findings],
+              [40, 16, 16, 20, 60, 38])
     else:
         line("Không có phát hiện.", 9)
     pdf.add_page()

@@ -65,7 +65,8 @@ def run(ctx: StepContext) -> StepOutcome:
         categories=[(CATEGORY_LABEL[k], *v) for k, v in sorted(cats.items())],
         central_rows=[(k, v["rows"]) for k, v in snap["tables"].items()],  # type: ignore[union-attr]
         sampling=s6.get("sampling", []), sampling_seed=cfg.sampling.seed, confidence=cfg.sampling.confidence,
-        max_defect_rate=cfg.sampling.max_defect_rate, findings=findings, signed=False)
+        max_defect_rate=cfg.sampling.max_defect_rate, findings=findings, signed=False,
+        balances=_balances(store.checks(rid)))
     pdf = render_minutes(data, ctx.reports_dir / "bien_ban_xac_nhan_so_lieu.pdf")
     add_signature_fields(pdf)
     signed, note = False, "unsigned: waiting for the six signatures (`ecm sign`)"
@@ -118,3 +119,19 @@ def _wait_for_signatures(ctx: StepContext, pdf: Path, evidence_dir: Path) -> tup
                                + ", ".join(v.missing_fields), table=str(pdf),
                                hint=f"sign with `ecm sign {pdf} --field F --p12 FILE --run {rid}`") from None
         store.set_run_status(rid, "running")
+
+
+BALANCE_LABELS = {"count_before_after": "Số tờ khai trước/sau theo loại hình",
+                  "stock_balance": "Tồn NPL theo doanh nghiệp × mã NPL (Σ TON)",
+                  "handover_closing_stock": "Bảng kê chốt tồn so với dữ liệu bàn giao",
+                  "snapshot_reference": "Tham chiếu giữa các bảng sau chuyển đổi",
+                  "snapshot_unique_key": "Khóa chính không trùng"}
+
+
+def _balances(checks: list[dict[str, object]]) -> list[tuple[str, int, int]]:
+    out = []
+    for cid, label in BALANCE_LABELS.items():
+        rows = [c for c in checks if c["check_id"] == cid]
+        if rows:
+            out.append((label, len(rows), sum(1 for c in rows if c["status"] == "fail")))
+    return out
