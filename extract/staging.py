@@ -176,7 +176,7 @@ def iter_parquet_sorted(path: Path, key: list[str], batch_rows: int = 50_000) ->
     con = duckdb.connect()
     try:
         order = ", ".join(f'"{check_ident(k, "column")}"' for k in key)
-        sql = 'SELECT * EXCLUDE ("_SRC_KEY") FROM read_parquet(\'' + _lit(path) + "') ORDER BY " + order
+        sql = f'SELECT * EXCLUDE ("_SRC_KEY") FROM read_parquet({sql_path(path)}) ORDER BY {order}'
         rel = con.sql(sql)
         for batch in rel.to_arrow_reader(batch_rows):
             yield from batch.to_pylist()
@@ -184,5 +184,10 @@ def iter_parquet_sorted(path: Path, key: list[str], batch_rows: int = 50_000) ->
         con.close()
 
 
-def _lit(path: Path) -> str:
-    return str(path.resolve()).replace("'", "''")
+def sql_str(value: str) -> str:
+    """A SQL string literal (quotes doubled) — for paths and codes that DuckDB table functions take inline."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def sql_path(path: Path) -> str:
+    return sql_str(str(path.resolve()))

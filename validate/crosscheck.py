@@ -13,11 +13,12 @@ from typing import Any
 
 import duckdb
 
+from extract.staging import sql_path, sql_str
 from validate.sampling import draw, zero_acceptance_sample_size
 
 
 def _p(root: Path, rel: str) -> str:
-    return str((root / rel).resolve()).replace("'", "''")
+    return sql_path(root / rel)
 
 
 def _num(v: Any) -> Decimal:
@@ -42,7 +43,7 @@ def cross_check(root: Path, rows_by_table: dict[str, int], report: dict[str, Any
             rel = f"{db}/{table}.parquet"
             cols = ("MA_HQ", "MA_LH") if db == "SXXK" else ("Ma_HQ", "Ma_LH")
             for o, lh, n in con.execute(f'SELECT trim("{cols[0]}"), trim("{cols[1]}"), count(*) FROM '  # noqa: ISC003
-                                        f"read_parquet('{_p(root, rel)}') GROUP BY ALL").fetchall():
+                                        f"read_parquet({_p(root, rel)}) GROUP BY ALL").fetchall():
                 by_type[(f"{db}.{table}", o, lh)] = n
         for r in report["counts_by_office_type"]:
             k = (r["table_name"], r["office"], r["ma_lh"])
@@ -51,10 +52,10 @@ def cross_check(root: Path, rows_by_table: dict[str, int], report: dict[str, Any
         for (t, o, lh), n in sorted(by_type.items()):  # in the package but not in the report
             check("handover_office_type", t, f"{o}|{lh}", "rows", 0, n)
 
-        offs = ", ".join("'" + o.replace("'", "''") + "'" for o in offices)
+        offs = ", ".join(sql_str(o) for o in offices)
         pkg_stock = {(dv, npl): (n, _num(lu), _num(ton)) for dv, npl, n, lu, ton in con.execute(
             f"SELECT trim(MA_DV), trim(MA_NPL), count(*), sum(LUONG), sum(TON) FROM "
-            f"read_parquet('{_p(root, 'SXXK/DNPLNHAP.parquet')}') WHERE trim(MA_HQ) IN ({offs}) "
+            f"read_parquet({_p(root, 'SXXK/DNPLNHAP.parquet')}) WHERE trim(MA_HQ) IN ({offs}) "
             f"AND MA_NPL IS NOT NULL GROUP BY ALL").fetchall()}
         stated = {(s["MA_DV"], s["MA_NPL"]): (s["so_dong"], _num(s["luong"]), _num(s["ton"])) for s in stock}
         for k in sorted(set(stated) | set(pkg_stock)):
@@ -62,12 +63,12 @@ def cross_check(root: Path, rows_by_table: dict[str, int], report: dict[str, Any
                   stated.get(k), pkg_stock.get(k))
 
         # by sample: records of the package must be accounted for in the reports
-        pop = con.execute(f"SELECT count(*) FROM read_parquet('{_p(root, 'SXXK/DNPLNHAP.parquet')}') "
+        pop = con.execute(f"SELECT count(*) FROM read_parquet({_p(root, 'SXXK/DNPLNHAP.parquet')}) "
                           f"WHERE trim(MA_HQ) IN ({offs}) AND MA_NPL IS NOT NULL").fetchall()[0][0]
         n = zero_acceptance_sample_size(confidence, max_defect_rate, pop)
         picks = set(draw(pop, n, seed, "handover:DNPLNHAP"))
         rows = con.execute(f"SELECT trim(MA_DV), trim(MA_NPL), TON FROM read_parquet("
-                           f"'{_p(root, 'SXXK/DNPLNHAP.parquet')}') WHERE trim(MA_HQ) IN ({offs}) "
+                           f"{_p(root, 'SXXK/DNPLNHAP.parquet')}) WHERE trim(MA_HQ) IN ({offs}) "
                            f"AND MA_NPL IS NOT NULL").fetchall()
         for i, (dv, npl, ton) in enumerate(rows):
             if i in picks:

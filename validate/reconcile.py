@@ -12,9 +12,11 @@ from pathlib import Path
 import duckdb
 import sqlalchemy as sa
 
+from extract.staging import sql_path, sql_str
+
 
 def _offices(offices: list[str]) -> str:
-    return ", ".join("'" + o.replace("'", "''") + "'" for o in offices)
+    return ", ".join(sql_str(o) for o in offices)
 
 
 def eligible_declarations(con: duckdb.DuckDBPyConnection, offices: list[str]) -> dict[tuple[str, str], int]:
@@ -105,7 +107,7 @@ def snapshot_integrity(con: duckdb.DuckDBPyConnection, snapshot: Path, keys: dic
                        tables: set[str]) -> list[dict[str, object]]:
     """Primary keys unique and references resolvable inside the converted snapshot (pushed down to DuckDB)."""
     def f(t: str) -> str:
-        return "read_parquet('" + str((snapshot / f"{t}.parquet").resolve()).replace("'", "''") + "')"
+        return f"read_parquet({sql_path(snapshot / f'{t}.parquet')})"
     out: list[dict[str, object]] = []
     for t in sorted(tables):
         cols = ", ".join(f'"{c}"' for c in keys[t])

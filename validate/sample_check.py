@@ -11,18 +11,15 @@ import duckdb
 import pyarrow as pa
 
 from extract.source import check_ident
+from extract.staging import sql_path
 from validate.sampling import CORRESPONDENCE, draw, normalise, zero_acceptance_sample_size
-
-
-def _lit(path: Path) -> str:
-    return str(path.resolve()).replace("'", "''")
 
 
 def sample_rows(con: duckdb.DuckDBPyConnection, parquet: Path, strata: list[str], seed: int, table: str,
                 confidence: float, max_defect_rate: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Draw the plan's sample in every stratum; returns (sampled rows, plan rows)."""
     cols = ", ".join(f'"{check_ident(c, "column")}"' for c in strata)
-    counts = con.execute(f"SELECT {cols}, count(*) FROM read_parquet('{_lit(parquet)}') GROUP BY ALL "
+    counts = con.execute(f"SELECT {cols}, count(*) FROM read_parquet({sql_path(parquet)}) GROUP BY ALL "
                          f"ORDER BY ALL").fetchall()
     picks, plan = [], []
     for *sv, pop in counts:
@@ -37,7 +34,7 @@ def sample_rows(con: duckdb.DuckDBPyConnection, parquet: Path, strata: list[str]
     on = " AND ".join(f'coalesce(CAST(t."{c}" AS VARCHAR), \'None\') = picks.s{i}' for i, c in enumerate(strata))
     sql = (f'WITH t AS (SELECT *, row_number() OVER (PARTITION BY {cols} ORDER BY "_SRC_KEY") - 1 AS rn '
 
-           f"FROM read_parquet('{_lit(parquet)}')) SELECT t.* FROM t JOIN picks ON {on} AND t.rn = picks.rn")
+           f"FROM read_parquet({sql_path(parquet)})) SELECT t.* FROM t JOIN picks ON {on} AND t.rn = picks.rn")
     rows = con.sql(sql).to_arrow_table().to_pylist()
     con.unregister("picks")
     return rows, plan

@@ -42,6 +42,19 @@ class StepContext:
         return p
 
     @property
+    def pki_dir(self) -> Path:
+        """Where the DEMO PKI lives (sample branch only)."""
+        return self.cfg.output_dir / "pki"
+
+    def signing_anchors(self) -> tuple[list[Path], list[Path], list[Path]]:
+        """(trust roots, CRLs, intermediates) for verification: the configured ones, plus the DEMO PKI's."""
+        sg = self.cfg.signing
+        demo = sg.demo_pki
+        return ([*sg.trust, *([self.pki_dir / "demo_root.pem"] if demo else [])],
+                [*sg.crls, *([self.pki_dir / "demo_intermediate.crl"] if demo else [])],
+                [*sg.other_certs, *([self.pki_dir / "demo_intermediate.pem"] if demo else [])])
+
+    @property
     def base_id(self) -> int:
         return branch_base_id(self.cfg.id_cuc_hq, self.cfg.id_chi_cuc)
 

@@ -43,7 +43,7 @@ def run(ctx: StepContext) -> StepOutcome:
     bpdf = render_backup_report(report, ctx.reports_dir / "buoc2_bao_cao_sao_luu.pdf")
     add_signature_fields(bpdf, only=BACKUP_SIGNER)
     if cfg.signing.demo_pki:
-        pki = demo_pki(cfg.output_dir / "pki")
+        pki = demo_pki(ctx.pki_dir)
         sign(bpdf, BACKUP_SIGNER, pki.p12(BACKUP_SIGNER), pki.passphrase(), reason="Xác nhận dữ liệu sao lưu (DEMO)")
     man = write_package(cfg.branch_code, engines, ctx.package_dir, cfg.batch_rows,
                         on_rows=lambda table, n: progress.report(STEP, table, n),

@@ -30,13 +30,9 @@ def run(ctx: StepContext) -> StepOutcome:
             failed.setdefault(c["check_id"], []).append(f"{c['table_name']}|{c['key']}: report {c['expected']}, "
                                                         f"package {c['actual']}")
     # the backup report's signature is verified on receipt, before anything is restored
-    sg = ctx.cfg.signing
-    pki_dir = ctx.cfg.output_dir / "pki"
-    trust = [*sg.trust, *([pki_dir / "demo_root.pem"] if sg.demo_pki else [])]
+    trust, crls, others = ctx.signing_anchors()
     if trust:
-        v = verify_minutes(received / "reports" / "buoc2_bao_cao_sao_luu.pdf", trust,
-                           [*sg.crls, *([pki_dir / "demo_intermediate.crl"] if sg.demo_pki else [])],
-                           [*sg.other_certs, *([pki_dir / "demo_intermediate.pem"] if sg.demo_pki else [])],
+        v = verify_minutes(received / "reports" / "buoc2_bao_cao_sao_luu.pdf", trust, crls, others,
                            required=["chi-cuc-technical"])
         sig_check = {"check_id": "backup_report_signature", "table_name": "buoc2_bao_cao_sao_luu.pdf", "key": None,
                       "field": "chi-cuc-technical", "expected": "signed and verified",

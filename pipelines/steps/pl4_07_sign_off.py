@@ -71,7 +71,7 @@ def run(ctx: StepContext) -> StepOutcome:
     add_signature_fields(pdf)
     signed, note = False, "unsigned: waiting for the six signatures (`ecm sign`)"
     if cfg.signing.demo_pki:  # the sample branch: the six DEMO signers sign, as six people would
-        pki = demo_pki(cfg.output_dir / "pki")
+        pki = demo_pki(ctx.pki_dir)
         for field in SIGNATURE_FIELDS:
             sign(pdf, field, pki.p12(field), pki.passphrase(), reason="Xác nhận số liệu (DEMO)")
         v = verify_minutes(pdf, [pki.trust], [pki.crl], [pki.intermediate], evidence_dir)

@@ -37,11 +37,7 @@ def run(ctx: StepContext) -> StepOutcome:
         if not minutes:
             raise LoadRefused("there are no minutes for this run", hint="run step 7 first")
         pdf = Path(minutes[-1]["path"])
-        sg = cfg.signing
-        trust = [*sg.trust, *([ctx.cfg.output_dir / "pki" / "demo_root.pem"] if sg.demo_pki else [])]
-        crls = [*sg.crls, *([ctx.cfg.output_dir / "pki" / "demo_intermediate.crl"] if sg.demo_pki else [])]
-        others = [*sg.other_certs, *([ctx.cfg.output_dir / "pki" / "demo_intermediate.pem"] if sg.demo_pki else [])]
-        v = verify_minutes(pdf, trust, crls, others, ctx.run_dir / "evidence")
+        v = verify_minutes(pdf, *ctx.signing_anchors(), ctx.run_dir / "evidence")
         if not v.ok:
             raise LoadRefused("the minutes are not signed and verified; only a rehearsal run may load them: "
                               + "; ".join(v.problems()[:8]), table=pdf.name,
