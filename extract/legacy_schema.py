@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,15 @@ _DECL_KEY_SX = ["SOTK", "MA_LH", "MA_HQ", "NAMDK"]
 _DECL_KEY_SL = ["SoTK", "Ma_LH", "Ma_HQ", "NamDK"]
 _HD_KEY = ["So_HD", "Ma_HQHD", "DVGC", "Ngay_Ky"]
 _HD_COLS = "So_HD varchar(80),\nMa_HQHD varchar(6),\nDVGC varchar(14),\nNgay_Ky datetime"
+_CX_DM_HH_D_COLS = """MA_HQTN varchar(50),
+MA_DV_XN varchar(50),
+MA_HANG varchar(50),
+TEN_HANG nvarchar(256),
+MA_HS varchar(50),
+MA_DVT varchar(50),
+LOAI_HANG int,
+SO_DK int,
+NAM_DK int"""
 
 _GOODS_SX = """SOTK int,
 MA_LH char(5),
@@ -263,24 +273,9 @@ Ma_DVT char(3),
 DMGC numeric(18,6),
 TLHH numeric(18,6),
 DM_CHUNG numeric(18,6)"""),
-    _t("SLXNK", "ecsCX_DM_HH_DUA_VAO_D", ["MA_HQTN", "MA_DV_XN", "MA_HANG"], """MA_HQTN varchar(50),
-MA_DV_XN varchar(50),
-MA_HANG varchar(50),
-TEN_HANG nvarchar(256),
-MA_HS varchar(50),
-MA_DVT varchar(50),
-LOAI_HANG int,
-SO_DK int,
-NAM_DK int"""),
-    _t("SLXNK", "ecsCX_DM_HH_DUA_RA_D", ["MA_HQTN", "MA_DV_XN", "MA_HANG"], """MA_HQTN varchar(50),
-MA_DV_XN varchar(50),
-MA_HANG varchar(50),
-TEN_HANG nvarchar(256),
-MA_HS varchar(50),
-MA_DVT varchar(50),
-LOAI_HANG int,
-SO_DK int,
-NAM_DK int"""),
+    # the goods-in and goods-out catalog details of a CX enterprise share one structure
+    _t("SLXNK", "ecsCX_DM_HH_DUA_VAO_D", ["MA_HQTN", "MA_DV_XN", "MA_HANG"], _CX_DM_HH_D_COLS),
+    _t("SLXNK", "ecsCX_DM_HH_DUA_RA_D", ["MA_HQTN", "MA_DV_XN", "MA_HANG"], _CX_DM_HH_D_COLS),
     _t("SLXNK", "ecsCX_DinhMuc", ["MA_SP", "MA_NPL", "MA_HQ", "MA_DV"], """MA_SP varchar(50),
 MA_NPL varchar(50),
 MA_HQ varchar(6),
@@ -371,7 +366,7 @@ def sa_type(legacy: str) -> sa.types.TypeEngine:  # type: ignore[type-arg]
     if base == "varchar":
         return sa.VARCHAR(int(a))
     if base == "nvarchar":
-        return sa.NVARCHAR(int(a))
+        return sa.Unicode(int(a))  # NVARCHAR on SQL Server, VARCHAR (UTF-8) on PostgreSQL/MariaDB
     if base == "numeric":
         return sa.Numeric(int(a), int(b or 0))
     if base == "money":
@@ -379,7 +374,8 @@ def sa_type(legacy: str) -> sa.types.TypeEngine:  # type: ignore[type-arg]
     if base == "float":
         return sa.Float(precision=53)
     if base == "datetime":
-        return sa.DateTime()
+        # SQL Server datetime keeps milliseconds; MariaDB's bare DATETIME would round them away
+        return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
     raise ValueError(f"unknown legacy type {legacy!r}")
 
 

@@ -47,6 +47,8 @@ class PackageManifest:
     files: list[PackageFile] = field(default_factory=list)
     schema_files: dict[str, dict[str, str]] = field(default_factory=dict)  # db -> {path, sha256}
     attachments: dict[str, str] = field(default_factory=dict)  # relative path -> sha256 (the branch's reports)
+    # the engine's own backups (pg_dump, mariadb-dump, SQLite backup): relative path -> {tool, sha256, bytes}
+    native_backups: dict[str, dict[str, object]] = field(default_factory=dict)
 
     def rows(self) -> dict[str, int]:
         return {f"{f.db}.{f.table}": f.rows for f in self.files}
@@ -62,7 +64,8 @@ class PackageManifest:
                                         hint="re-run step 2 at the branch and hand the whole package over")
         d = json.loads(p.read_text(encoding="utf-8"))
         return cls(branch=d["branch"], sources=d["sources"], files=[PackageFile(**f) for f in d["files"]],
-                   schema_files=d.get("schema_files", {}), attachments=d.get("attachments", {}))
+                   schema_files=d.get("schema_files", {}), attachments=d.get("attachments", {}),
+                   native_backups=d.get("native_backups", {}))
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
@@ -75,11 +78,13 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def write_package(branch: str, sources: dict[str, Engine], root: Path, batch_rows: int = 50_000,
                   on_rows: Callable[[str, int], None] | None = None,
-                  attachments: dict[str, Path] | None = None) -> PackageManifest:
+                  attachments: dict[str, Path] | None = None,
+                  native: dict[str, tuple[Path, str]] | None = None) -> PackageManifest:
     """Back up every table of every source DB into ``root`` (Parquet per table + schema + manifest).
 
     ``attachments`` (name → file) are the reports handed over with the copies (Phụ lục IV bước 3);
-    they go under ``reports/`` and into the manifest with their SHA-256.
+    they go under ``reports/`` and into the manifest with their SHA-256. ``native`` (label → (file,
+    tool)) are the engine's own backups, moved under ``native/`` and listed with their SHA-256.
     """
     if root.exists():
         shutil.rmtree(root)
@@ -91,6 +96,13 @@ def write_package(branch: str, sources: dict[str, Engine], root: Path, batch_row
             dst = root / "reports" / name
             shutil.copyfile(src, dst)
             man.attachments[f"reports/{name}"] = sha256_file(dst)
+    if native:
+        (root / "native").mkdir()
+        for label, (src, tool) in native.items():
+            dst = root / "native" / src.name
+            shutil.move(src, dst)
+            man.native_backups[f"native/{dst.name}"] = {"label": label, "tool": tool, "sha256": sha256_file(dst),
+                                                       "bytes": dst.stat().st_size}
     for db, engine in sources.items():
         check_ident(db, "database label")
         md = reflect(engine)
@@ -139,6 +151,11 @@ def verify_package(root: Path, expected: PackageManifest | None = None) -> Packa
         if not p.exists() or sha256_file(p) != digest:
             raise PackageIntegrityError(f"report handed over with the package is missing or altered: {rel}",
                                         table=rel, hint="ask the branch for the signed reports again")
+    for rel, nb in man.native_backups.items():
+        p = root / rel
+        if not p.exists() or sha256_file(p) != nb["sha256"]:
+            raise PackageIntegrityError(f"native backup is missing or altered: {rel}", table=rel,
+                                        hint="ask the branch to hand over the package again")
     for f in man.files:
         p = root / f.path
         if not p.exists():

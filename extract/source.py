@@ -2,23 +2,21 @@
 
 Any source is a SQLAlchemy URL. The embedded default is SQLite, opened with ``mode=ro`` so that this
 process cannot write to it, and the freeze is *proven* by a write probe that must be refused.
-Server engines (SQL Server, MariaDB, PostgreSQL over pyodbc) are the "Real engines" issue; until
-then :func:`freeze_source` says so instead of pretending.
+Server engines (SQL Server, MariaDB, PostgreSQL over pyodbc) get read-only sessions; freezing them
+is :mod:`extract.freeze`.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
-from extract.errors import ExtractError, SourceNotFrozen, SourceUnavailable
+from extract.errors import ExtractError, SourceUnavailable
 
 IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
@@ -31,10 +29,24 @@ def check_ident(name: str, what: str = "identifier") -> str:
     return name
 
 
+_SECRET_KEYS = {"password", "pwd", "passwd"}
+_ODBC_PWD = re.compile(r"(?i)\b(pwd|password)\s*=\s*(\{[^}]*\}|[^;]*)")
+
+
 def redact(url: str | URL) -> str:
-    """URL for logs and reports: password hidden."""
+    """URL for logs and reports: every password hidden (the URL's own, ``?password=``, and ``PWD=`` inside
+    an ``odbc_connect`` string)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        u = make_url(url)
+        query = {}
+        for k, v in u.query.items():
+            vals = v if isinstance(v, tuple) else (v,)
+            if k.lower() in _SECRET_KEYS:
+                vals = tuple("***" for _ in vals)
+            elif k.lower() == "odbc_connect":
+                vals = tuple(_ODBC_PWD.sub(lambda m: f"{m.group(1)}=***", x) for x in vals)
+            query[k] = vals if isinstance(v, tuple) else vals[0]
+        return u.set(query=query).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - unparseable URL: show nothing of it
         return "<unparseable url>"
 
@@ -61,43 +73,26 @@ def open_source(url: str, *, read_only: bool = True) -> Engine:
             return sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
         return sa.create_engine(f"sqlite:///{path.resolve()}")
     try:
-        return sa.create_engine(u, pool_pre_ping=True)
+        engine = sa.create_engine(u, pool_pre_ping=True)
     except Exception as exc:  # noqa: BLE001
         raise SourceUnavailable(f"cannot open source {redact(u)}: {exc}") from exc
+    if read_only and READ_ONLY_SESSION.get(engine.dialect.name):
+        stmt = READ_ONLY_SESSION[engine.dialect.name]
+
+        @sa.event.listens_for(engine, "connect")
+        def _read_only(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+            cur = dbapi_conn.cursor()
+            cur.execute(stmt)
+            cur.close()
+            if hasattr(dbapi_conn, "commit") and engine.dialect.name == "postgresql":
+                dbapi_conn.commit()
+    return engine
 
 
-@dataclass(frozen=True)
-class FreezeProof:
-    engine: str
-    method: str
-    probe_sql: str
-    refused_with: str
-    at: str
-
-
-def freeze_source(engine: Engine) -> FreezeProof:
-    """Freeze the source (Phụ lục IV 2.1, READ ONLY) and prove it with a refused write.
-
-    SQLite: the source was opened with ``mode=ro``; the probe must fail. Other engines are the
-    "Real engines" issue and raise until then.
-    """
-    backend = engine.url.get_backend_name()
-    if backend != "sqlite":
-        raise ExtractError(f"freezing a {backend} source is not implemented yet",
-                           hint="use a SQLite source for now (the Real engines issue adds server freezes)")
-    probe = "CREATE TABLE __ecm_freeze_probe (x INTEGER)"
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(probe)
-            conn.exec_driver_sql("DROP TABLE __ecm_freeze_probe")
-    except sa.exc.OperationalError as exc:
-        msg = str(exc.orig)
-        if "readonly" in msg or "read-only" in msg or "read only" in msg:
-            return FreezeProof("sqlite", "read-only open (mode=ro)", probe, msg,
-                               datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        raise ExtractError(f"freeze probe failed for another reason: {msg}") from exc
-    raise SourceNotFrozen("a write to the frozen source was accepted", table=str(engine.url.database),
-                          hint="open the source read-only; do not continue the migration")
+# every session this tool opens on a server source is read-only (SQL Server has no session-level
+# switch: there the freeze itself and a reader account do the job)
+READ_ONLY_SESSION = {"postgresql": "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                     "mysql": "SET SESSION TRANSACTION READ ONLY", "mariadb": "SET SESSION TRANSACTION READ ONLY"}
 
 
 def reflect(engine: Engine) -> sa.MetaData:
@@ -106,6 +101,12 @@ def reflect(engine: Engine) -> sa.MetaData:
         md.reflect(engine)
     except sa.exc.OperationalError as exc:
         raise SourceUnavailable(f"cannot read the structure of {redact(engine.url)}: {exc.orig}") from exc
+    for t in md.tables.values():
+        for c in t.columns:
+            # MariaDB's DOUBLE reflects with asdecimal=True, whose result processor rounds to 10 decimals:
+            # read doubles as the exact floats they are
+            if isinstance(c.type, sa.Float) and getattr(c.type, "asdecimal", False):
+                c.type.asdecimal = False
     return md
 
 
@@ -140,6 +141,13 @@ def arrow_schema(table: sa.Table) -> pa.Schema:
     return pa.schema(fields)
 
 
+def _coerce(col: tuple[object, ...], t: pa.DataType) -> list[object]:
+    """Driver quirks: MariaDB's ODBC driver returns DOUBLE as Decimal; Arrow wants a float for float64."""
+    if pa.types.is_floating(t) and any(v is not None and not isinstance(v, float) for v in col):
+        return [None if v is None else float(v) for v in col]  # type: ignore[arg-type]
+    return list(col)
+
+
 def iter_batches(engine: Engine, table: sa.Table, batch_rows: int = 50_000,
                  on_rows: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
     """Stream a whole table as Arrow record batches of at most ``batch_rows`` rows."""
@@ -150,7 +158,7 @@ def iter_batches(engine: Engine, table: sa.Table, batch_rows: int = 50_000,
             result = conn.execution_options(stream_results=True, yield_per=batch_rows).execute(stmt)
             for part in result.partitions(batch_rows):
                 cols = list(zip(*part, strict=True)) if part else [() for _ in schema]
-                arrays = [pa.array(list(col), type=f.type) for col, f in zip(cols, schema, strict=True)]
+                arrays = [pa.array(_coerce(col, f.type), type=f.type) for col, f in zip(cols, schema, strict=True)]
                 batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
                 if on_rows:
                     on_rows(batch.num_rows)

@@ -24,9 +24,14 @@ def src_schema(db: str) -> str:
     return f"src_{check_ident(db, 'database label').lower()}"
 
 
-def connect(path: Path, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+# DuckDB takes 80 % of RAM for its buffer pool by default; staging shares the machine with the flow,
+# its Prefect server and PostgreSQL, so it gets a fixed budget and spills to disk beyond it
+MEMORY_LIMIT = "512MB"
+
+
+def connect(path: Path, read_only: bool = False, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        return duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
     except duckdb.Error as exc:
         raise ExtractError(f"cannot open staging database {path}: {exc}", table=str(path),
                            hint="is another run using it? wait for it or pick another staging path") from exc

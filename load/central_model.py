@@ -100,6 +100,17 @@ CENTRAL_TABLES: tuple[CentralTable, ...] = (
 )
 CENTRAL: dict[str, CentralTable] = {t.name: t for t in CENTRAL_TABLES}
 
+# (child table, column) -> (parent table, column): references that must resolve inside the snapshot
+REFERENCES: list[tuple[str, str, str, str]] = [
+    ("DHANG_MD", "TK_ID", "DTO_KHAI_MD", "TK_ID"), ("DSX_NPL_NHAP", "TK_ID", "DTO_KHAI_MD", "TK_ID"),
+    ("DSX_NPL_NHAP_TL", "HS_TL_ID", "DSX_NPL_NHAP", "HS_ID"), ("DGC_LOAI_SP", "HD_ID", "DGC_HD", "HD_ID"),
+    ("DGC_SP_NPL_TB_HM", "HD_ID", "DGC_HD", "HD_ID"), ("DGC_DINH_MUC", "VT_ID_SP", "DGC_SP_NPL_TB_HM", "VT_ID"),
+    ("DGC_DINH_MUC", "VT_ID_NPL", "DGC_SP_NPL_TB_HM", "VT_ID"), ("DSX_DINH_MUC", "VT_ID_SP", "DSX_SP_NPL", "VT_ID"),
+    ("DSX_DINH_MUC", "VT_ID_NPL", "DSX_SP_NPL", "VT_ID"), ("DCX_DINH_MUC", "VT_ID_SP", "DCX_DM_HH_DUA_VAO_RA", "VT_ID"),
+    ("DGC_NPL_TCU", "TK_ID", "DTO_KHAI_MD", "TK_ID"), ("DGC_NPL_TCU_D", "TCU_ID", "DGC_NPL_TCU", "TCU_ID"),
+    ("DCX_CT_TOKHAI_HANG", "CT_ID", "DCX_CT_TOKHAI", "CT_ID"), ("DCX_HUY_NPL_SP_D", "CT_ID", "DCX_HUY_NPL_SP", "CT_ID"),
+]
+
 # Load order: parents first (delete in reverse).
 LOAD_ORDER = [t.name for t in CENTRAL_TABLES]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from collections.abc import Iterable
 from typing import Any, Literal
 
 import sqlalchemy as sa
@@ -89,6 +90,17 @@ documents = sa.Table(
     sa.Column("run_id", sa.String(64), nullable=False), sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("path", sa.Text, nullable=False), sa.Column("sha256", sa.String(64), nullable=False),
     sa.Column("signed", sa.Boolean, nullable=False), sa.Column("note", sa.Text),
+)
+
+# what happened to a branch outside the data: freeze/unfreeze of its sources, loads into and
+# removals from central, "migrated" (the branch's lifecycle, for the decommission list and drills)
+branch_events = sa.Table(
+    "branch_events", md,
+    sa.Column("event_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("branch", sa.String(20), nullable=False), sa.Column("run_id", sa.String(64)),
+    sa.Column("action", sa.String(20), nullable=False),  # freeze, unfreeze, load, unload, migrated
+    sa.Column("target", sa.String(200)), sa.Column("by", sa.String(100)), sa.Column("reason", sa.Text),
+    sa.Column("detail_json", sa.Text), sa.Column("at", sa.String(40), nullable=False),
 )
 
 
@@ -259,13 +271,43 @@ class ControlStore:
                 q = q.where(id_registry.c.kind.in_(kinds))
             return [dict(r) for r in c.execute(q).mappings()]
 
-    def commit_registry(self, branch: str, run_id: str, rows: list[dict[str, str]],
+    def commit_registry(self, branch: str, run_id: str, rows: Iterable[list[dict[str, str]]] | list[dict[str, str]],
                         replace_kinds: tuple[str, ...] = ()) -> None:
-        """Store the IDs a loaded run issued; a non-incremental run first drops the kinds it replaced."""
+        """Store the IDs a loaded run issued (a list, or batches of rows); a non-incremental run first drops
+        the kinds it replaced."""
+        batches = [rows[i:i + 10_000] for i in range(0, len(rows), 10_000)] if isinstance(rows, list) else rows
         with self.engine.begin() as c:
             if replace_kinds:
                 c.execute(sa.delete(id_registry).where(id_registry.c.branch == branch,
                                                        id_registry.c.kind.in_(replace_kinds)))
-            for i in range(0, len(rows), 10_000):
-                c.execute(sa.insert(id_registry), [{"branch": branch, "run_id": run_id, **r}
-                                                   for r in rows[i:i + 10_000]])
+            for batch in batches:
+                if batch:
+                    c.execute(sa.insert(id_registry), [{"branch": branch, "run_id": run_id, **r} for r in batch])
+
+    # branch lifecycle -----------------------------------------------------------------------------
+    def add_branch_event(self, branch: str, action: str, *, run_id: str | None = None, target: str | None = None,
+                         by: str | None = None, reason: str | None = None,
+                         detail: dict[str, Any] | None = None) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.insert(branch_events).values(
+                branch=branch, run_id=run_id, action=action, target=target, by=by, reason=reason,
+                detail_json=json.dumps(detail or {}, ensure_ascii=False, default=str), at=now()))
+
+    def branch_events(self, branch: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(sa.select(branch_events).where(branch_events.c.branch == branch)
+                             .order_by(branch_events.c.event_id)).mappings()
+            return [{**dict(r), "detail": json.loads(r["detail_json"] or "{}")} for r in rows]
+
+    def branch_state(self, branch: str) -> dict[str, Any]:
+        """Latest freeze state and central state of a branch, from its events."""
+        ev = self.branch_events(branch)
+        frozen = {e["target"]: e["action"] == "freeze" for e in ev if e["action"] in ("freeze", "unfreeze")}
+        central = [e for e in ev if e["action"] in ("load", "unload", "migrated")]
+        return {"frozen": frozen, "central": central[-1]["action"] if central else None,
+                "migrated": any(e["action"] == "migrated" for e in ev)
+                and (not central or central[-1]["action"] == "migrated")}
+
+    def branches(self) -> list[str]:
+        with self.engine.connect() as c:
+            return [r[0] for r in c.execute(sa.select(branch_events.c.branch).distinct())]

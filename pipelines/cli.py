@@ -70,6 +70,49 @@ def sample_generate(
                   f"{time.perf_counter() - t0:.1f}s → {out}")
 
 
+@sample_app.command("push")
+def sample_push(
+    slxnk_url: Annotated[str, typer.Option(help="target SLXNK database URL (e.g. mariadb+pyodbc://…/c47d_slxnk?…)")],
+    sxxk_url: Annotated[str, typer.Option(help="target SXXK database URL")],
+    central_url: Annotated[Optional[str], typer.Option(help="central URL for the config (default: SQLite file)")]
+    = None,
+    admin_url: Annotated[Optional[str], typer.Option(help="admin account for freeze/backup (written to the config)")]
+    = None,
+    out: Annotated[Path, typer.Option(help="where the sample, the config and the run outputs go")]
+    = Path("out/server-branch"),
+    code: Annotated[str, typer.Option(help="branch code")] = "C47D",
+    id_chi_cuc: Annotated[int, typer.Option(help="branch number (its central ID window)")] = 1,
+    scale: Annotated[float, typer.Option()] = 1.0,
+    create: Annotated[bool, typer.Option("--create/--no-create", help="(re)create the two databases first")] = True,
+) -> None:
+    """Put the sample branch on a database server (MariaDB, PostgreSQL …) and write its branch config."""
+    from sample_data.demo import write_config
+    from sample_data.generator import GenParams, generate_branch
+    from sample_data.server import copy_sample_db, create_database
+    from sqlalchemy.engine import make_url
+
+    from extract.source import redact
+    from pipelines.config import interpolate_env
+    out = out.resolve()
+    branch = out / "branch"
+    try:
+        generate_branch(branch, GenParams(scale=scale))
+        for db, url, f in (("SLXNK", slxnk_url, "slxnk.sqlite"), ("SXXK", sxxk_url, "sxxk.sqlite")):
+            # created and filled with the admin account when given (the reader account may only read)
+            as_admin = make_url(interpolate_env(admin_url)).set(database=make_url(url).database).render_as_string(
+                hide_password=False) if admin_url else interpolate_env(url)
+            if create:
+                create_database(as_admin, drop_existing=True)
+            n = copy_sample_db(branch / f, db, as_admin)
+            console.print(f"{db}: {sum(n.values())} rows in {len(n)} tables → {redact(url)}")
+    except MigrationError as exc:
+        _fail(exc, False)
+        return
+    cfg = write_config(out, branch, code=code, rehearsal=False, demo_pki=True, id_chi_cuc=id_chi_cuc,
+                       slxnk_url=slxnk_url, sxxk_url=sxxk_url, admin_url=admin_url, central_url=central_url)
+    console.print(f"config: {cfg}\nnext: ecm run --config {cfg} --auto-approve-demo")
+
+
 def _run_flow(cfg: Any, run_id: str | None, auto_approve_demo: bool, debug: bool) -> dict[str, Any]:
     _prefect_env()
     from pipelines import progress
@@ -118,6 +161,8 @@ def run(
     incremental: Annotated[bool, typer.Option("--incremental", help="convert only what earlier runs did not")]
     = False,
     run_id: Annotated[Optional[str], typer.Option(help="reuse a run id (default: new)")] = None,
+    auto_approve_demo: Annotated[bool, typer.Option(
+        "--auto-approve-demo", help="sample data only: accept the decision gates automatically (recorded)")] = False,
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
     """Run the eight steps for one branch."""
@@ -131,10 +176,14 @@ def run(
         overrides["incremental"] = True
     try:
         cfg = load_config(config, overrides)
+        # every ${ENV} reference resolves before the flow starts (not at the step that needs it)
+        for which in ("slxnk", "sxxk", "admin", "control", "rehearsal_central" if cfg.rehearsal else "central"):
+            cfg.resolved_url(which)
+        cfg.offices_2025()
     except MigrationError as exc:
         _fail(exc, debug)
         return
-    _print_summary(_run_flow(cfg, run_id, False, debug))
+    _print_summary(_run_flow(cfg, run_id, auto_approve_demo, debug))
 
 
 @app.command()
@@ -237,6 +286,51 @@ def decide(
         _fail(exc, debug)
         return
     console.print(msg)
+
+
+@app.command()
+def unfreeze(
+    by: Annotated[str, typer.Option(help="who (name, unit)")] = "",
+    reason: Annotated[str, typer.Option(help="why the branch may write again")] = "",
+    config: Annotated[Path, typer.Option("--config", "-c")] = DEFAULT_CONFIG,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Undo step 2's freeze of the branch's source databases (recorded with who and why)."""
+    from pipelines.config import load_config
+    from pipelines.lifecycle import unfreeze as do_unfreeze
+    try:
+        done = do_unfreeze(load_config(config), by, reason)
+    except MigrationError as exc:
+        _fail(exc, debug)
+        return
+    for d in done:
+        console.print(f"{d['db']} ({d['source']}): writable again " + ("; ".join(d["statements"]) or "(SQLite: "
+                      "the file was only ever opened read-only)"))
+
+
+@app.command()
+def unload(
+    branch: Annotated[str, typer.Option(help="branch code; must match the config's branch_code")],
+    by: Annotated[str, typer.Option(help="who (name, unit)")] = "",
+    reason: Annotated[str, typer.Option(help="why (e.g. switch-over-and-back drill)")] = "",
+    rehearsal: Annotated[bool, typer.Option("--rehearsal", help="unload from the rehearsal central")] = False,
+    config: Annotated[Path, typer.Option("--config", "-c")] = DEFAULT_CONFIG,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Remove a branch's rows and users from central in one transaction (recorded with who and why)."""
+    from pipelines.config import load_config
+    from pipelines.lifecycle import unload as do_unload
+    try:
+        cfg = load_config(config)
+        if cfg.branch_code != branch:
+            err.print(f"[bold red]error:[/] --branch {branch} but {config} is the config of {cfg.branch_code}")
+            raise typer.Exit(2)
+        removed = do_unload(cfg, by, reason, rehearsal)
+    except MigrationError as exc:
+        _fail(exc, debug)
+        return
+    console.print(f"{branch}: {sum(removed.values())} rows removed from central "
+                  + ", ".join(f"{k} {v}" for k, v in removed.items() if v))
 
 
 @app.command("sign")

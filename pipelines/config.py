@@ -9,14 +9,16 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from urllib.parse import quote
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from transform.errors import ConfigError
 from transform.codes import office_map, unit_map
 from transform.maps import OFFICE_MAP_LATEST, UNIT_MAP_LATEST
+from transform.offices2025 import OfficeTable2025, parse_office_table
 
 # the 2014 scripts cut these to the central sizes (domain doc §4.4)
 TRUNCATIONS_2014 = ("DTO_KHAI_MD.DV_DT", "DTO_KHAI_MD.VAN_DON", "DTO_KHAI_MD.SO_HD", "DTO_KHAI_MD.SO_HDTM")
@@ -28,7 +30,9 @@ def interpolate_env(value: str) -> str:
         name = m.group(1)
         if name not in os.environ:
             raise ConfigError(f"environment variable {name} is not set", hint=f"export {name}=... before the run")
-        return os.environ[name]
+        # characters that would end a URL's user or password part travel percent-encoded
+        # (SQLAlchemy decodes them): a password "p@ss" must not turn "ss@host" into the host
+        return quote(os.environ[name], safe="/:=;,+!$&'()*~.-_ ")
     return _ENV_RE.sub(sub, value)
 
 
@@ -39,6 +43,10 @@ class Strict(BaseModel):
 class Sources(Strict):
     slxnk_url: str = Field(description="SQLAlchemy URL of the branch's SLXNK database")
     sxxk_url: str = Field(description="SQLAlchemy URL of the branch's SXXK database")
+    admin_url: str | None = Field(None, description=(
+        "administrative account for freezing and native backups (same server); default: each source URL"))
+    native_backup: bool = Field(True, description="also back up with the engine's own tool (pg_dump, "
+                                                  "mariadb-dump, SQLite backup)")
 
 
 class Sampling(Strict):
@@ -82,6 +90,11 @@ class BranchConfig(Strict):
     handover_dir: Path = Field(description="the HQ inbox directory the package is handed over to")
     users_file: Path | None = None
     office_map: str = OFFICE_MAP_LATEST
+    central_office_codes: Literal["vnaccs-2014", "regional-2025"] = Field("vnaccs-2014", description=(
+        "office codes written to central: the 2014 conversion's VNACCS codes, or the 2025 regional codes "
+        "(then office_table_2025 is required)"))
+    office_table_2025: Path | None = Field(None, description="CSV old_code,new_code,new_cuc_code,region,new_name "
+                                                            "issued by HQ (the 2025 old→new office table)")
     unit_map: str = UNIT_MAP_LATEST
     sampling: Sampling = Sampling()
     policy: Policy = Policy()
@@ -125,8 +138,25 @@ class BranchConfig(Strict):
             raise ValueError(exc.args[0]) from None
         return v
 
+    @model_validator(mode="after")
+    def _offices_2025(self) -> BranchConfig:
+        if self.central_office_codes == "regional-2025" and self.office_table_2025 is None:
+            raise ValueError("central_office_codes = 'regional-2025' needs office_table_2025 (the HQ's CSV table)")
+        return self
+
+    def offices_2025(self) -> OfficeTable2025 | None:
+        """The configured 2025 office table, parsed and validated (None unless regional-2025 is chosen)."""
+        if self.central_office_codes != "regional-2025" or self.office_table_2025 is None:
+            return None
+        if not self.office_table_2025.exists():
+            raise ConfigError(f"office table not found: {self.office_table_2025}",
+                              hint="put the HQ's 2025 old→new office code table there (see README)")
+        return parse_office_table(self.office_table_2025.read_text(encoding="utf-8"), str(self.office_table_2025))
+
     def resolved_url(self, which: str) -> str:
         """A URL with ``${ENV}`` references resolved (never log the result)."""
+        if which == "admin":
+            return interpolate_env(self.sources.admin_url) if self.sources.admin_url else None  # type: ignore[return-value]
         raw = {"slxnk": self.sources.slxnk_url, "sxxk": self.sources.sxxk_url, "central": self.central_url,
                "rehearsal_central": self.rehearsal_central_url, "control": self.control_url}[which]
         return interpolate_env(raw)
@@ -150,7 +180,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> BranchCo
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     data.update(overrides or {})
     base = path.parent.resolve()
-    for k in ("staging_path", "output_dir", "handover_dir", "users_file"):
+    for k in ("staging_path", "output_dir", "handover_dir", "users_file", "office_table_2025"):
         if isinstance(data.get(k), str) and not Path(data[k]).is_absolute():
             data[k] = str(base / data[k])
     return parse_config(data, str(path))

@@ -18,10 +18,18 @@ from typing import Any
 import pyarrow as pa
 
 from transform.codes import (
-    channel_code, cuc_code, fix_text, kind_of, nam_tk_bucket, new_office_code, new_unit_code,
-    so_hd_hq_cap, strip_kind_prefix,
+    channel_code,
+    cuc_code,
+    fix_text,
+    kind_of,
+    nam_tk_bucket,
+    new_office_code,
+    new_unit_code,
+    so_hd_hq_cap,
+    strip_kind_prefix,
 )
 from transform.errors import IdWindowOverflow
+from transform.offices2025 import OfficeTable2025, to_2025
 from transform.rules import FateKind
 from transform.stock import StockPiece, group_by_price, split_stock
 
@@ -63,6 +71,7 @@ class ConvertContext:
     office_map: Mapping[str, str]
     unit_map: Mapping[str, str]
     freeze_at: datetime
+    offices_2025: OfficeTable2025 | None = None  # central codes after the 2025 reorganisation, if chosen
 
 
 @dataclass
@@ -109,14 +118,39 @@ class Lookups:
     prior: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
     cx_notices: dict[tuple[int, int, str], tuple[int, str]] = field(default_factory=dict)
     cx_destructions: dict[tuple[int, int, str], int] = field(default_factory=dict)
+    # declarations converted, then quarantined as a whole (e.g. a value too long for central): their
+    # lines and stock follow them into quarantine instead of pointing at a declaration central lacks
+    quarantined_decls: set[tuple[Any, ...]] = field(default_factory=set)
     unmapped_units: set[str] = field(default_factory=set)
     unmapped_offices: set[str] = field(default_factory=set)
     text_fixes: list[tuple[str, str, str, str]] = field(default_factory=list)  # table, column, before, after
 
 
 # --- small helpers -------------------------------------------------------------------------------
+def decl_missing(lk: Lookups, key: tuple[Any, ...]) -> Fate:
+    """Fate of a row whose declaration is not among the converted ones."""
+    if key in lk.quarantined_decls:
+        return Fate.quarantined("Q-NO-PARENT", "its declaration was quarantined")
+    return Fate.excluded("R-DECL-NOT-SELECTED")
+
+
+def forget(lk: Lookups, registrations: list[tuple[str, tuple[Any, ...], Any]], kinds: dict[str, str | None]) -> None:
+    """Undo a converted row's lookups when the row is quarantined after all (its children must not link to it)."""
+    for kind, key, _value in registrations:
+        target = kinds.get(kind)
+        if target is not None:
+            getattr(lk, target).pop(key, None)
+        if kind == "decls":
+            lk.quarantined_decls.add(key)
+
+
 def upper_keys(row: Row) -> Row:
     return {k.upper(): v for k, v in row.items()}
+
+
+def upper_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch with upper-case column names (legacy names differ in case between SLXNK and SXXK)."""
+    return batch.rename_columns([n.upper() for n in batch.schema.names])
 
 
 def t(v: Any) -> Any:
@@ -141,6 +175,8 @@ def blank(v: Any) -> bool:
 
 def office(ctx: ConvertContext, lk: Lookups, legacy: str | None) -> tuple[str | None, str | None]:
     new = new_office_code(legacy, ctx.office_map)
+    if ctx.offices_2025 is not None:  # coverage was checked before converting (step 5 refuses a gap)
+        return to_2025(new, cuc_code(legacy), ctx.offices_2025)
     return new, cuc_code(legacy)
 
 
@@ -513,7 +549,7 @@ def ecs_fate(row: Row, lk: Lookups, ctx: ConvertContext) -> Fate:
         return Fate.excluded("R-ALREADY-CONVERTED")
     if decl_key(row) in lk.decls:
         return Fate.converted()
-    return Fate.excluded("R-DECL-NOT-SELECTED")
+    return decl_missing(lk, decl_key(row))
 
 
 # --- goods lines (§3, §4.5) ----------------------------------------------------------------------
@@ -556,7 +592,7 @@ def convert_sxxk_goods_group(lines: list[Row], ctx: ConvertContext, lk: Lookups
     key = decl_key(lines[0])
     decl = lk.decls.get(key)
     if decl is None:
-        return [(ln, q or Fate.excluded("R-DECL-NOT-SELECTED")) for ln, q in out]
+        return [(ln, q or decl_missing(lk, key)) for ln, q in out]
     if is_prior(lk, "decls", key):
         return [(ln, q or Fate.excluded("R-ALREADY-CONVERTED")) for ln, q in out]
     ma_lh = key[1]
@@ -625,7 +661,7 @@ def convert_slxnk_line(row: Row, ctx: ConvertContext, lk: Lookups, seen: set[tup
     key = decl_key(row)
     decl = lk.decls.get(key)
     if decl is None:
-        return Fate.excluded("R-DECL-NOT-SELECTED")
+        return decl_missing(lk, key)
     if is_prior(lk, "decls", key):
         return Fate.excluded("R-ALREADY-CONVERTED")
     k = (decl[0], row["STTHANG"])
@@ -650,7 +686,7 @@ def dc_ct_fate(row: Row, chosen_ct: set[tuple], lk: Lookups, ctx: ConvertContext
     if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_PHU"], ctx)):
         return q
     if decl_key(row) not in lk.decls:
-        return Fate.excluded("R-DECL-NOT-SELECTED")
+        return decl_missing(lk, decl_key(row))
     if is_prior(lk, "decls", decl_key(row)):
         return Fate.excluded("R-ALREADY-CONVERTED")
     k = (*decl_key(row), t(row["MA_PHU"]), row.get("LAN_DC"), row.get("LAN_DC_CT"))
@@ -664,7 +700,7 @@ def convert_self_supplied(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: L
         return q
     decl = lk.decls.get(decl_key(row))
     if decl is None:
-        return Fate.excluded("R-DECL-NOT-SELECTED")
+        return decl_missing(lk, decl_key(row))
     k = (decl[0], t(row["NPLP_CODE"]))
     if k in lk.tcu:
         return again(lk, "tcu", k, f"NPLP_Code={k[1]}")
@@ -685,7 +721,7 @@ def convert_self_supplied_doc(row: Row, ctx: ConvertContext, lk: Lookups, seen: 
         return q
     decl = lk.decls.get(decl_key(row))
     if decl is None:
-        return Fate.excluded("R-DECL-NOT-SELECTED")
+        return decl_missing(lk, decl_key(row))
     tcu_id = lk.tcu.get((decl[0], t(row["NPLP_CODE"])))
     if is_prior(lk, "tcu", (decl[0], t(row["NPLP_CODE"]))):
         return Fate.excluded("R-ALREADY-CONVERTED")
@@ -793,7 +829,7 @@ def convert_stock(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) 
     key = decl_key(row)
     decl = lk.decls.get(key)
     if decl is None:
-        return Fate.excluded("R-DECL-NOT-SELECTED")
+        return decl_missing(lk, key)
     luong, ton = row.get("LUONG") or Decimal(0), row.get("TON") or Decimal(0)
     if ton > luong:
         return Fate.quarantined("Q-TON-GT-LUONG", f"TON={ton} LUONG={luong}")
@@ -862,8 +898,7 @@ def group_by_key(batches: Iterable[pa.RecordBatch], key: list[str]) -> Iterator[
     cur: list[Row] = []
     cur_key: tuple[Any, ...] | None = None
     for b in batches:
-        for r in b.to_pylist():
-            r = upper_keys(r)
+        for r in upper_batch(b).to_pylist():
             k = tuple(t(r.get(c)) for c in key)
             if cur and k != cur_key:
                 yield cur

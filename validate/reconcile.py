@@ -13,6 +13,7 @@ import duckdb
 import sqlalchemy as sa
 
 from extract.staging import sql_path, sql_str
+from load.central_model import REFERENCES  # the central model owns its references
 
 
 def _offices(offices: list[str]) -> str:
@@ -89,18 +90,6 @@ def _central_rows(engine: "sa.Engine", q: "sa.TextClause", base_id: int) -> list
             return [tuple(r) for r in c.execute(q, {"lo": base_id, "hi": base_id + 10**9})]
     except sa.exc.OperationalError:
         return []  # no central yet: nothing loaded before
-
-
-# (child table, column) -> (parent table, column): references that must resolve inside the snapshot
-REFERENCES: list[tuple[str, str, str, str]] = [
-    ("DHANG_MD", "TK_ID", "DTO_KHAI_MD", "TK_ID"), ("DSX_NPL_NHAP", "TK_ID", "DTO_KHAI_MD", "TK_ID"),
-    ("DSX_NPL_NHAP_TL", "HS_TL_ID", "DSX_NPL_NHAP", "HS_ID"), ("DGC_LOAI_SP", "HD_ID", "DGC_HD", "HD_ID"),
-    ("DGC_SP_NPL_TB_HM", "HD_ID", "DGC_HD", "HD_ID"), ("DGC_DINH_MUC", "VT_ID_SP", "DGC_SP_NPL_TB_HM", "VT_ID"),
-    ("DGC_DINH_MUC", "VT_ID_NPL", "DGC_SP_NPL_TB_HM", "VT_ID"), ("DSX_DINH_MUC", "VT_ID_SP", "DSX_SP_NPL", "VT_ID"),
-    ("DSX_DINH_MUC", "VT_ID_NPL", "DSX_SP_NPL", "VT_ID"), ("DCX_DINH_MUC", "VT_ID_SP", "DCX_DM_HH_DUA_VAO_RA", "VT_ID"),
-    ("DGC_NPL_TCU", "TK_ID", "DTO_KHAI_MD", "TK_ID"), ("DGC_NPL_TCU_D", "TCU_ID", "DGC_NPL_TCU", "TCU_ID"),
-    ("DCX_CT_TOKHAI_HANG", "CT_ID", "DCX_CT_TOKHAI", "CT_ID"), ("DCX_HUY_NPL_SP_D", "CT_ID", "DCX_HUY_NPL_SP", "CT_ID"),
-]
 
 
 def snapshot_integrity(con: duckdb.DuckDBPyConnection, snapshot: Path, keys: dict[str, tuple[str, ...]],

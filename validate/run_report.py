@@ -89,3 +89,35 @@ def write_run_report(store: ControlStore, run_id: str, out_dir: Path) -> tuple[P
     out = out_dir / "bao_cao_doi_chieu.html"
     out.write_text(nfc(page), encoding="utf-8")
     return xlsx, out
+
+
+def write_load_report_html(report: dict[str, Any], path: Path) -> Path:
+    """Step 8's load report for auditors: self-contained HTML in Vietnamese (beside the minutes)."""
+    load = report.get("load", {})
+    head = [("Chi cục", report.get("branch")), ("Lần chạy", report.get("run_id")),
+            ("CSDL tập trung", f"{report.get('central')} — {report.get('central_url')}"),
+            ("Mã băm bản chụp dữ liệu (snapshot_sha256)", report.get("snapshot_sha256")),
+            ("Mã băm biên bản đã ký (minutes_sha256)", report.get("minutes_sha256")),
+            ("Nạp", f"{load.get('rows')} dòng, {load.get('seconds')} giây ({load.get('rows_per_second')} dòng/giây, "
+                    f"{load.get('method')})"),
+            ("Người dùng được cấp quyền", report.get("users"))]
+    parts = [
+        "<h2>Thông tin chung</h2>" + _html_table(["Mục", "Giá trị"], head),
+        "<h2>Đối chiếu từng dòng với bản chụp đã ký</h2><p>" + html.escape(nfc(report.get("proof", ""))) + "</p>"
+        + _html_table(["Bảng", "Số dòng", "Mã đối chiếu", "Số dòng khác biệt"],
+                      [(r["table"], r["rows"], r["digest"], r["differences"]) for r in report.get("reconciliation", [])]),
+        "<h2>Ràng buộc của CSDL tập trung</h2>"
+        + _html_table(["Kiểm tra", "Bảng", "Khóa / tham chiếu", "Kỳ vọng", "Kết quả", "Trạng thái"],
+                      [(c["check_id"], c["table_name"], c["key"], c["expected"], c["actual"], c["status"])
+                       for c in report.get("integrity", [])]),
+        "<h2>Số dòng của Chi cục trong CSDL tập trung</h2>"
+        + _html_table(["Bảng", "Số dòng"], sorted((report.get("rows") or {}).items())),
+        "<h2>Việc còn lại tại Chi cục</h2><ul>"
+        + "".join(f"<li>{html.escape(nfc(x))}</li>" for x in report.get("decommission", [])) + "</ul>",
+    ]
+    page = (f"<!DOCTYPE html><html lang='vi'><head><meta charset='utf-8'><title>Báo cáo nạp dữ liệu "
+            f"{html.escape(str(report.get('branch')))}</title><style>{CSS}</style></head><body>"
+            f"<h1>Báo cáo nạp dữ liệu vào CSDL tập trung — {html.escape(str(report.get('branch')))}</h1>"
+            f"<p>Tệp này không cần kết nối mạng.</p>{''.join(parts)}</body></html>")
+    path.write_text(nfc(page), encoding="utf-8")
+    return path

@@ -10,6 +10,13 @@ from typing import Any, Literal
 def canon_type(s: str) -> str:
     """Canonical spelling of a SQL type so that 'numeric(18,8)' == 'NUMERIC(18, 8)'."""
     x = re.sub(r"\s+", "", s.upper())
+    # the same legacy type as each engine spells it back on reflection (MariaDB, PostgreSQL, SQL Server)
+    x = re.sub(r"^NATIONAL", "", x)
+    x = re.sub(r"CHARACTERSET\w+|COLLATE\w+", "", x)
+    x = re.sub(r"^N(VARCHAR|CHAR)", r"\1", x)
+    x = re.sub(r"^DECIMAL", "NUMERIC", x)
+    x = re.sub(r"^(TIMESTAMP(WITHOUTTIMEZONE)?|DATETIME2?)(\((FSP=)?\d\))?$", "DATETIME", x)
+    x = re.sub(r"^(DOUBLE(PRECISION)?|FLOAT\(53\)|REAL)$", "FLOAT", x)
     x = {"INTEGER": "INT", "FLOAT(53)": "FLOAT", "MONEY": "NUMERIC(19,4)", "TINYINT": "SMALLINT",
          "BIT": "SMALLINT", "BIGINTEGER": "BIGINT"}.get(x, x)
     return x

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+from contextlib import ExitStack
+
 from extract import review
+from extract.backup import native_backup
+from extract.freeze import freeze_source, hold_still
 from extract.legacy_schema import CATEGORY
 from extract.package import write_package
-from extract.source import count_rows, freeze_source, open_source, reflect
+from extract.source import count_rows, open_source, redact, reflect
+from transform.errors import MigrationError
 from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
 from sign_off.minutes import render_backup_report
@@ -20,8 +26,28 @@ STEP = "pl4_02_freeze_backup"
 
 def run(ctx: StepContext) -> StepOutcome:
     cfg = ctx.cfg
-    engines = {"SLXNK": open_source(cfg.resolved_url("slxnk")), "SXXK": open_source(cfg.resolved_url("sxxk"))}
-    proofs = {db: freeze_source(e) for db, e in engines.items()}
+    urls = {"SLXNK": cfg.resolved_url("slxnk"), "SXXK": cfg.resolved_url("sxxk")}
+    admin = cfg.resolved_url("admin")
+    proofs = {}
+    for db, url in urls.items():  # freeze first, then open the reading sessions (freezing ends the others)
+        try:
+            proofs[db] = freeze_source(url, admin)
+        except MigrationError as exc:  # the freeze statements may have run: `ecm unfreeze` must know of it
+            ctx.store.add_branch_event(cfg.branch_code, "freeze", run_id=ctx.run_id, target=f"{db} {redact(url)}",
+                                       by="ecm (step 2)", reason="freeze attempted; proof failed",
+                                       detail={"error": str(exc)})
+            raise
+        ctx.store.add_branch_event(cfg.branch_code, "freeze", run_id=ctx.run_id, target=f"{db} {redact(url)}",
+                                   by="ecm (step 2)", reason="Phụ lục IV 2.1: dừng hệ thống, READ ONLY",
+                                   detail=vars(proofs[db]))
+    with ExitStack() as still:
+        held = {db: still.enter_context(hold_still(url, admin)) for db, url in urls.items()}
+        return _count_and_back_up(ctx, urls, admin, proofs, held)
+
+
+def _count_and_back_up(ctx: StepContext, urls: dict[str, str], admin: str | None, proofs: dict, held: dict) -> StepOutcome:  # type: ignore[type-arg]
+    cfg = ctx.cfg
+    engines = {db: open_source(url) for db, url in urls.items()}
     by_type = []
     for db, e in engines.items():
         by_type += review.counts_by_office_type(e, db)
@@ -45,7 +71,13 @@ def run(ctx: StepContext) -> StepOutcome:
     if cfg.signing.demo_pki:
         pki = demo_pki(ctx.pki_dir)
         sign(bpdf, BACKUP_SIGNER, pki.p12(BACKUP_SIGNER), pki.passphrase(), reason="Xác nhận dữ liệu sao lưu (DEMO)")
-    man = write_package(cfg.branch_code, engines, ctx.package_dir, cfg.batch_rows,
+    native = {}
+    if cfg.sources.native_backup:
+        tmp = ctx.run_dir / "native_tmp"
+        for db, url in urls.items():
+            nb = native_backup(db, url, tmp, admin)
+            native[db] = (nb.path, nb.tool)
+    man = write_package(cfg.branch_code, engines, ctx.package_dir, cfg.batch_rows, native=native,
                         on_rows=lambda table, n: progress.report(STEP, table, n),
                         attachments={"buoc2_bao_cao_thong_ke.json": rp, "buoc1_bang_ke_chot_ton.json": stock,
                                      "buoc2_bao_cao_sao_luu.pdf": bpdf})
@@ -57,7 +89,14 @@ def run(ctx: StepContext) -> StepOutcome:
           f"\n\n{total} rows in {len(man.files)} tables.\n\n" +
           md_table(["category", "rows"], sorted(by_cat.items())) + "\n\n" +
           md_table(["table", "rows"], sorted(man.rows().items())))
+    for e in engines.values():
+        e.dispose()
+    if native:
+        shutil.rmtree(ctx.run_dir / "native_tmp", ignore_errors=True)  # its files now live in the package
+    if native:
+        md += "\n\nNative backups: " + ", ".join(f"{rel} ({nb['tool']}, {nb['bytes']} bytes)"
+                                                for rel, nb in man.native_backups.items())
     return StepOutcome(rows_in=total, rows_out=total, markdown=md,
-                       detail={"frozen_at": min(p.at for p in proofs.values()), "package": str(ctx.package_dir),
+                       detail={"native_backups": man.native_backups, "held": held,"frozen_at": min(p.at for p in proofs.values()), "package": str(ctx.package_dir),
                                "backup_report": str(rp), "counts_by_category": by_cat,
                                "freeze": {db: vars(p) for db, p in proofs.items()}})

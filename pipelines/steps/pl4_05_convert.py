@@ -8,6 +8,8 @@ not add up to the restored counts of step 4.
 
 from __future__ import annotations
 
+import functools
+
 import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +25,8 @@ from load.snapshot import SRC_KEY, SnapshotWriter
 from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
 from transform import convert as cv
-from transform.codes import office_map, reshape_office, unit_map
+from transform.codes import new_office_code, office_map, reshape_office, unit_map
+from transform.offices2025 import uncovered
 from transform import registry
 from transform.errors import ConservationError, TransformError
 from transform.scope import source_in_scope
@@ -31,6 +34,7 @@ from validate.report import md_table, write_json
 
 STEP = "pl4_05_convert"
 REGISTRY_FILE = "id_registry_delta.parquet"
+SINK_ROWS = 8_192
 REGISTRY_SCHEMA = pa.schema([("kind", pa.string()), ("key", pa.string()), ("value", pa.string())])
 QUARANTINE_SCHEMA = pa.schema([("source_table", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
                                ("source_key", pa.string()), ("source_values", pa.string())])
@@ -39,8 +43,13 @@ QUARANTINE_SCHEMA = pa.schema([("source_table", pa.string()), ("reason", pa.stri
 class _Sink:
     """Buffers target rows per central table and source fates; flushes Arrow batches to the snapshot."""
 
-    def __init__(self, writer: SnapshotWriter, batch_rows: int, truncate: list[str] | None = None) -> None:
+    def __init__(self, writer: SnapshotWriter, batch_rows: int, truncate: list[str] | None = None,
+                 lookups: cv.Lookups | None = None) -> None:
         self.writer = writer
+        self.lookups = lookups
+        # the IDs issued, streamed to the snapshot's registry file batch by batch (never all in memory)
+        self.reg_writer = pq.ParquetWriter(writer.root / REGISTRY_FILE, REGISTRY_SCHEMA, compression="zstd")
+        self.reg_rows = 0
         self.truncate: dict[str, list[str]] = {}
         for item in truncate or []:
             table, _, col = item.partition(".")
@@ -57,15 +66,21 @@ class _Sink:
         src_key = _src_key(source_table, row)
         if fate.kind == "converted":
             for target, trow in fate.rows:
-                lim = self.limits.setdefault(target, text_limits(target))
+                lim = self.limits.get(target)
+                if lim is None:  # (not setdefault: its argument would be computed for every row)
+                    lim = self.limits[target] = text_limits(target)
                 for col, before, after in cv.truncate_allowed(trow, lim, self.truncate.get(target, ())):
                     self.truncations.append({"rule": "T-TRUNCATE", "source_key": src_key, "column": f"{target}.{col}",
                                              "before": before, "after": after})
                 if (why := cv.too_long(trow, lim)):
+                    if self.lookups is not None:
+                        cv.forget(self.lookups, fate.registrations, registry.KINDS)
                     fate = cv.Fate.quarantined("Q-VALUE-TOO-LONG", why)
                     break
         if fate.kind == "converted":
             self.registrations.extend(registry.encode(k, key, v) for k, key, v in fate.registrations)
+            if len(self.registrations) >= self.batch_rows:
+                self.flush_registrations()
             for target, trow in fate.rows:
                 trow[SRC_KEY] = src_key
                 b = self.buf.setdefault(target, [])
@@ -78,6 +93,17 @@ class _Sink:
                                     "source_values": json.dumps(row, ensure_ascii=False, default=str)})
         self.fates[(source_table, fate.kind, fate.code)] += 1
 
+    def flush_registrations(self) -> None:
+        if self.registrations:
+            self.reg_writer.write_table(pa.Table.from_pylist(self.registrations, schema=REGISTRY_SCHEMA))
+            self.reg_rows += len(self.registrations)
+            self.registrations = []
+
+    def close_registrations(self) -> int:
+        self.flush_registrations()
+        self.reg_writer.close()
+        return self.reg_rows
+
     def flush(self, target: str | None = None) -> None:
         for name in [target] if target else list(self.buf):
             rows = self.buf.get(name) or []
@@ -87,17 +113,20 @@ class _Sink:
                 self.buf[name] = []
 
 
-def _src_key(source_table: str, row: dict[str, Any]) -> str:
+@functools.lru_cache(maxsize=None)
+def _key_columns(source_table: str) -> tuple[tuple[str, str], ...]:
     db, name = source_table.split(".", 1)
-    key = legacy_table(db, name).key
-    return source_table + "|" + "|".join(f"{k}={cv.t(row.get(k.upper()))}" for k in key)
+    return tuple((k, k.upper()) for k in legacy_table(db, name).key)
+
+
+def _src_key(source_table: str, row: dict[str, Any]) -> str:
+    return source_table + "|" + "|".join(f"{k}={cv.t(row.get(u))}" for k, u in _key_columns(source_table))
 
 
 def _rows(batches: Iterable[pa.RecordBatch], label: str) -> Iterator[dict[str, Any]]:
     for b in batches:
         progress.report(STEP, label, b.num_rows)
-        for r in b.to_pylist():
-            yield cv.upper_keys(r)
+        yield from cv.upper_batch(b).to_pylist()
 
 
 def _grouped(batches: Iterable[pa.RecordBatch], key: list[str], label: str) -> Iterator[list[dict[str, Any]]]:
@@ -110,13 +139,22 @@ def _grouped(batches: Iterable[pa.RecordBatch], key: list[str], label: str) -> I
 
 def run(ctx: StepContext) -> StepOutcome:
     cfg = ctx.cfg
-    cctx = cv.ConvertContext(frozenset(cfg.offices), office_map(cfg.office_map), unit_map(cfg.unit_map),
-                             ctx.freeze_time())
+    omap = office_map(cfg.office_map)
+    table_2025 = cfg.offices_2025()
+    if table_2025 is not None:  # refuse before converting: a branch office the 2025 table does not map
+        gap = uncovered((new_office_code(o, omap) for o in cfg.offices), table_2025)
+        if gap:
+            raise TransformError(f"the 2025 office table does not map the branch's offices {', '.join(gap)}",
+                                 table=str(cfg.office_table_2025),
+                                 hint="ask HQ for the table rows of these offices, or convert with "
+                                      "central_office_codes = 'vnaccs-2014'")
+    cctx = cv.ConvertContext(frozenset(cfg.offices), omap, unit_map(cfg.unit_map), ctx.freeze_time(), table_2025)
     lk = cv.Lookups()
     ids, prior = _prepare(ctx, lk)
     con = staging.connect(cfg.staging_path)
     writer = SnapshotWriter(ctx.snapshot_dir)
-    sink = _Sink(writer, cfg.batch_rows, cfg.truncate)
+    # target rows wait in per-table buffers (up to 18 at once): small flushes keep that memory bounded
+    sink = _Sink(writer, min(cfg.batch_rows, SINK_ROWS), cfg.truncate, lk)
     n = cfg.batch_rows
     in_scope = lambda db, table: source_in_scope(f"{db}.{table}", cfg.scope)  # noqa: E731
 
@@ -189,9 +227,7 @@ def run(ctx: StepContext) -> StepOutcome:
                 code = "R-OUT-OF-SCOPE" if in_model and not source_in_scope(table, cfg.scope) else "R-TABLE-NOT-CONVERTED"
                 sink.fates[(table, "excluded", code)] += rows
         sink.flush()
-        reg = pa.Table.from_pylist(sink.registrations, schema=REGISTRY_SCHEMA)
-        pq.write_table(reg, ctx.snapshot_dir / REGISTRY_FILE)
-        snap = writer.close({REGISTRY_FILE: reg.num_rows})
+        snap = writer.close({REGISTRY_FILE: sink.close_registrations()})
         qt = pa.Table.from_pylist(sink.quarantine, schema=QUARANTINE_SCHEMA)
         staging.write_quarantine(con, qt)
     finally:
@@ -241,9 +277,10 @@ def run(ctx: StepContext) -> StepOutcome:
           "\n\n" + md_table(["central table", "rows"], [(k, v["rows"]) for k, v in tables.items()]))
     return StepOutcome(rows_in=rows_in, rows_out=sum(v["rows"] for v in tables.values()), markdown=md, detail={
         "snapshot": str(ctx.snapshot_dir), "snapshot_sha256": snap["snapshot_sha256"], "scope": cfg.scope,
-        "incremental": cfg.incremental, "prior_ids": prior, "new_ids": reg.num_rows,
+        "incremental": cfg.incremental, "prior_ids": prior, "new_ids": sink.reg_rows,
         "fates": dict(totals), "central_rows": {k: v["rows"] for k, v in tables.items()},
-        "office_map": cfg.office_map, "unit_map": cfg.unit_map, "text_fixes": len(lk.text_fixes),
+        "office_map": cfg.office_map, "unit_map": cfg.unit_map, "central_office_codes": cfg.central_office_codes,
+        "office_table_2025_sha256": table_2025.sha256 if table_2025 else None, "text_fixes": len(lk.text_fixes),
         "truncated": len(sink.truncations)})
 
 

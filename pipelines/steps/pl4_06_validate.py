@@ -13,6 +13,7 @@ from prefect.artifacts import create_table_artifact
 
 from pipelines.config import BranchConfig
 from pipelines.steps.base import StepContext, StepOutcome
+from pipelines.steps.users import add_unknown_roles, branch_users
 from transform.scope import target_in_scope
 from validate.reconcile import (
     central_declarations, central_stock, eligible_declarations, quarantined_declarations, snapshot_declarations,
@@ -101,6 +102,10 @@ def run(ctx: StepContext) -> StepOutcome:
     finally:
         con.close()
     ctx.store.add_checks(ctx.run_id, STEP, checks)
+    # the users to be granted at step 8: an unknown legacy role is a finding now, before the minutes
+    _users, unknown_roles = branch_users(cfg)
+    if unknown_roles:
+        add_unknown_roles(ctx, STEP, unknown_roles)
     fails = [c for c in checks if c["status"] == "fail"]
     by_check: dict[str, list[str]] = {}
     for c in fails:

@@ -8,12 +8,14 @@ import sqlalchemy as sa
 
 from extract.errors import ExtractError, PackageIntegrityError, SourceNotFrozen
 from extract.package import PackageManifest, copy_package, verify_package, write_package
-from extract.source import check_ident, freeze_source, open_source, redact
+from extract.freeze import freeze_source, prove_frozen
+from extract.source import check_ident, open_source, redact
 
 
 def test_frozen_sqlite_source_refuses_writes(sample_branch: Path) -> None:
-    eng = open_source(f"sqlite:///{sample_branch / 'sxxk.sqlite'}")
-    proof = freeze_source(eng)
+    url = f"sqlite:///{sample_branch / 'sxxk.sqlite'}"
+    proof = freeze_source(url)
+    eng = open_source(url)
     assert "readonly" in proof.refused_with
     with pytest.raises(sa.exc.OperationalError, match="readonly"), eng.begin() as c:
         c.exec_driver_sql("DELETE FROM DTOKHAIMD")
@@ -23,7 +25,7 @@ def test_freeze_proof_fails_on_a_writable_source(tmp_path: Path) -> None:
     db = tmp_path / "w.sqlite"
     sqlite3.connect(db).close()
     with pytest.raises(SourceNotFrozen):
-        freeze_source(open_source(f"sqlite:///{db}", read_only=False))
+        prove_frozen(f"sqlite:///{db}", sqlite_read_only=False)
 
 
 def test_missing_source_names_the_file(tmp_path: Path) -> None:
@@ -80,3 +82,13 @@ def test_missing_file_and_altered_manifest_are_refused(package: Path, tmp_path: 
     (other / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(PackageIntegrityError):
         verify_package(other, expected=PackageManifest.read(package))
+
+
+def test_redact_hides_every_password_form() -> None:
+    odbc = ("mssql+pyodbc:///?odbc_connect=DRIVER%3D%7BODBC+Driver+18+for+SQL+Server%7D%3BSERVER%3Dx%3B"
+            "UID%3Du%3BPWD%3Ds3cret%3B")
+    for url in (odbc, "postgresql+pyodbc://u@h/db?password=s3cret&driver=PostgreSQL+Unicode",
+                "mariadb+pyodbc://u:s3cret@h/db?driver=MariaDB+Unicode"):
+        from urllib.parse import unquote
+        shown = unquote(redact(url))
+        assert "s3cret" not in shown and "***" in shown

@@ -53,3 +53,39 @@ def test_truncate_config_accepts_the_2014_preset_and_refuses_unknown_columns(bra
     assert "DTO_KHAI_MD.VAN_DON" in cfg.truncate and len(cfg.truncate) == 4
     with pytest.raises(ConfigError, match="not a text column"):
         parse_config({**data, "truncate": ["DTO_KHAI_MD.NOPE"]})
+
+
+def test_run_stops_before_the_flow_when_a_url_names_an_unset_variable(tmp_path: Path, sample_branch: Path) -> None:
+    from sample_data.demo import write_config
+    cfg = write_config(tmp_path, sample_branch, sxxk_url="mariadb+pyodbc://reader:${ECM_NOT_SET_PW}@db/c47d_sxxk")
+    r = runner.invoke(app, ["run", "--config", str(cfg)])
+    assert r.exit_code == 2
+    out = " ".join(r.output.split())  # rich wraps long lines
+    assert "ECM_NOT_SET_PW is not set" in out and "export ECM_NOT_SET_PW" in out
+    assert not (tmp_path / "control.sqlite").exists()  # no run was started
+
+
+def test_env_password_with_url_characters_stays_a_password(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy.engine import make_url
+
+    from pipelines.config import interpolate_env
+    monkeypatch.setenv("ECM_TEST_ODD_PW", "p@ss%w/rd:x")
+    u = make_url(interpolate_env("postgresql+psycopg://reader:${ECM_TEST_ODD_PW}@db.branch:5432/slxnk"))
+    assert u.password == "p@ss%w/rd:x" and u.host == "db.branch" and u.database == "slxnk"
+
+
+def test_unfreeze_refuses_while_another_branch_is_frozen_on_the_same_mariadb(tmp_path: Path, sample_branch: Path) -> None:
+    import pytest
+
+    from load.control_store import ControlStore
+    from pipelines import lifecycle
+    from pipelines.config import load_config
+    from sample_data.demo import write_config
+    from transform.errors import ConfigError
+    url = "mariadb+pyodbc://reader:x@10.0.0.5:3306/{}?driver=MariaDB+Unicode"
+    cfg = load_config(write_config(tmp_path, sample_branch, code="C47D", slxnk_url=url.format("c47d_slxnk"),
+                                   sxxk_url=url.format("c47d_sxxk")))
+    store = ControlStore(cfg.resolved_url("control"))
+    store.add_branch_event("C47E", "freeze", target="SXXK " + url.format("c47e_sxxk").replace(":x@", ":***@"))
+    with pytest.raises(ConfigError, match="C47E is frozen on the same MariaDB server"):
+        lifecycle.unfreeze(cfg, "Nguyễn Văn A", "drill over")

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import duckdb
@@ -19,6 +18,7 @@ from load.control_store import ControlStore
 from sample_data.demo import write_config
 from sample_data.generator import GenParams, generate_branch
 from sign_off.decisions import blocking, check_decision, parse_corrections
+from tests.conftest import wait_for_run
 from transform.errors import SignOffError
 
 pytestmark = pytest.mark.flow
@@ -64,16 +64,6 @@ def test_corrections_are_applied_with_an_audit_trail(tmp_path: Path) -> None:
                                                          "SXXK.DNPLNHAP,SOTK=9,TON,1\n"))
 
 
-def _wait_for(store: ControlStore, pred, timeout: float = 120):  # type: ignore[no-untyped-def]
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        runs = store.latest_runs(1)
-        if runs and pred(runs[0]):
-            return runs[0]
-        time.sleep(0.5)
-    raise AssertionError("timed out waiting for the run")
-
-
 def test_run_waits_for_decisions_and_resumes_from_another_process(tmp_path: Path) -> None:
     branch = tmp_path / "branch"
     generate_branch(branch, GenParams(seed=3, defects={"duplicate_key": 0.05, "null_key": 0.05}))
@@ -86,7 +76,7 @@ def test_run_waits_for_decisions_and_resumes_from_another_process(tmp_path: Path
         run = subprocess.Popen([ECM, "run", "--config", str(cfg_path)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
         try:
-            waiting = _wait_for(store, lambda r: r["status"] in ("waiting-decision", "failed", "completed"))
+            waiting = wait_for_run(store, lambda r: r["status"] in ("waiting-decision", "failed", "completed"))
             assert waiting["status"] == "waiting-decision"
             rid = waiting["run_id"]
             crit = [f for f in store.findings(rid) if f["severity"] == "critical" and f["status"] == "open"]
@@ -101,7 +91,7 @@ def test_run_waits_for_decisions_and_resumes_from_another_process(tmp_path: Path
                                     "--config", str(cfg_path)], env=env, capture_output=True, text=True, timeout=120)
                 assert r.returncode == 0, r.stdout + r.stderr
             # the run resumes, converts, and waits again after step 6 for the major findings
-            _wait_for(store, lambda r: r["status"] == "waiting-decision" and any(
+            wait_for_run(store, lambda r: r["status"] == "waiting-decision" and any(
                 s.step == "gate_after_pl4_06_validate" and s.status == "running" for s in store.steps(r["run_id"])))
             major = [f for f in store.findings(rid) if f["status"] == "open" and f["severity"] == "major"]
             r = subprocess.run([ECM, "decide", rid, str(major[0]["finding_id"]), "--redo", "--reason",

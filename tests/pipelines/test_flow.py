@@ -76,6 +76,14 @@ def test_eight_steps_on_the_sample_branch(tmp_path: Path, sample_branch: Path) -
     assert not [a for a in store.accounting(s["run_id"]) if a["fate"] == "quarantined"]  # clean branch
     checks = store.checks(s["run_id"])
     assert checks and all(c["status"] != "fail" for c in checks)
+    # the load report for auditors: offline, Vietnamese, carrying the signed snapshot's hash
+    import unicodedata
+    page = (Path(s["paths"]["reports"]) / "buoc8_bao_cao_nap.html").read_text(encoding="utf-8")
+    snap_hash = json.loads((Path(s["paths"]["reports"]) / "buoc8_bao_cao_nap.json").read_text())["snapshot_sha256"]
+    assert "Báo cáo nạp dữ liệu" in page and snap_hash in page and "http" not in page
+    assert unicodedata.is_normalized("NFC", page)
+    # users whose legacy roles have no central role are a finding of step 6, before the minutes are signed
+    assert [f["step"] for f in store.findings(s["run_id"]) if f["check_id"] == "unknown_role"] == ["pl4_06_validate"]
     # the frozen source was never written to
     freeze = store.step_detail(s["run_id"], "pl4_02_freeze_backup")["freeze"]
     assert all("readonly" in p["refused_with"] for p in freeze.values())
@@ -181,6 +189,11 @@ def test_every_injected_defect_is_found_by_the_right_check(tmp_path: Path) -> No
             quarantined_kinds.update(d["defect"] for d in on_row if reason in EXPECTED_REASONS.get(d["defect"], ()))
     assert {"null_key", "duplicate_key", "orphan_catalog", "impossible_date", "ton_gt_luong", "long_text"} \
         <= quarantined_kinds
+    # a declaration quarantined after conversion (value too long) takes its lines and stock with it:
+    # nothing in the snapshot or in central points at a declaration that is not there
+    refs = [c for c in store.checks(s["run_id"]) if c["check_id"] in ("snapshot_reference", "central_reference")]
+    assert refs and all(c["status"] == "pass" for c in refs), [c for c in refs if c["status"] != "pass"]
+    assert any(a["code"] == "Q-NO-PARENT" for a in store.accounting(s["run_id"]))
     # TCVN3 text in converted rows was converted and logged, never silently passed on
     fixes = json.loads((Path(s["paths"]["reports"]) / "buoc5_text_fixes.json").read_text())
     assert any(f["table"] == "SXXK.DHANGMDDK" for f in fixes)

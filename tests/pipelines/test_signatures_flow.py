@@ -6,7 +6,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from prefect.testing.utilities import prefect_test_harness
 from load.control_store import ControlStore
 from sample_data.demo import write_config
 from sign_off.pki import DEMO_SIGNERS, make_demo_pki
+from tests.conftest import wait_for_run
 
 pytestmark = pytest.mark.flow
 ECM = str(Path(sys.executable).with_name("ecm"))
@@ -36,14 +36,9 @@ def test_run_waits_for_signatures_then_loads(tmp_path: Path, sample_branch: Path
         run = subprocess.Popen([ECM, "run", "--config", str(cfg_path)], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
         try:
-            t0 = time.time()
-            while time.time() - t0 < 180:
-                runs = store.latest_runs(1)
-                if runs and runs[0]["status"] in ("waiting-signatures", "failed", "completed"):
-                    break
-                time.sleep(0.5)
-            rid = runs[0]["run_id"]
-            assert runs[0]["status"] == "waiting-signatures"
+            first = wait_for_run(store, lambda r: r["status"] in ("waiting-signatures", "failed", "completed"), 180)
+            rid = first["run_id"]
+            assert first["status"] == "waiting-signatures"
             pdf = tmp_path / "runs" / rid / "reports" / "bien_ban_xac_nhan_so_lieu.pdf"
             for field in DEMO_SIGNERS:
                 r = subprocess.run([ECM, "sign", str(pdf), "--field", field, "--p12", str(pki.p12(field)),
