@@ -64,13 +64,14 @@ def restored_columns(con: duckdb.DuckDBPyConnection, db: str) -> dict[str, dict[
 
 
 def read_table(con: duckdb.DuckDBPyConnection, db: str, table: str, batch_rows: int = 100_000,
-               order_by: list[str] | None = None) -> Iterator[pa.RecordBatch]:
-    """Stream one restored table out as Arrow record batches, optionally ordered."""
+               order_by: list[str] | None = None, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """Stream one restored table out as Arrow record batches, optionally ordered, optionally only ``columns``."""
     check_ident(table, "table name")
     order = ""
     if order_by:
         order = " ORDER BY " + ", ".join(f'"{check_ident(c, "column")}"' for c in order_by)
-    reader = con.sql(f'SELECT * FROM "{src_schema(db)}"."{table}"{order}').to_arrow_reader(batch_rows)
+    cols = ", ".join(f'"{check_ident(c, "column")}"' for c in columns) if columns else "*"
+    reader = con.sql(f'SELECT {cols} FROM "{src_schema(db)}"."{table}"{order}').to_arrow_reader(batch_rows)
     yield from reader
 
 

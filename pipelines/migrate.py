@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 
 from extract.source import redact
 from load.control_store import ControlStore
+from pipelines import memory
 from pipelines.config import BranchConfig
 from pipelines.steps import gate
 from pipelines.steps import (
@@ -70,6 +71,8 @@ def _execute(step: str, fn: StepFn, cfg: BranchConfig, run_id: str, auto_approve
         if isinstance(exc, MigrationError) and exc.transient:
             raise
         raise StepFailed(step, exc) from exc
+    finally:
+        memory.trim()
     secs = time.perf_counter() - t0
     store.step_finished(run_id, step, out.status, out.rows_in, out.rows_out, secs, out.detail)  # type: ignore[arg-type]
     if out.markdown:
@@ -110,6 +113,7 @@ def migrate_branch(config: BranchConfig, run_id: str | None = None, auto_approve
                    ) -> dict[str, Any]:
     """Phụ lục IV, steps 1–8, for one branch. Returns the run summary (also written as summary.json)."""
     run_id = run_id or new_run_id(config.branch_code)
+    memory.return_freed_memory_to_os()
     store = ControlStore(config.resolved_url("control"))
     store.start_run(run_id, config.branch_code, config.rehearsal,
                     {**config.model_dump(mode="json"), "sources": {k: redact(v) for k, v in

@@ -9,9 +9,11 @@ from pathlib import Path
 import uuid
 
 import pytest
+import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
+from extract.source import _coerce, arrow_schema
 from pipelines.config import BranchConfig, load_config
 from sample_data.demo import write_config
 from sample_data.generator import GenParams, generate_branch
@@ -105,3 +107,13 @@ def wait_for_run(store, pred, timeout: float = 120):  # type: ignore[no-untyped-
             return runs[0]
         time.sleep(0.5)
     raise AssertionError("timed out waiting for the run")
+
+
+def typed_select(engine: sa.Engine, table: sa.Table) -> pa.Table:
+    """The oracle: SQLAlchemy's typed rows (every column through its type's processor), then Arrow."""
+    schema = arrow_schema(table)
+    with engine.connect() as c:
+        rows = c.execute(sa.select(table)).all()
+    cols = list(zip(*rows)) if rows else [() for _ in schema]
+    return pa.Table.from_arrays([pa.array(_coerce(col, f.type), type=f.type) for col, f in zip(cols, schema)],
+                                schema=schema)

@@ -148,9 +148,15 @@ def upper_keys(row: Row) -> Row:
     return {k.upper(): v for k, v in row.items()}
 
 
-def upper_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
-    """The batch with upper-case column names (legacy names differ in case between SLXNK and SXXK)."""
-    return batch.rename_columns([n.upper() for n in batch.schema.names])
+def upper_rows(batch: pa.RecordBatch) -> list[Row]:
+    """The batch's rows as dicts keyed by upper-case column names.
+
+    Column by column, then ``dict(zip(...))``: a third faster than ``RecordBatch.to_pylist`` (which builds
+    each dict in a Python comprehension) on the benchmark's goods lines; same dicts.
+    """
+    names = [n.upper() for n in batch.schema.names]
+    cols = [c.to_pylist() for c in batch.columns]
+    return [dict(zip(names, r)) for r in zip(*cols)]
 
 
 def t(v: Any) -> Any:
@@ -898,7 +904,7 @@ def group_by_key(batches: Iterable[pa.RecordBatch], key: list[str]) -> Iterator[
     cur: list[Row] = []
     cur_key: tuple[Any, ...] | None = None
     for b in batches:
-        for r in upper_batch(b).to_pylist():
+        for r in upper_rows(b):
             k = tuple(t(r.get(c)) for c in key)
             if cur and k != cur_key:
                 yield cur

@@ -126,7 +126,7 @@ def _src_key(source_table: str, row: dict[str, Any]) -> str:
 def _rows(batches: Iterable[pa.RecordBatch], label: str) -> Iterator[dict[str, Any]]:
     for b in batches:
         progress.report(STEP, label, b.num_rows)
-        yield from cv.upper_batch(b).to_pylist()
+        yield from cv.upper_rows(b)
 
 
 def _grouped(batches: Iterable[pa.RecordBatch], key: list[str], label: str) -> Iterator[list[dict[str, Any]]]:

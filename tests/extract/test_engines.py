@@ -7,6 +7,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
@@ -18,9 +19,9 @@ from extract.errors import ExtractError, SourceNotFrozen
 from extract.freeze import freeze_source, hold_still, plan_for, prove_frozen, unfreeze_source
 from extract.legacy_schema import sa_metadata
 from extract.package import verify_package, write_package
-from extract.source import open_source, reflect
+from extract.source import arrow_schema, iter_batches, open_source, reflect
 from sample_data.server import copy_sample_db, create_database, drop_database
-from tests.conftest import unique_name, with_database
+from tests.conftest import typed_select, unique_name, with_database
 from validate.schema import canon_type
 
 MSSQL_URL = "mssql+pyodbc://reader@branch-sql/SLXNK?driver=ODBC+Driver+18+for+SQL+Server"
@@ -153,6 +154,11 @@ def test_text_survives_each_driver(mariadb_admin_url: str, pg_admin_url: str, sa
         try:
             copy_sample_db(sample_branch / "slxnk.sqlite", "SLXNK", url)
             assert _lines(_package_of(url, tmp_path / unique_name("p"))) == want
+            eng = open_source(url)  # each table's batches hold what the driver's typed rows hold
+            for name, table in reflect(eng).tables.items():
+                got = pa.Table.from_batches(list(iter_batches(eng, table, 300)), schema=arrow_schema(table))
+                assert got.equals(typed_select(eng, table)), name
+            eng.dispose()
         finally:
             drop_database(url)
 

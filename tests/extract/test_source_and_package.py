@@ -1,15 +1,20 @@
 import json
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from extract.errors import ExtractError, PackageIntegrityError, SourceNotFrozen
 from extract.package import PackageManifest, copy_package, verify_package, write_package
 from extract.freeze import freeze_source, prove_frozen
-from extract.source import check_ident, open_source, redact
+from extract.source import arrow_schema, check_ident, iter_batches, open_source, redact, reflect
+from tests.conftest import typed_select
 
 
 def test_frozen_sqlite_source_refuses_writes(sample_branch: Path) -> None:
@@ -92,3 +97,50 @@ def test_redact_hides_every_password_form() -> None:
         from urllib.parse import unquote
         shown = unquote(redact(url))
         assert "s3cret" not in shown and "***" in shown
+
+
+@pytest.mark.parametrize("db", ["slxnk", "sxxk"])
+def test_batches_hold_the_values_of_atyped_select(sample_branch: Path, db: str) -> None:
+    """Every table of the sample branch (defects included), read in small batches, equals the typed rows."""
+    eng = open_source(f"sqlite:///{sample_branch / f'{db}.sqlite'}")
+    for name, table in reflect(eng).tables.items():
+        got = pa.Table.from_batches(list(iter_batches(eng, table, batch_rows=97)), schema=arrow_schema(table))
+        assert got.equals(typed_select(eng, table)), name
+
+
+def test_numeric_values_sqlite_stores_in_any_form(tmp_path: Path) -> None:
+    """SQLite keeps a NUMERIC value as an int, a double or text: each form gives what the typed rows give, and
+    an int beyond 2**53 mixed with doubles is not rounded through a double."""
+    db = tmp_path / "n.sqlite"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE T (ID INTEGER, V NUMERIC(20, 2), W NUMERIC(24, 0))")
+        c.executemany("INSERT INTO T VALUES (?, ?, ?)", [
+            (1, 2.675, 2**60 + 1), (2, 1813.26, 1.5), (3, None, None), (4, 7, 2.5), (5, "12.5", 3)])
+    eng = open_source(f"sqlite:///{db}")
+    table = reflect(eng).tables["T"]
+    got = pa.Table.from_batches(list(iter_batches(eng, table)), schema=arrow_schema(table))
+    typed = typed_select(eng, table)
+    assert got.select(["ID", "V"]).equals(typed.select(["ID", "V"]))
+    # the one departure, on purpose: SQLAlchemy's "%.0f" % int rounds 2**60 + 1 through a double
+    assert got.column("W").to_pylist() == [Decimal(2**60 + 1), Decimal(2), None, Decimal(2), Decimal(3)]
+    assert typed.column("W").to_pylist()[0] == Decimal(2**60)
+    assert got.column("V").to_pylist()[:2] == [Decimal("2.67"), Decimal("1813.26")]
+
+
+def test_a_value_that_does_not_fit_names_the_table(tmp_path: Path) -> None:
+    db = tmp_path / "bad.sqlite"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE DHANGMD (ID INTEGER, LUONG NUMERIC(5, 2))")
+        c.executemany("INSERT INTO DHANGMD VALUES (?, ?)", [(1, 1.5), (2, 123456.75)])
+    eng = open_source(f"sqlite:///{db}")
+    with pytest.raises(ExtractError, match="DHANGMD") as e:
+        list(iter_batches(eng, reflect(eng).tables["DHANGMD"]))
+    assert "step 1" in (e.value.hint or "")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12), st.sampled_from([0, 2, 4, 6]))
+def test_arrow_rounds_a_double_to_a_decimal_as_sqlalchemy_does(x: float, scale: int) -> None:
+    """The shortcut of extract.source: Arrow's double → decimal cast equals SQLAlchemy's "%.{scale}f"."""
+    got = pa.array([x], pa.float64()).cast(pa.decimal128(38, scale)).to_pylist()[0]
+    assert got == Decimal(f"%.{scale}f" % x)
