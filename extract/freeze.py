@@ -65,6 +65,8 @@ class FreezePlan:
     release: list[str] = field(default_factory=list)
     # PostgreSQL's read-only default binds only new sessions: one that survives could still write
     must_end_sessions: bool = False
+    # the server's clock right after the freeze statements (epoch seconds): sessions_sql's {since}
+    clock_sql: str | None = None
 
 
 def dialect_of(backend: str) -> Dialect:
@@ -93,10 +95,14 @@ def plan_for(backend: str, database: str) -> FreezePlan:
             [f"ALTER DATABASE {db} RESET default_transaction_read_only"],
             # another role's session shows backend_type NULL to an admin without pg_read_all_stats: it is
             # still a client that could write, so it counts (a background worker has no usename)
+            # only sessions started before the freeze: a later one (an application reconnecting) starts
+            # read-only; an unknown start (hidden) counts as before
             sessions_sql=(f"SELECT pid FROM pg_stat_activity WHERE datname = {_lit(database)} "
                           "AND pid <> pg_backend_pid() AND (backend_type = 'client backend' "
-                          "OR (backend_type IS NULL AND usename IS NOT NULL))"),
-            end_session="SELECT pg_terminate_backend({id})", must_end_sessions=True)
+                          "OR (backend_type IS NULL AND usename IS NOT NULL)) "
+                          "AND (backend_start IS NULL OR backend_start < to_timestamp({since}))"),
+            end_session="SELECT pg_terminate_backend({id})", must_end_sessions=True,
+            clock_sql="SELECT extract(epoch FROM clock_timestamp())")
     if backend in ("mysql", "mariadb"):
         return FreezePlan(
             backend, "SET GLOBAL read_only = ON; sessions ended; FLUSH TABLES WITH READ LOCK while counting", None,
@@ -117,48 +123,62 @@ def _admin_engine(url: str | URL, admin_url: str | None, plan: FreezePlan) -> sa
     return sa.create_engine(u, poolclass=sa.pool.NullPool, isolation_level="AUTOCOMMIT")
 
 
-def _sessions_left(c: sa.Connection, plan: FreezePlan, wait_s: float = 15.0) -> list[int]:
-    """The sessions still open after they were told to end, waited for up to ``wait_s``.
+def _end_sessions_before(c: sa.Connection, plan: FreezePlan, since: float | None, database: str,
+                         wait_s: float = 15.0) -> None:
+    """End every session that started before the freeze, and see them gone (PostgreSQL).
 
-    Ending a session is asynchronous on every engine (``pg_terminate_backend`` signals the backend and
-    returns at once; a killed MariaDB thread finishes its statement first), so one immediate recheck
-    would call a session that is already on its way out "still open".
+    Ending is asynchronous (``pg_terminate_backend`` signals and returns), and a backend forked just
+    before the freeze may show in ``pg_stat_activity`` a moment later: so terminate-and-look is repeated
+    until two looks 0.5 s apart find none, for at most ``wait_s``. A session the admin may not end fails
+    at once (it will not end by waiting). Sessions started after the freeze are read-only and ignored —
+    an application that keeps reconnecting does not block the freeze.
     """
-    deadline = time.monotonic() + wait_s
+    sql = (plan.sessions_sql or "").replace("{since}", repr(float(since)) if since is not None else "'infinity'")
+    deadline, quiet = time.monotonic() + wait_s, False
     while True:
-        left = [int(sid) for (sid,) in c.exec_driver_sql(plan.sessions_sql or "").all()]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.2)
+        old = [int(sid) for (sid,) in c.exec_driver_sql(sql).all()]
+        refused = []
+        for sid in old:
+            try:
+                c.exec_driver_sql((plan.end_session or "").format(id=sid))
+            except sa.exc.DBAPIError as exc:
+                refused.append(f"session {sid}: {str(exc.orig).splitlines()[0][:120]}")
+        if refused or (old and time.monotonic() >= deadline):
+            raise SourceNotFrozen(
+                f"{len(refused) or len(old)} open sessions on {database} could not be ended "
+                f"({'; '.join(refused[:3]) or 'sessions ' + ', '.join(map(str, old[:5]))}); they could still write",
+                table=database,
+                hint="give sources.admin_url the right to end sessions (pg_signal_backend or superuser), or stop "
+                     "the branch's applications; the database is left READ ONLY for new sessions — run "
+                     "`ecm unfreeze` to undo")
+        if not old and quiet:
+            return
+        quiet = not old
+        time.sleep(0.5 if quiet else 0.2)
 
 
 def _run_admin(url: str | URL, admin_url: str | None, plan: FreezePlan, statements: list[str],
                end_sessions: bool) -> None:
     eng = _admin_engine(url, admin_url, plan)
+    database = str(make_url(url).database)
     try:
         with eng.connect() as c:
             for sql in statements:
                 c.exec_driver_sql(sql)
-            if end_sessions and plan.sessions_sql and plan.end_session:
-                refused = []
-                for (sid,) in c.exec_driver_sql(plan.sessions_sql).all():
-                    try:
-                        c.exec_driver_sql(plan.end_session.format(id=int(sid)))
-                    except sa.exc.DBAPIError as exc:
-                        refused.append(f"{sid}: {str(exc.orig).splitlines()[0][:120]}")
-                # a refused session will not end: no point waiting for it
-                left = _sessions_left(c, plan, 0.0 if refused else 15.0) if plan.must_end_sessions else []
-                if left or (refused and plan.must_end_sessions):
-                    raise SourceNotFrozen(
-                        f"{len(left) or len(refused)} open sessions on {make_url(url).database} could not be ended "
-                        f"({'; '.join(refused[:3]) or ', '.join(map(str, left[:5]))}); they could still write",
-                        table=str(make_url(url).database),
-                        hint="give sources.admin_url the right to end sessions (pg_signal_backend or superuser), or stop "
-                             "the branch's applications; the database is left READ ONLY for new sessions — run "
-                             "`ecm unfreeze` to undo")
+            if not (end_sessions and plan.sessions_sql and plan.end_session):
+                return
+            if plan.must_end_sessions:
+                since = c.exec_driver_sql(plan.clock_sql).scalar() if plan.clock_sql else None
+                _end_sessions_before(c, plan, float(since) if since is not None else None, database)
+                return
+            for (sid,) in c.exec_driver_sql(plan.sessions_sql).all():  # MariaDB: read_only binds them all
+                try:
+                    c.exec_driver_sql(plan.end_session.format(id=int(sid)))
+                except sa.exc.DBAPIError:
+                    pass  # gone meanwhile, or the admin's own; read_only holds it anyway (proven below)
     except sa.exc.DBAPIError as exc:
         raise SourceUnavailable(f"cannot run the freeze statements on {redact(eng.url)}: {exc.orig}",
-                                table=str(make_url(url).database),
+                                table=database,
                                 hint="check that sources.admin_url names an account allowed to alter the "
                                      "database") from exc
     finally:

@@ -9,12 +9,11 @@ is :mod:`extract.freeze`.
 from __future__ import annotations
 
 import re
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 
@@ -150,16 +149,6 @@ def _coerce(col: Sequence[object], t: pa.DataType) -> Sequence[object]:
     return col
 
 
-_EXACT_IN_DOUBLE = 2**53
-
-
-def _ints_exact_in_double(native: pa.Array, raw: Sequence[object]) -> bool:
-    """Ints mixed into a float column became doubles: only exact below 2**53 (checked per value only then)."""
-    top = pc.max(pc.abs(native)).as_py()
-    return top is None or top < _EXACT_IN_DOUBLE or not any(
-        type(v) is int and not -_EXACT_IN_DOUBLE < v < _EXACT_IN_DOUBLE for v in raw)  # noqa: E721
-
-
 def _ints_exactly(proc: Callable[[object], object]) -> Callable[[object], object]:
     """SQLAlchemy's decimal processor formats ``"%.{scale}f" % value``, which turns an int into a double first:
     2**60 + 1 would arrive as 2**60. Ints become their exact Decimal; other values keep the processor."""
@@ -168,31 +157,42 @@ def _ints_exactly(proc: Callable[[object], object]) -> Callable[[object], object
     return exact
 
 
-def _column_array(raw: Sequence[object], t: pa.DataType, proc: Callable[[object], object] | None) -> pa.Array:
-    """One column of a batch → Arrow, with the same values SQLAlchemy's typed result would give.
+def _column_array(raw: Sequence[object], t: pa.DataType, proc: Callable[[object], object] | None,
+                  arrow_cast: bool = False) -> pa.Array:
+    """One column of a batch → Arrow, with the values SQLAlchemy's typed result would give.
 
     ``proc`` is the column type's own result processor on this dialect (None when the driver already
-    returns the Python type). The one shortcut: a decimal column whose driver returns floats/ints
-    (SQLite's NUMERIC affinity) is cast by Arrow instead of through one ``Decimal`` per value —
-    SQLAlchemy's processor formats ``"%.{scale}f" % value`` and Arrow's cast rounds the binary value
-    the same way (tests/extract/test_source_and_package.py holds both to equality on random doubles);
-    ints are cast exactly (the processor would round one beyond 2**53 through a double). Anything
-    else, or any value that does not fit, goes through ``proc``.
+    returns the Python type). One shortcut, where ``arrow_cast`` says it is exact (see ``_arrow_castable``):
+    a decimal column whose driver returns floats/ints (SQLite's NUMERIC affinity) is cast by Arrow instead
+    of through one ``Decimal`` per value — SQLAlchemy's processor formats ``"%.{scale}f" % value`` and
+    Arrow's cast rounds the binary value the same way up to scale 31 (held to equality on random doubles
+    by tests/extract/test_source_and_package.py). Ints go in exactly either way (the processor would
+    round one beyond 2**53 through a double). Anything else, or a value that does not fit, goes through
+    ``proc``, which raises as a typed select would.
     """
     if proc is not None and pa.types.is_decimal(t):
-        try:
-            native = pa.array(raw)
-        except (pa.ArrowInvalid, pa.ArrowTypeError):
-            native = None
-        if native is not None and (pa.types.is_int64(native.type) or pa.types.is_null(native.type) or (
-                pa.types.is_float64(native.type) and _ints_exact_in_double(native, raw))):
-            try:  # through the widest decimal: Arrow refuses int64 → a narrow precision before seeing the values
-                return native.cast(pa.decimal128(38, t.scale)).cast(t)
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                pass  # out of range for the declared type: the processor path reports it as before
+        if arrow_cast:
+            try:  # mixed ints beyond 2**53 and doubles are refused here, and take the exact path below
+                native = pa.array(raw)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):
+                native = None
+            if native is not None and (pa.types.is_int64(native.type) or pa.types.is_float64(native.type)
+                                       or pa.types.is_null(native.type)):
+                try:  # through the widest decimal: Arrow refuses int64 → a narrow precision before seeing values
+                    return native.cast(pa.decimal128(38, t.scale)).cast(t)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    pass  # out of range for the declared type: the processor path reports it
         proc = _ints_exactly(proc)
     values = raw if proc is None else list(map(proc, raw))
     return pa.array(_coerce(values, t), type=t)
+
+
+def _arrow_castable(col_type: sa.types.TypeEngine, t: pa.DataType) -> bool:  # type: ignore[type-arg]
+    """Arrow's double → decimal cast equals SQLAlchemy's processor only when both round at the same scale
+    (a NUMERIC without a scale is formatted at 10 digits by SQLAlchemy, Arrow's type has 0) and at a scale
+    where Arrow's cast is exact (it drifts in the last digit from scale 32 on)."""
+    scale = getattr(col_type, "_effective_decimal_return_scale", None)
+    return pa.types.is_decimal(t) and scale == t.scale and t.scale <= 18
 
 
 def iter_batches(engine: Engine, table: sa.Table, batch_rows: int = 50_000,
@@ -212,17 +212,20 @@ def iter_batches(engine: Engine, table: sa.Table, batch_rows: int = 50_000,
             description = result.cursor.description if result.cursor is not None else None
             procs = [c.type.dialect_impl(dialect).result_processor(
                 dialect, description[i][1] if description else None) for i, c in enumerate(table.columns)]
+            fast = [_arrow_castable(c.type, f.type) for c, f in zip(table.columns, schema, strict=True)]
             for part in result.partitions(batch_rows):
                 cols = list(zip(*part, strict=True)) if part else [() for _ in schema]
-                arrays = [_column_array(col, f.type, proc) for col, f, proc in zip(cols, schema, procs, strict=True)]
+                arrays = [_column_array(col, f.type, proc, ok)
+                          for col, f, proc, ok in zip(cols, schema, procs, fast, strict=True)]
                 batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
                 if on_rows:
                     on_rows(batch.num_rows)
                 yield batch
     except sa.exc.OperationalError as exc:
         raise SourceUnavailable(f"reading {table.name} failed: {exc.orig}", table=table.name) from exc
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise ExtractError(f"a value of {table.name} does not fit its declared type: {exc}", table=table.name,
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, InvalidOperation) as exc:
+        # e.g. 'N/A' kept by SQLite in a NUMERIC column: SQLAlchemy's processor raises a bare TypeError
+        raise ExtractError(f"a value of {table.name} does not fit its declared type: {exc!r}", table=table.name,
                            hint="fix the value at the branch (step 1) or report it as a schema finding") from exc
 
 

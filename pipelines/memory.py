@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import os
 
 import pyarrow as pa
@@ -18,17 +19,24 @@ import pyarrow as pa
 _M_ARENA_MAX = -8  # glibc mallopt parameter
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     try:
         lib = ctypes.CDLL(name) if name else None
     except OSError:
         return None
-    return lib if lib is not None and hasattr(lib, "malloc_trim") else None  # glibc only
+    if lib is None or not hasattr(lib, "malloc_trim"):  # glibc only
+        return None
+    lib.mallopt.argtypes, lib.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    lib.malloc_trim.argtypes, lib.malloc_trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return lib
 
 
+@functools.cache
 def return_freed_memory_to_os() -> None:
-    """Once per process, before the first step: Arrow on the system allocator, at most two malloc arenas."""
+    """Once per process (later calls do nothing), before the first step: Arrow on the system allocator, at
+    most two malloc arenas. A worker process running several flows keeps the same settings."""
     if "ARROW_DEFAULT_MEMORY_POOL" not in os.environ:
         pa.set_memory_pool(pa.system_memory_pool())
     libc = _libc()

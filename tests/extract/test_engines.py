@@ -4,6 +4,7 @@ freeze / read / backup on this machine's MariaDB (through its ODBC driver) and P
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
@@ -201,9 +202,10 @@ def test_postgresql_freeze_ends_sessions_and_refuses_writes(pg_admin_url: str, s
         drop_database(url)
 
 
+@pytest.mark.db
 def test_postgresql_session_the_admin_cannot_end_fails_the_freeze(pg_admin_url: str, sample_branch: Path) -> None:
-    """An admin that owns the database but may not end a superuser's session: the freeze must fail, naming it,
-    at once (a refused session is not waited for), and leave the database read-only for new sessions."""
+    """An admin that owns the database but may not end a superuser's session (which it cannot even see in
+    pg_stat_activity): the freeze fails at once, naming the session, and leaves the database read-only."""
     url = with_database(pg_admin_url, unique_name("ecm_t"), "postgresql+pyodbc") + "?driver=PostgreSQL+Unicode"
     owner = unique_name("ecm_t_owner")
     su = sa.create_engine(sa.make_url(pg_admin_url).set(database="postgres"), isolation_level="AUTOCOMMIT",
@@ -211,16 +213,17 @@ def test_postgresql_session_the_admin_cannot_end_fails_the_freeze(pg_admin_url: 
     create_database(url)
     try:
         with su.connect() as c:
-            c.exec_driver_sql(f'CREATE ROLE "{owner}" LOGIN')
+            c.exec_driver_sql(f"CREATE ROLE \"{owner}\" LOGIN PASSWORD 'pw-{owner}'")
             c.exec_driver_sql(f'ALTER DATABASE "{sa.make_url(url).database}" OWNER TO "{owner}"')
         copy_sample_db(sample_branch / "sxxk.sqlite", "SXXK", url)
         superuser_session = sa.create_engine(url, poolclass=sa.pool.NullPool).connect()  # postgres, superuser
-        weak_admin = sa.make_url(url).set(username=owner, database="postgres")
+        pid = superuser_session.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        weak_admin = sa.make_url(url).set(username=owner, password=f"pw-{owner}", database="postgres")
         t0 = time.monotonic()
         with pytest.raises(SourceNotFrozen) as e:
             freeze_source(url, weak_admin.render_as_string(hide_password=False))
-        assert time.monotonic() - t0 < 10
-        assert "could not be ended" in str(e.value) and "pg_signal_backend" in e.value.hint
+        assert time.monotonic() - t0 < 10  # a refused session is not waited for
+        assert f"session {pid}" in str(e.value) and "pg_signal_backend" in (e.value.hint or "")
         superuser_session.close()
         prove_frozen(url)  # the ALTER DATABASE stands: new sessions are read-only
         unfreeze_source(url)
@@ -229,3 +232,52 @@ def test_postgresql_session_the_admin_cannot_end_fails_the_freeze(pg_admin_url: 
         with su.connect() as c:
             c.exec_driver_sql(f'DROP ROLE IF EXISTS "{owner}"')
         su.dispose()
+
+
+@pytest.mark.db
+def test_postgresql_freeze_is_not_blocked_by_an_application_that_reconnects(pg_admin_url: str,
+                                                                             sample_branch: Path) -> None:
+    """A branch application that keeps opening sessions during the freeze: the sessions it opens after the
+    freeze are read-only (not ended, not waited for); the one open before it is ended."""
+    url = with_database(pg_admin_url, unique_name("ecm_t"), "postgresql+pyodbc") + "?driver=PostgreSQL+Unicode"
+    create_database(url)
+    stop = threading.Event()
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    writes: list[str] = []
+
+    def app(name: str) -> None:  # a pooled application: each session stays open a second, always one open
+        while not stop.is_set():
+            try:
+                with eng.connect() as c:
+                    try:
+                        with c.begin():
+                            c.exec_driver_sql(f"CREATE TABLE {name} (x int)")
+                            c.exec_driver_sql(f"DROP TABLE {name}")
+                        writes.append(name)
+                    except sa.exc.DBAPIError:
+                        pass  # refused: read-only
+                    for _ in range(10):  # in use: it notices an ended session at once and reconnects
+                        c.exec_driver_sql("SELECT 1")
+                        stop.wait(0.1)
+            except sa.exc.DBAPIError:
+                pass  # ended by the freeze
+    try:
+        copy_sample_db(sample_branch / "sxxk.sqlite", "SXXK", url)
+        before = eng.connect()  # open before the freeze: must be ended
+        for i in range(2):
+            threading.Thread(target=app, args=(f"ecm_app_{i}",), daemon=True).start()
+            time.sleep(0.5)
+        t0 = time.monotonic()
+        proof = freeze_source(url)
+        assert time.monotonic() - t0 < 10 and "read-only transaction" in proof.refused_with
+        n = len(writes)
+        time.sleep(1.0)
+        assert len(writes) == n  # the application's new sessions cannot write
+        with pytest.raises(sa.exc.DBAPIError):
+            before.exec_driver_sql("SELECT 1").all()
+        before.invalidate()
+    finally:
+        stop.set()
+        eng.dispose()
+        unfreeze_source(url)
+        drop_database(url)
