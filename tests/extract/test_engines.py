@@ -63,6 +63,10 @@ def test_psqlodbc_connection_string_uses_its_own_keywords() -> None:
     eng = sa.create_engine("postgresql+pyodbc://u:p%7Dx@db.example:5433/c47d?driver=PostgreSQL+Unicode")
     (cs,), _ = eng.dialect.create_connect_args(eng.url)
     assert "Server=db.example;Port=5433;Database=c47d;UID=u;PWD={p}}x}" in cs
+    assert "UseDeclareFetch=1;Fetch=10000" in cs  # stream through a cursor (psqlODBC reads results whole otherwise)
+    eng = sa.create_engine("postgresql+pyodbc://u@db.example/c47d?driver=PostgreSQL+Unicode&UseDeclareFetch=0")
+    (cs,), _ = eng.dialect.create_connect_args(eng.url)
+    assert "UseDeclareFetch=0" in cs and "UseDeclareFetch=1" not in cs  # the operator's DSN keyword wins
 
 
 def test_reflected_types_of_each_engine_compare_equal() -> None:
@@ -281,3 +285,4 @@ def test_postgresql_freeze_is_not_blocked_by_an_application_that_reconnects(pg_a
         eng.dispose()
         unfreeze_source(url)
         drop_database(url)
+
