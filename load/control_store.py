@@ -244,6 +244,7 @@ class ControlStore:
         values: dict[str, Any] = {"status": status}
         if flow_run_id:
             values["flow_run_id"] = flow_run_id
+            values["ended_at"] = None  # a (re)started flow run: the run is not over (`ecm resume`)
         with self.engine.begin() as c:
             c.execute(sa.update(runs).where(runs.c.run_id == run_id).values(**values))
 

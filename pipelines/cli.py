@@ -187,6 +187,33 @@ def run(
 
 
 @app.command()
+def resume(
+    run_id: Annotated[str, typer.Option("--run", help="the run whose wait for the six signatures timed out")],
+    config: Annotated[Path, typer.Option("--config", "-c", help="branch config (TOML)")],
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Continue a run left 'waiting-signatures' (its wait timed out): step 7 on the same minutes — signatures
+    already made are kept — then step 8. Steps 1–6 are not repeated."""
+    _prefect_env()  # before Prefect is imported
+    from load.control_store import ControlStore
+    from pipelines.config import load_config
+    from pipelines.migrate import check_resumable, resume_signing
+    try:
+        cfg = load_config(config)
+        for which in ("control", "rehearsal_central" if cfg.rehearsal else "central"):
+            cfg.resolved_url(which)
+        check_resumable(ControlStore(cfg.resolved_url("control")), run_id, cfg.branch_code)
+    except MigrationError as exc:
+        _fail(exc, debug)
+        return
+    try:
+        _print_summary(resume_signing(config=cfg, run_id=run_id))
+    except Exception as exc:  # noqa: BLE001 - one red line, traceback only with --debug
+        _fail(exc, debug)
+        raise
+
+
+@app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="where everything is written")] = Path("out/demo"),
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,

@@ -60,7 +60,11 @@ def resume_if_waiting(config: Path, run_id: str, waiting: str, by: str) -> str:
     if run["status"] != waiting or not run.get("flow_run_id"):
         return f"run {run_id} is {run['status']}: nothing to resume"
     ok = _resume(store, run_id, run["flow_run_id"], by, waiting=waiting)
-    return "run resumed" if ok else "the run was not paused"
+    if ok:
+        return "run resumed"
+    if waiting == "waiting-signatures" and (store.run(run_id) or {}).get("ended_at"):
+        return f"the run's wait timed out; continue it with `ecm resume --run {run_id} --config {config}`"
+    return "the run was not paused"
 
 
 def _resume(store: ControlStore, run_id: str, flow_run_id: str, by: str, patience: float = 60.0,
@@ -75,7 +79,7 @@ def _resume(store: ControlStore, run_id: str, flow_run_id: str, by: str, patienc
                             if waiting == "waiting-decision" else None)
             return True
         except Exception:  # noqa: BLE001 - not paused yet (or already resumed): look again
-            run = store.run(run_id)
-            if run is None or run["status"] != waiting or time.monotonic() > deadline:
+            run = store.run(run_id)  # ended_at: the flow run is over (its wait timed out) — nothing to resume
+            if run is None or run["status"] != waiting or run.get("ended_at") or time.monotonic() > deadline:
                 return False
             time.sleep(1)

@@ -30,7 +30,7 @@ from pipelines.steps.base import StepContext, StepOutcome
 from pipelines.summary import write_summary
 from pipelines.steps.gate import RedoFromStep1
 from pipelines.steps.pl4_07_sign_off import AwaitingSignatures
-from transform.errors import MigrationError, StepFailed
+from transform.errors import MigrationError, SignOffError, StepFailed
 
 StepFn = Callable[[StepContext], StepOutcome]
 
@@ -46,10 +46,11 @@ def _retry_transient(task: Any, task_run: Any, state: Any) -> bool:
     return False
 
 
-def _execute(step: str, fn: StepFn, cfg: BranchConfig, run_id: str, auto_approve_demo: bool) -> dict[str, Any]:
+def _execute(step: str, fn: StepFn, cfg: BranchConfig, run_id: str, auto_approve_demo: bool,
+             resuming: bool = False) -> dict[str, Any]:
     """Run one step: record start/finish in the control store, publish its artifact, wrap failures once."""
     store = ControlStore(cfg.resolved_url("control"))
-    ctx = StepContext(cfg, store, run_id, auto_approve_demo)
+    ctx = StepContext(cfg, store, run_id, auto_approve_demo, resuming)
     log = get_run_logger()
     store.step_started(run_id, step)
     t0 = time.perf_counter()
@@ -86,9 +87,9 @@ def _execute(step: str, fn: StepFn, cfg: BranchConfig, run_id: str, auto_approve
 def _step_task(step: str, fn: StepFn, retries: int = 0) -> Any:
     @task(name=step.replace("_", "-"), cache_policy=NO_CACHE, retries=retries, retry_delay_seconds=5,
           retry_condition_fn=_retry_transient)
-    def _t(cfg: BranchConfig, run_id: str, auto_approve_demo: bool = False) -> dict[str, Any]:
-        out = _execute(step, fn, cfg, run_id, auto_approve_demo)
-        return out
+    def _t(cfg: BranchConfig, run_id: str, auto_approve_demo: bool = False, resuming: bool = False
+           ) -> dict[str, Any]:
+        return _execute(step, fn, cfg, run_id, auto_approve_demo, resuming)
     return _t
 
 
@@ -136,6 +137,35 @@ def migrate_branch(config: BranchConfig, run_id: str | None = None, auto_approve
         sign_minutes(*a)               # 7. biên bản xác nhận
         load_central(*a)               # 8. nạp CSDL tập trung, phân quyền
     except (gate.RedoFromStep1, AwaitingSignatures):
+        return write_summary(config, store, run_id, [])
+    store.end_run(run_id, "completed")
+    return write_summary(config, store, run_id, [])
+
+
+def check_resumable(store: ControlStore, run_id: str, branch_code: str) -> None:
+    """Only a run of this branch whose wait for the signatures ended can be resumed."""
+    run = store.run(run_id)
+    if run is None or run["status"] != "waiting-signatures":
+        raise SignOffError(f"run {run_id} is {run['status'] if run else 'unknown'}: only a run waiting for "
+                           "signatures can be resumed", hint="see `ecm status latest`; start a new run with `ecm run`")
+    if run["branch"] != branch_code:
+        raise SignOffError(f"run {run_id} belongs to branch {run['branch']}, not {branch_code}",
+                           hint="pass that branch's config")
+
+
+@flow(name="resume-signing", flow_run_name="{config.branch_code}-resume", validate_parameters=True)
+def resume_signing(config: BranchConfig, run_id: str) -> dict[str, Any]:
+    """Continue a run whose wait for the six signatures timed out: steps 7 (same minutes, signatures kept)
+    and 8. Steps 1–6 are not repeated — their records and files are this run's own."""
+    memory.return_freed_memory_to_os()
+    store = ControlStore(config.resolved_url("control"))
+    check_resumable(store, run_id, config.branch_code)
+    get_run_logger().info("run %s for branch %s resumes at step 7", run_id, config.branch_code)
+    store.set_run_status(run_id, "running", str(flow_run.id) if flow_run.id else None)
+    try:
+        sign_minutes(config, run_id, False, resuming=True)   # 7. the same minutes, waiting again
+        load_central(config, run_id, False)                  # 8.
+    except AwaitingSignatures:
         return write_summary(config, store, run_id, [])
     store.end_run(run_id, "completed")
     return write_summary(config, store, run_id, [])

@@ -18,6 +18,7 @@ class StepContext:
     store: ControlStore
     run_id: str
     auto_approve_demo: bool = False
+    resuming: bool = False  # `ecm resume`: the step continues what this run began (step 7: the same minutes)
 
     @property
     def run_dir(self) -> Path:

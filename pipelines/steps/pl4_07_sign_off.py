@@ -14,7 +14,7 @@ from extract.legacy_schema import CATEGORY
 from extract.package import sha256_file
 from load.snapshot import read_manifest
 from pipelines.steps.base import StepContext, StepOutcome
-from sign_off.evidence import build_bundle
+from sign_off.evidence import build_bundle, verify_bundle
 from sign_off.minutes import SIGNATURE_FIELDS, MinutesData, render_minutes
 from sign_off.pki import demo_pki
 from sign_off.signing import add_signature_fields, sign, verify_minutes
@@ -31,6 +31,8 @@ CATEGORY_LABEL = {"declarations": "Tờ khai", "gc": "Gia công (GC)", "sxxk": "
 
 
 def run(ctx: StepContext) -> StepOutcome:
+    if ctx.resuming:
+        return _resume_waiting(ctx)
     cfg, store, rid = ctx.cfg, ctx.store, ctx.run_id
     acct = store.accounting(rid)
     cats: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
@@ -86,6 +88,28 @@ def run(ctx: StepContext) -> StepOutcome:
           f"Evidence bundle `{evidence_dir}` SHA-256 `{ehash}`.")
     return StepOutcome(rows_in=None, rows_out=None, markdown=md, detail={
         "minutes": str(pdf), "signed": signed, "evidence": str(evidence_dir), "evidence_sha256": ehash})
+
+
+def _resume_waiting(ctx: StepContext) -> StepOutcome:
+    """`ecm resume`: the minutes were rendered (and maybe partly signed) by this run before its wait timed
+    out. Never render them again (that would drop the signatures): check that nothing they certify moved,
+    then wait for — or find — the six signatures."""
+    pdf = ctx.reports_dir / "bien_ban_xac_nhan_so_lieu.pdf"
+    evidence_dir = ctx.run_dir / "evidence"
+    if not pdf.exists():
+        raise SignOffError(f"run {ctx.run_id} has no minutes to resume", table=str(pdf),
+                           hint="start a new run (`ecm run`)")
+    snap = read_manifest(ctx.snapshot_dir)
+    if snap["snapshot_sha256"] != ctx.store.step_detail(ctx.run_id, "pl4_05_convert").get("snapshot_sha256"):
+        raise SignOffError("the converted snapshot changed after step 5", table=str(ctx.snapshot_dir),
+                           hint="start a new run; never sign figures that are not the converted ones")
+    ehash = verify_bundle(evidence_dir)  # altered evidence stops here, before anyone waits on it
+    signed, note = _wait_for_signatures(ctx, pdf, evidence_dir)
+    ctx.store.add_document(ctx.run_id, "minutes", str(pdf), sha256_file(pdf), signed=signed, note=note)
+    md = f"## Bước 7 — biên bản xác nhận (tiếp tục)\n\nMinutes: `{pdf}` — {note}."
+    return StepOutcome(rows_in=None, rows_out=None, markdown=md, detail={
+        "minutes": str(pdf), "signed": signed, "evidence": str(evidence_dir), "evidence_sha256": ehash,
+        "resumed": True})
 
 
 def _wait_for_signatures(ctx: StepContext, pdf: Path, evidence_dir: Path) -> tuple[bool, str]:

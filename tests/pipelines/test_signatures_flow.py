@@ -63,3 +63,54 @@ def test_run_waits_for_signatures_then_loads(tmp_path: Path, sample_branch: Path
                         "--trust", str(pki.trust), "--crl", str(pki.crl), "--certs", str(pki.intermediate)],
                        capture_output=True, text=True, timeout=120)
     assert v.returncode == 0, v.stdout + v.stderr
+
+
+def test_a_run_whose_wait_timed_out_resumes_at_step_7_keeping_the_signatures(tmp_path: Path,
+                                                                              sample_branch: Path) -> None:
+    """Signers late: the wait times out (run 'waiting-signatures'); three sign; `ecm resume` waits again on
+    the same minutes (not re-rendered: the three signatures stay) and times out; the other three sign; the
+    next resume finds all six, verifies them and loads — steps 1–6 are not run again."""
+    from pipelines.config import load_config
+    from pipelines.migrate import migrate_branch, resume_signing
+    from sign_off.signing import sign, verify_minutes
+    from transform.errors import SignOffError
+
+    pki = make_demo_pki(tmp_path / "signers")
+    cfg_path = write_config(tmp_path, sample_branch, rehearsal=False, demo_pki=False)
+    text = cfg_path.read_text(encoding="utf-8").replace("demo_pki = false", (
+        f'demo_pki = false\ntrust = ["{pki.trust}"]\ncrls = ["{pki.crl}"]\nother_certs = ["{pki.intermediate}"]'))
+    cfg_path.write_text(text + "\n[policy]\npoll_seconds = 1\ndecision_timeout_seconds = 3\nblock = {}\n",
+                        encoding="utf-8")
+    cfg = load_config(cfg_path)
+    store = ControlStore(f"sqlite:///{tmp_path / 'control.sqlite'}")
+
+    rid = migrate_branch(config=cfg)["run_id"]
+    assert store.run(rid)["status"] == "waiting-signatures"
+    steps_before = {s.step: s for s in store.steps(rid)}
+    pdf = tmp_path / "runs" / rid / "reports" / "bien_ban_xac_nhan_so_lieu.pdf"
+    anchors = ([pki.trust], [pki.crl], [pki.intermediate], tmp_path / "runs" / rid / "evidence")
+    fields = list(DEMO_SIGNERS)
+    for field in fields[:3]:
+        sign(pdf, field, pki.p12(field), pki.passphrase())
+    # `ecm sign --run` on a run whose wait is over says how to continue (at once, not after a minute's retries)
+    from pipelines.decide import resume_if_waiting
+    assert f"ecm resume --run {rid}" in resume_if_waiting(cfg_path, rid, "waiting-signatures", fields[2])
+
+    resume_signing(config=cfg, run_id=rid)  # still three missing: waits, times out again
+    assert store.run(rid)["status"] == "waiting-signatures"
+    assert sorted(verify_minutes(pdf, *anchors).missing_fields) == sorted(fields[3:])  # the first three kept
+
+    for field in fields[3:]:
+        sign(pdf, field, pki.p12(field), pki.passphrase())
+    resume_signing(config=cfg, run_id=rid)
+    assert store.run(rid)["status"] == "completed"
+    assert verify_minutes(pdf, *anchors).ok
+    assert [d["signed"] for d in store.documents(rid) if d["kind"] == "minutes"] == [True]
+    after = {s.step: s for s in store.steps(rid)}
+    assert after["pl4_07_sign_off"].detail.get("resumed") and after["pl4_08_load"].status == "completed"
+    for step in ("pl4_01_review", "pl4_05_convert", "pl4_06_validate"):  # not run again
+        assert after[step] == steps_before[step]
+    central = sqlite3.connect(tmp_path / "central.sqlite")
+    assert central.execute("SELECT count(*) FROM DTO_KHAI_MD").fetchone()[0] > 0
+    with pytest.raises(SignOffError, match="only a run waiting for signatures"):
+        resume_signing(config=cfg, run_id=rid)
