@@ -133,7 +133,7 @@ def _end_sessions_before(c: sa.Connection, plan: FreezePlan, since: float | None
     at once (it will not end by waiting). Sessions started after the freeze are read-only and ignored —
     an application that keeps reconnecting does not block the freeze.
     """
-    sql = (plan.sessions_sql or "").replace("{since}", repr(float(since)) if since is not None else "'infinity'")
+    sql = (plan.sessions_sql or "").replace("{since}", repr(since) if since is not None else "'infinity'")
     deadline, quiet = time.monotonic() + wait_s, False
     while True:
         old = [int(sid) for (sid,) in c.exec_driver_sql(sql).all()]

@@ -111,16 +111,20 @@ class SuiteRunner:
         self.n = 0
 
     @staticmethod
-    def columns(specs: list[Spec], key: list[str], index: list[str] | None = None) -> list[str]:
-        """The columns a suite reads (keys, the index naming failing rows, the expectations' own): read
-        only these — a goods-line batch is 17 columns, its suite looks at 7 (decimals to pandas are slow)."""
+    def columns(specs: list[Spec], key: list[str], index: list[str] | None = None,
+                available: Iterable[str] | None = None) -> list[str]:
+        """The columns a suite reads (keys, the index naming failing rows, the expectations' own) that the
+        table has (``available``): read only these — a goods-line batch is 17 columns, its suite looks at 7
+        (decimals to pandas are slow). A column the suite names but the table lacks stays out of the read:
+        GX reports it missing."""
         cols = [*key, *(index or [])]
         for _name, kw in specs:
             for arg in ("column", "column_A", "column_B"):
                 c = kw.get(arg)
                 if isinstance(c, str):
                     cols.append(c[6:] if c.startswith("__nfc_") else c)
-        return list(dict.fromkeys(cols))
+        have = None if available is None else set(available)
+        return [c for c in dict.fromkeys(cols) if have is None or c in have]
 
     def run(self, table: str, batches: Iterable[pa.RecordBatch], specs: list[Spec], key: list[str],
             index: list[str] | None = None, keep_keys: int = 200) -> list[ExpectationResult]:

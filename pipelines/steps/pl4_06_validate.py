@@ -75,7 +75,7 @@ def run(ctx: StepContext) -> StepOutcome:
             pf = pq.ParquetFile(ctx.snapshot_dir / f"{t}.parquet")
             if pf.metadata.num_rows:
                 key, specs = list(CENTRAL[t].key), suites.get(t, [])
-                cols = [c for c in runner.columns(specs, key, ["_SRC_KEY"]) if c in pf.schema_arrow.names]
+                cols = runner.columns(specs, key, ["_SRC_KEY"], available=pf.schema_arrow.names)
                 gx_results += runner.run(t, pf.iter_batches(batch_size=cfg.batch_rows, columns=cols), specs, key,
                                          index=["_SRC_KEY"])
         render_html("Kiểm tra dữ liệu sau chuyển đổi (bước 6)", gx_results, ctx.reports_dir / "gx_buoc6.html")

@@ -40,14 +40,10 @@ def run(ctx: StepContext) -> StepOutcome:
         c = cats[CATEGORY.get(a["source_table"], "other")]
         c[0] += a["rows"]
         c[{"converted": 1, "excluded": 2, "quarantined": 3}[a["fate"]]] += a["rows"]
-    s5 = store.step_detail(rid, "pl4_05_convert")
     s6 = store.step_detail(rid, "pl4_06_validate")
-    snap = read_manifest(ctx.snapshot_dir)
-    if snap["snapshot_sha256"] != s5.get("snapshot_sha256"):
-        raise SignOffError("the converted snapshot changed after step 5", table=str(ctx.snapshot_dir),
-                           hint="re-run from step 5; never sign figures that are not the converted ones")
+    snap = _converted_snapshot(ctx, "re-run from step 5")
     findings = store.findings(rid)
-    evidence_dir = ctx.run_dir / "evidence"
+    evidence_dir = _evidence_dir(ctx)
     files: dict[str, Path] = {"package_manifest.json": ctx.received_dir / "manifest.json",
                               "snapshot_manifest.json": ctx.snapshot_dir / "manifest.json"}
     ehash = build_bundle(evidence_dir, files, {
@@ -69,7 +65,7 @@ def run(ctx: StepContext) -> StepOutcome:
         sampling=s6.get("sampling", []), sampling_seed=cfg.sampling.seed, confidence=cfg.sampling.confidence,
         max_defect_rate=cfg.sampling.max_defect_rate, findings=findings, signed=False,
         balances=_balances(store.checks(rid)))
-    pdf = render_minutes(data, ctx.reports_dir / "bien_ban_xac_nhan_so_lieu.pdf")
+    pdf = render_minutes(data, _minutes_path(ctx))
     add_signature_fields(pdf)
     signed, note = False, "unsigned: waiting for the six signatures (`ecm sign`)"
     if cfg.signing.demo_pki:  # the sample branch: the six DEMO signers sign, as six people would
@@ -90,19 +86,32 @@ def run(ctx: StepContext) -> StepOutcome:
         "minutes": str(pdf), "signed": signed, "evidence": str(evidence_dir), "evidence_sha256": ehash})
 
 
+def _minutes_path(ctx: StepContext) -> Path:
+    return ctx.reports_dir / "bien_ban_xac_nhan_so_lieu.pdf"
+
+
+def _evidence_dir(ctx: StepContext) -> Path:
+    return ctx.run_dir / "evidence"
+
+
+def _converted_snapshot(ctx: StepContext, redo: str) -> dict[str, object]:
+    """The snapshot's manifest, provided it is still the one step 5 converted (never sign other figures)."""
+    snap = read_manifest(ctx.snapshot_dir)
+    if snap["snapshot_sha256"] != ctx.store.step_detail(ctx.run_id, "pl4_05_convert").get("snapshot_sha256"):
+        raise SignOffError("the converted snapshot changed after step 5", table=str(ctx.snapshot_dir),
+                           hint=f"{redo}; never sign figures that are not the converted ones")
+    return snap
+
+
 def _resume_waiting(ctx: StepContext) -> StepOutcome:
     """`ecm resume`: the minutes were rendered (and maybe partly signed) by this run before its wait timed
     out. Never render them again (that would drop the signatures): check that nothing they certify moved,
     then wait for — or find — the six signatures."""
-    pdf = ctx.reports_dir / "bien_ban_xac_nhan_so_lieu.pdf"
-    evidence_dir = ctx.run_dir / "evidence"
+    pdf, evidence_dir = _minutes_path(ctx), _evidence_dir(ctx)
     if not pdf.exists():
         raise SignOffError(f"run {ctx.run_id} has no minutes to resume", table=str(pdf),
                            hint="start a new run (`ecm run`)")
-    snap = read_manifest(ctx.snapshot_dir)
-    if snap["snapshot_sha256"] != ctx.store.step_detail(ctx.run_id, "pl4_05_convert").get("snapshot_sha256"):
-        raise SignOffError("the converted snapshot changed after step 5", table=str(ctx.snapshot_dir),
-                           hint="start a new run; never sign figures that are not the converted ones")
+    _converted_snapshot(ctx, "start a new run")
     ehash = verify_bundle(evidence_dir)  # altered evidence stops here, before anyone waits on it
     signed, note = _wait_for_signatures(ctx, pdf, evidence_dir)
     ctx.store.add_document(ctx.run_id, "minutes", str(pdf), sha256_file(pdf), signed=signed, note=note)

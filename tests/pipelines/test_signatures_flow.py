@@ -14,21 +14,27 @@ from prefect.testing.utilities import prefect_test_harness
 
 from load.control_store import ControlStore
 from sample_data.demo import write_config
-from sign_off.pki import DEMO_SIGNERS, make_demo_pki
+from sign_off.pki import DEMO_SIGNERS, DemoPki, make_demo_pki
 from tests.conftest import wait_for_run
 
 pytestmark = pytest.mark.flow
 ECM = str(Path(sys.executable).with_name("ecm"))
 
 
-def test_run_waits_for_signatures_then_loads(tmp_path: Path, sample_branch: Path) -> None:
+def _signers_config(tmp_path: Path, sample_branch: Path, wait_seconds: int) -> tuple[DemoPki, Path]:
+    """A production config whose six signers are real people (a test PKI, no DEMO signing), step 7 waiting
+    ``wait_seconds``. Nobody signs the backup report either: nothing blocks at the decision gates."""
     pki = make_demo_pki(tmp_path / "signers")
     cfg_path = write_config(tmp_path, sample_branch, rehearsal=False, demo_pki=False)
     text = cfg_path.read_text(encoding="utf-8").replace("demo_pki = false", (
         f'demo_pki = false\ntrust = ["{pki.trust}"]\ncrls = ["{pki.crl}"]\nother_certs = ["{pki.intermediate}"]'))
-    # nobody signs the backup report in this test (no DEMO signing): nothing blocks at the decision gates
-    cfg_path.write_text(text + "\n[policy]\npoll_seconds = 1\ndecision_timeout_seconds = 240\nblock = {}\n",
-                        encoding="utf-8")
+    cfg_path.write_text(text + f"\n[policy]\npoll_seconds = 1\ndecision_timeout_seconds = {wait_seconds}\n"
+                        "block = {}\n", encoding="utf-8")
+    return pki, cfg_path
+
+
+def test_run_waits_for_signatures_then_loads(tmp_path: Path, sample_branch: Path) -> None:
+    pki, cfg_path = _signers_config(tmp_path, sample_branch, wait_seconds=240)
     store = ControlStore(f"sqlite:///{tmp_path / 'control.sqlite'}")
     with prefect_test_harness(server_startup_timeout=120):
         env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value(), "PREFECT_HOME": str(tmp_path / "ph"),
@@ -75,12 +81,7 @@ def test_a_run_whose_wait_timed_out_resumes_at_step_7_keeping_the_signatures(tmp
     from sign_off.signing import sign, verify_minutes
     from transform.errors import SignOffError
 
-    pki = make_demo_pki(tmp_path / "signers")
-    cfg_path = write_config(tmp_path, sample_branch, rehearsal=False, demo_pki=False)
-    text = cfg_path.read_text(encoding="utf-8").replace("demo_pki = false", (
-        f'demo_pki = false\ntrust = ["{pki.trust}"]\ncrls = ["{pki.crl}"]\nother_certs = ["{pki.intermediate}"]'))
-    cfg_path.write_text(text + "\n[policy]\npoll_seconds = 1\ndecision_timeout_seconds = 3\nblock = {}\n",
-                        encoding="utf-8")
+    pki, cfg_path = _signers_config(tmp_path, sample_branch, wait_seconds=3)
     cfg = load_config(cfg_path)
     store = ControlStore(f"sqlite:///{tmp_path / 'control.sqlite'}")
 
