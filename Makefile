@@ -8,7 +8,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 120
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench system-packages
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -21,7 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/ecm demo --out out/demo
 
-test: $(STAMP)
+# the system packages the tests need (ODBC drivers, database clients, poppler): installed as root,
+# named otherwise (.ci/system-packages.sh, shared with .ci/run)
+system-packages:
+	@bash .ci/system-packages.sh
+
+test: $(STAMP) system-packages
 	$(BIN)/python -m pytest -q -ra
 
 bench: $(STAMP)
