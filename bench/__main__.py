@@ -36,15 +36,16 @@ class BenchFailed(Exception):
     pass
 
 
-def workload(rows: int) -> tuple[Path, int]:
-    """The generated branch of about ``rows`` legacy rows, built once and cached under bench/cache/."""
+def workload(rows: int, shape: str = "ecm") -> tuple[Path, int]:
+    """The generated branch of about ``rows`` legacy rows, built once and cached under bench/cache/ (``shape``
+    sqlserver-export: the same branch as a SQL Server export looks, decimals and dates as text)."""
     scale = max(1.0, float(-(-rows // ROWS_PER_SCALE)))  # rounded up: "at least" that many rows
-    d = ROOT / "cache" / f"v{GENERATOR_VERSION}-scale{int(scale)}" / "branch"
+    d = ROOT / "cache" / f"v{GENERATOR_VERSION}-scale{int(scale)}{'' if shape == 'ecm' else '-' + shape}" / "branch"
     mp = d / "manifest.json"
     if not mp.exists():
-        print(f"bench: generating a branch of ~{rows:,} rows (scale {scale}) → {d}", flush=True)
+        print(f"bench: generating a branch of ~{rows:,} rows (scale {scale}, shape {shape}) → {d}", flush=True)
         t0 = time.perf_counter()
-        generate_branch(d, GenParams(scale=scale))
+        generate_branch(d, GenParams(scale=scale, shape=shape))
         print(f"bench: generated in {time.perf_counter() - t0:.0f} s", flush=True)
     return d, total_rows(json.loads(mp.read_text(encoding="utf-8")))
 
@@ -212,15 +213,17 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=4_000_000, help="legacy rows of workload L (default 4,000,000)")
     ap.add_argument("--size", choices=["both", "L", "L4"], default="both")
     ap.add_argument("--no-references", action="store_true", help="skip raw COPY, pgloader and reladiff")
+    ap.add_argument("--shape", choices=["ecm", "sqlserver-export"], default="ecm",
+                    help="sqlserver-export: the workload as a SQL Server export looks (input-contract casts at step 4)")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    results: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    results: dict[str, Any] = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "shape": args.shape,
                                "machine": {"cpus": os.cpu_count()}, "runs": {}}
     sizes = {"L": args.rows, "L4": args.rows // 4}
     branches = {}
     try:
         for label in (["L4", "L"] if args.size == "both" else [args.size]):
-            branch, n = workload(sizes[label])
+            branch, n = workload(sizes[label], args.shape)
             branches[label] = branch
             print(f"bench: {label}: {n:,} legacy rows — running steps 1–8 …", flush=True)
             r = run_pipeline(label, branch, ROOT / "cache" / "work" / label)

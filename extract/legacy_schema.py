@@ -336,6 +336,14 @@ MA_LH char(5)"""),
 )
 
 ALL_TABLES: tuple[LegacyTable, ...] = SXXK_TABLES + SLXNK_TABLES
+
+# Tables a branch may lack altogether: one that never handled export-processing (CX) enterprises or
+# self-supplied GC materials has no such tables. Their absence is an "info" finding at step 4 (counts 0,
+# their checks not run); any other table is required (its absence is critical and must be decided).
+OPTIONAL_TABLES: frozenset[str] = frozenset({
+    "SLXNK.ecsCX_DM_HH_DUA_VAO_D", "SLXNK.ecsCX_DM_HH_DUA_RA_D", "SLXNK.ecsCX_DinhMuc", "SLXNK.ecsCX_CT_TOKHAI",
+    "SLXNK.ecsCX_CT_TOKHAI_HANG", "SLXNK.ecsCX_HUY_NPLSP_D", "SLXNK.ecsNPLTCU", "SLXNK.ecsNPLTCU_CT",
+})
 TABLES_BY_DB: dict[str, tuple[LegacyTable, ...]] = {"SXXK": SXXK_TABLES, "SLXNK": SLXNK_TABLES}
 
 

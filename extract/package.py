@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from extract.errors import PackageIntegrityError
 from extract.legacy_schema import TABLES_BY_DB
-from extract.source import arrow_schema, check_ident, iter_batches, redact, reflect
+from extract.source import ColumnNotTyped, check_ident, iter_batches, redact, reflect, text_schema
 
 MANIFEST = "manifest.json"
 
@@ -108,24 +108,34 @@ def write_package(branch: str, sources: dict[str, Engine], root: Path, batch_row
         md = reflect(engine)
         ddir = root / db
         ddir.mkdir()
-        keys = {t.name: list(t.key) for t in TABLES_BY_DB.get(db, ())}
-        schema_doc = {name: {"columns": {c.name: str(c.type) for c in t.columns}, "key": keys.get(name, [])}
+        keys = {t.name.casefold(): list(t.key) for t in TABLES_BY_DB.get(db, ())}
+        schema_doc = {name: {"columns": {c.name: str(c.type) for c in t.columns}, "key": keys.get(name.casefold(), [])}
                       for name, t in sorted(md.tables.items())}
-        sp = ddir / "schema.json"
-        sp.write_text(json.dumps(schema_doc, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
-        man.schema_files[db] = {"path": f"{db}/schema.json", "sha256": sha256_file(sp)}
         for name in sorted(md.tables):
             check_ident(name, "table name")
             table = md.tables[name]
             path = ddir / f"{name}.parquet"
-            rows = 0
-            with pq.ParquetWriter(path, arrow_schema(table), compression="zstd") as w:
-                for batch in iter_batches(engine, table, batch_rows,
-                                          on_rows=(lambda n, _t=name: on_rows(_t, n)) if on_rows else None):
-                    w.write_batch(batch)
-                    rows += batch.num_rows
+            as_text: frozenset[str] = frozenset()
+            while True:  # a column holding values its type cannot take is backed up as the text it holds
+                rows = 0
+                try:
+                    with pq.ParquetWriter(path, text_schema(table, as_text), compression="zstd") as w:
+                        for batch in iter_batches(engine, table, batch_rows, as_text=as_text,
+                                                  on_rows=(lambda n, _t=name: on_rows(_t, n)) if on_rows else None):
+                            w.write_batch(batch)
+                            rows += batch.num_rows
+                    break
+                except ColumnNotTyped as exc:
+                    if on_rows and rows:
+                        on_rows(name, -rows)
+                    as_text |= {exc.column}
+            if as_text:
+                schema_doc[name]["stored_as_text"] = sorted(as_text)
             man.files.append(PackageFile(db, name, f"{db}/{name}.parquet", rows, sha256_file(path),
                                          path.stat().st_size))
+        sp = ddir / "schema.json"
+        sp.write_text(json.dumps(schema_doc, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
+        man.schema_files[db] = {"path": f"{db}/schema.json", "sha256": sha256_file(sp)}
     (root / MANIFEST).write_text(man.to_json(), encoding="utf-8")
     return man
 

@@ -9,6 +9,7 @@ is :mod:`extract.freeze`.
 from __future__ import annotations
 
 import re
+import weakref
 from decimal import Decimal, InvalidOperation
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -62,8 +63,50 @@ def sqlite_path(url: str | URL) -> Path | None:
     return Path(db)
 
 
-def open_source(url: str, *, read_only: bool = True) -> Engine:
-    """Engine on a branch source. SQLite sources are opened read-only (URI ``mode=ro``)."""
+class _TextDecoder:
+    """SQLite text as UTF-8; a value that is not UTF-8 (a non-Unicode ``varchar`` exported byte for byte: TCVN3 or
+    a Windows code page) is read as Latin-1 — every byte kept, the TCVN3 detection of step 5 reads it — and
+    remembered, so that step 2 can name its table, column and row."""
+
+    def __init__(self) -> None:
+        self.seen: set[str] = set()
+
+    def __call__(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = raw.decode("latin-1")
+            self.seen.add(text)
+            return text
+
+
+_DECODERS: weakref.WeakKeyDictionary[Engine, _TextDecoder] = weakref.WeakKeyDictionary()
+NON_UTF8: weakref.WeakKeyDictionary[Engine, list[dict[str, object]]] = weakref.WeakKeyDictionary()
+
+
+def non_utf8_values(engine: Engine) -> list[dict[str, object]]:
+    """Where this engine's reads met text that is not UTF-8: [{table, column, key}] (SQLite sources)."""
+    return NON_UTF8.get(engine, [])
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = sa.create_engine(url)
+    decoder = _DECODERS[engine] = _TextDecoder()
+
+    @sa.event.listens_for(engine, "connect")
+    def _text(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        from extract.review import number_or_none  # (review imports this module)
+        dbapi_conn.text_factory = decoder
+        dbapi_conn.create_function("ecm_num", 1, number_or_none, deterministic=True)
+    return engine
+
+
+def open_source(url: str, *, read_only: bool = True, label: str | None = None) -> Engine:
+    """Engine on a branch source. SQLite sources are opened read-only (URI ``mode=ro``).
+
+    A server source is connected to once here, so that a wrong password or an unreachable host is said
+    at once, naming the source (``label``, e.g. SLXNK) and its redacted URL — never a raw driver error.
+    """
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         path = sqlite_path(u)
@@ -71,12 +114,17 @@ def open_source(url: str, *, read_only: bool = True) -> Engine:
             raise ExtractError(f"source database file not found: {path}", table=str(path),
                                hint="check the branch config's source URL, or run `ecm sample generate`")
         if read_only:
-            return sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
-        return sa.create_engine(f"sqlite:///{path.resolve()}")
+            return _sqlite_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
+        return _sqlite_engine(f"sqlite:///{path.resolve()}")
     try:
         engine = sa.create_engine(u, pool_pre_ping=True)
+    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise ExtractError(f"cannot use the driver of source {label or ''} {redact(u)}: {exc}", table=label,
+                           hint="install the system packages (`sudo bash .ci/system-packages.sh`) "
+                                "or fix the driver name in the URL") from exc
     except Exception as exc:  # noqa: BLE001
-        raise SourceUnavailable(f"cannot open source {redact(u)}: {exc}") from exc
+        raise SourceUnavailable(f"cannot open source {label or ''} {redact(u)}: {driver_message(exc)}",
+                                table=label, hint="check the driver name and the URL in the branch config") from exc
     if read_only and READ_ONLY_SESSION.get(engine.dialect.name):
         stmt = READ_ONLY_SESSION[engine.dialect.name]
 
@@ -87,7 +135,57 @@ def open_source(url: str, *, read_only: bool = True) -> Engine:
             cur.close()
             if hasattr(dbapi_conn, "commit") and engine.dialect.name == "postgresql":
                 dbapi_conn.commit()
+    check_connect(engine, label)
     return engine
+
+
+_AUTH = re.compile(r"(?i)access denied|password authentication failed|login failed|authentication failed|"
+                   r"no password supplied|role \S+ does not exist|28000|28P01|1045")
+
+
+_NO_DB = re.compile(r"(?i)database \S+ does not exist|unknown database|cannot open database")
+_NO_DRIVER = re.compile(r"(?i)can't open lib|data source name not found|IM002")
+
+
+def driver_message(exc: BaseException) -> str:
+    """The driver's own words, one line, with any password hidden (pyodbc's ``('28000', '[28000] [ma-3.1.15]Access
+    denied …')`` becomes ``Access denied …``)."""
+    orig = getattr(exc, "orig", None) or exc
+    args = getattr(orig, "args", ())
+    text = args[1] if len(args) >= 2 and isinstance(args[1], str) else str(orig)
+    text = re.sub(r"^(\s*\[[^\]]*\])+\s*", "", text.strip())
+    text = re.sub(r"\s*\(\d+\)\s*\((SQLDriverConnect|SQLExecDirectW?|SQLFetch)\)\s*$", "", text)
+    text = " ".join(text.split()) or type(orig).__name__
+    return _ODBC_PWD.sub(lambda m: f"{m.group(1)}=***", text)[:300]
+
+
+def check_connect(engine: Engine, label: str | None = None) -> None:
+    """Connect once; a refusal names the source and says what to do (translation at the adapter boundary)."""
+    what = f"{label + ' ' if label else ''}source {redact(engine.url)}"
+    try:
+        with engine.connect():
+            pass
+    except sa.exc.DBAPIError as exc:
+        msg = driver_message(exc)
+        if _AUTH.search(msg):
+            raise ExtractError(f"the {what} refused the login: {msg}", table=label,
+                               hint="check the user and the password (the ${ENV} variable named in the URL) "
+                                    "of this source in the branch config") from exc
+        if _NO_DB.search(msg):
+            raise ExtractError(f"the {what} has no such database: {msg}", table=label,
+                               hint="check the database name in the source URL of the branch config") from exc
+        if _NO_DRIVER.search(msg):
+            raise ExtractError(f"the ODBC driver of the {what} is not installed: {msg}", table=label,
+                               hint="fix driver=… in the URL (odbcinst -q -d lists the installed drivers) or install "
+                                    "it (`sudo bash .ci/system-packages.sh` installs the MariaDB and PostgreSQL ones)"
+                               ) from exc
+        raise SourceUnavailable(f"cannot connect to the {what}: {msg}", table=label,
+                                hint="check that the server is up and reachable, and the host, port and "
+                                     "database name in the branch config") from exc
+    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise ExtractError(f"cannot use the driver of the {what}: {exc}", table=label,
+                           hint="install the system packages (`sudo bash .ci/system-packages.sh`) "
+                                "or fix the driver name in the URL") from exc
 
 
 # every session this tool opens on a server source is read-only (SQL Server has no session-level
@@ -195,38 +293,103 @@ def _arrow_castable(col_type: sa.types.TypeEngine, t: pa.DataType) -> bool:  # t
     return pa.types.is_decimal(t) and scale == t.scale and t.scale <= 18
 
 
+class ColumnNotTyped(ExtractError):
+    """A column holds values its declared type cannot take (e.g. SQLite keeps ``'N/A'`` in a NUMERIC column, or
+    ``'31/12/2013'`` in a DATETIME one). :func:`extract.package.write_package` then backs the column up as the
+    text it holds; step 4 casts it under the input contract and quarantines what does not cast."""
+
+    def __init__(self, table: str, column: str, cause: BaseException) -> None:
+        super().__init__(f"a value of {table}.{column} does not fit its declared type: {cause!r}", table=table,
+                         hint="fix the value at the branch (step 1) or report it as a schema finding")
+        self.column = column
+
+
+def _as_text(v: object, scale: int | None) -> str | None:
+    """A stored value as text, for a column backed up as it is stored (floats at the column's scale, as the
+    driver's own decimal processor would print them; bytes as hex)."""
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, float) and scale is not None:
+        return f"%.{scale}f" % v
+    if isinstance(v, (bytes, bytearray, memoryview)):
+        return "0x" + bytes(v).hex()
+    return str(v)
+
+
+def text_schema(table: sa.Table, as_text: frozenset[str]) -> pa.Schema:
+    schema = arrow_schema(table)
+    for name in as_text:
+        i = schema.get_field_index(name)
+        f = schema.field(i)
+        schema = schema.set(i, pa.field(name, pa.string(), nullable=True,
+                                        metadata={**(f.metadata or {}), b"stored_as": b"text"}))
+    return schema
+
+
 def iter_batches(engine: Engine, table: sa.Table, batch_rows: int = 50_000,
-                 on_rows: Callable[[int], None] | None = None) -> Iterator[pa.RecordBatch]:
+                 on_rows: Callable[[int], None] | None = None,
+                 as_text: frozenset[str] = frozenset()) -> Iterator[pa.RecordBatch]:
     """Stream a whole table as Arrow record batches of at most ``batch_rows`` rows.
 
     The driver's rows are taken untyped and converted column by column with each column type's own
     SQLAlchemy result processor (same values as a typed ``select``, without building a typed row
-    object per row: 2.4× faster on the benchmark's goods lines).
+    object per row: 2.4× faster on the benchmark's goods lines). Columns named in ``as_text`` are kept as the
+    text they hold (see :class:`ColumnNotTyped`).
+
+    Raises:
+        ColumnNotTyped: a value does not fit its column's declared type (naming table and column).
     """
-    schema = arrow_schema(table)
+    schema = text_schema(table, as_text)
     dialect = engine.dialect
     sql = str(sa.select(table).compile(dialect=dialect))
+    decoder = _DECODERS.get(engine)
     try:
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True, yield_per=batch_rows).exec_driver_sql(sql)
             description = result.cursor.description if result.cursor is not None else None
-            procs = [c.type.dialect_impl(dialect).result_processor(
+            procs = [None if c.name in as_text else c.type.dialect_impl(dialect).result_processor(
                 dialect, description[i][1] if description else None) for i, c in enumerate(table.columns)]
             fast = [_arrow_castable(c.type, f.type) for c, f in zip(table.columns, schema, strict=True)]
+            scales = [getattr(c.type, "scale", None) if isinstance(c.type, sa.Numeric) and not
+                      isinstance(c.type, sa.Float) else None for c in table.columns]
             for part in result.partitions(batch_rows):
                 cols = list(zip(*part, strict=True)) if part else [() for _ in schema]
-                arrays = [_column_array(col, f.type, proc, ok)
-                          for col, f, proc, ok in zip(cols, schema, procs, fast, strict=True)]
+                arrays = []
+                for col, f, proc, ok, c, sc in zip(cols, schema, procs, fast, table.columns, scales, strict=True):
+                    if c.name in as_text:
+                        arrays.append(pa.array([_as_text(v, sc) for v in col], type=pa.string()))
+                        continue
+                    try:
+                        arrays.append(_column_array(col, f.type, proc, ok))
+                    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, InvalidOperation,
+                            OverflowError) as exc:
+                        # e.g. 'N/A' kept by SQLite in a NUMERIC column: SQLAlchemy's processor raises a bare TypeError
+                        raise ColumnNotTyped(table.name, c.name, exc) from exc
                 batch = pa.RecordBatch.from_arrays(arrays, schema=schema)
+                if decoder is not None and decoder.seen:
+                    _note_non_utf8(engine, table, batch, decoder)
                 if on_rows:
                     on_rows(batch.num_rows)
                 yield batch
-    except sa.exc.OperationalError as exc:
-        raise SourceUnavailable(f"reading {table.name} failed: {exc.orig}", table=table.name) from exc
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, InvalidOperation) as exc:
-        # e.g. 'N/A' kept by SQLite in a NUMERIC column: SQLAlchemy's processor raises a bare TypeError
-        raise ExtractError(f"a value of {table.name} does not fit its declared type: {exc!r}", table=table.name,
-                           hint="fix the value at the branch (step 1) or report it as a schema finding") from exc
+    except sa.exc.DBAPIError as exc:
+        raise SourceUnavailable(f"reading {table.name} failed: {driver_message(exc)}", table=table.name,
+                                hint="check that the source server is up; the step retries") from exc
+
+
+def _note_non_utf8(engine: Engine, table: sa.Table, batch: pa.RecordBatch, decoder: _TextDecoder) -> None:
+    """Name the rows of ``batch`` whose text was not UTF-8 (read as Latin-1): table, column and the row's columns."""
+    found = NON_UTF8.setdefault(engine, [])
+    rows = None
+    for i, f in enumerate(batch.schema):
+        if not pa.types.is_string(f.type):
+            continue
+        values = batch.column(i).to_pylist()
+        for r, v in enumerate(values):
+            if v is not None and v in decoder.seen:
+                rows = rows if rows is not None else batch.to_pylist()
+                key = {k: rows[r][k] for k in list(rows[r])[:6]}
+                found.append({"table": table.name, "column": f.name, "row": key, "value": v[:80]})
+    decoder.seen.clear()
 
 
 def count_rows(engine: Engine, table: sa.Table) -> int:

@@ -10,12 +10,24 @@ rows the conversion set aside, with their full source values.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
-from extract.errors import ExtractError
+from extract.contract import (
+    ContractError,
+    TableBinding,
+    bad_detail_sql,
+    bind,
+    declared_duck_type,
+    describe_parquet,
+    key_json_sql,
+    src_key_sql,
+)
+from extract.errors import ExtractError, SchemaMismatch
+from extract.legacy_schema import TABLES_BY_DB
 from extract.package import PackageManifest
 from extract.source import check_ident
 
@@ -37,19 +49,82 @@ def connect(path: Path, read_only: bool = False, memory_limit: str = MEMORY_LIMI
                            hint="is another run using it? wait for it or pick another staging path") from exc
 
 
-def restore(con: duckdb.DuckDBPyConnection, package_root: Path, man: PackageManifest) -> dict[str, int]:
-    """Restore every package file into staging; returns restored row counts per ``DB.table``."""
-    counts: dict[str, int] = {}
-    for db in sorted({f.db for f in man.files}):
-        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{src_schema(db)}"')
+@dataclass
+class Restored:
+    """What step 4 restored: rows read per declared table, rows set aside, and how the package was bound."""
+
+    read: dict[str, int] = field(default_factory=dict)        # DB.Table (declared spelling) -> rows in the package
+    staged: dict[str, int] = field(default_factory=dict)      # -> rows in staging (read - bad)
+    bad: dict[str, int] = field(default_factory=dict)         # -> rows quarantined as Q-BAD-VALUE
+    bindings: dict[str, list[TableBinding]] = field(default_factory=dict)  # db -> bindings
+    extra_tables: dict[str, list[str]] = field(default_factory=dict)       # db -> found tables not in the contract
+
+
+BAD_VALUES = "quarantine.bad_values"
+
+
+def restore(con: duckdb.DuckDBPyConnection, package_root: Path, man: PackageManifest) -> Restored:
+    """Restore every package file into staging through the input contract (extract/contract.py).
+
+    Each declared table is created under its declared name with its declared column types, whatever the
+    package's spelling and storage forms; an absent table is created empty; a missing column is NULL.
+    Rows holding a value that does not cast go to ``quarantine.bad_values`` with their table, key, the
+    columns and raw values, and every source value (as JSON) — they never reach the staging table.
+    Tables the contract does not know are restored as they are, under their own names.
+    """
+    out = Restored()
+    con.execute("CREATE SCHEMA IF NOT EXISTS quarantine")
+    con.execute(f"CREATE OR REPLACE TABLE {BAD_VALUES} (source_table VARCHAR, source_key VARCHAR, key_json VARCHAR, "
+                "detail VARCHAR, source_values VARCHAR)")
+    by_db: dict[str, dict[str, str]] = {}
     for f in man.files:
         check_ident(f.table, "table name")
-        path = str((package_root / f.path).resolve())
-        con.execute(f'CREATE OR REPLACE TABLE "{src_schema(f.db)}"."{f.table}" AS '
-                    f"SELECT * FROM read_parquet($path)", {"path": path})
-        n = con.execute(f'SELECT count(*) FROM "{src_schema(f.db)}"."{f.table}"').fetchall()[0]
-        counts[f"{f.db}.{f.table}"] = int(n[0]) if n else 0
-    return counts
+        by_db.setdefault(f.db, {})[f.table] = str((package_root / f.path).resolve())
+    for db in sorted(set(by_db) | ({"SXXK", "SLXNK"} & set(TABLES_BY_DB))):
+        schema = src_schema(db)
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        paths = by_db.get(db, {})
+        found = {t: describe_parquet(con, p) for t, p in paths.items()}
+        try:
+            bindings, extra = bind(db, found) if db in TABLES_BY_DB else ([], sorted(found))
+        except ContractError as exc:
+            raise SchemaMismatch(f"the package of {db} cannot be bound to the e-Customs V4 schema: {exc}",
+                                 table=db, hint="keep one of the two at the branch (step 1) and redo from step 1") from exc
+        out.bindings[db], out.extra_tables[db] = bindings, extra
+        for b in bindings:
+            target = f'"{schema}"."{b.table.name}"'
+            name = b.qualified
+            if b.found is None:
+                cols = ", ".join(f'"{c.declared}" {declared_duck_type(c.legacy_type)}' for c in b.columns)
+                con.execute(f"CREATE OR REPLACE TABLE {target} ({cols})")
+                out.read[name] = out.staged[name] = out.bad[name] = 0
+                continue
+            src = f"read_parquet({sql_str(paths[b.found])})"
+            bad = b.bad_predicate()
+            where = f" WHERE NOT coalesce({bad}, false)" if bad else ""
+            con.execute(f"CREATE OR REPLACE TABLE {target} AS {b.select_sql(src)}{where}")
+            n_bad = 0
+            if bad:
+                con.execute(f"INSERT INTO {BAD_VALUES} SELECT {sql_str(name)}, {src_key_sql(b)}, {key_json_sql(b)}, "
+                            f"{bad_detail_sql(b)}, to_json(r)::VARCHAR FROM {src} r WHERE coalesce({bad}, false)")
+                n_bad = con.execute(f"SELECT count(*) FROM {BAD_VALUES} WHERE source_table = ?", [name]).fetchall()[0][0]
+            staged = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+            out.read[name], out.staged[name], out.bad[name] = int(staged) + int(n_bad), int(staged), int(n_bad)
+        for t in extra:
+            con.execute(f'CREATE OR REPLACE TABLE "{schema}"."{t}" AS SELECT * FROM read_parquet({sql_str(paths[t])})')
+            n = con.execute(f'SELECT count(*) FROM "{schema}"."{t}"').fetchall()[0][0]
+            out.read[f"{db}.{t}"] = out.staged[f"{db}.{t}"] = int(n)
+    return out
+
+
+def bad_values(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
+    """The rows step 4 set aside because a value does not cast (small: one row per bad source row)."""
+    try:
+        rows = con.execute(f"SELECT source_table, source_key, key_json, detail, source_values FROM {BAD_VALUES} "
+                           "ORDER BY source_table, source_key").fetchall()
+    except duckdb.CatalogException:
+        return []
+    return [dict(zip(("source_table", "source_key", "key_json", "detail", "source_values"), r)) for r in rows]
 
 
 def restored_columns(con: duckdb.DuckDBPyConnection, db: str) -> dict[str, dict[str, str]]:

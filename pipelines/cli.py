@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -53,16 +54,31 @@ def sample_generate(
     seed: Annotated[int, typer.Option()] = 20140401,
     defects: Annotated[Optional[str], typer.Option(help="kind=rate,… e.g. decl_without_goods=0.02,tcvn3_text=0.05")]
     = None,
+    shape: Annotated[str, typer.Option(
+        metavar="[ecm|sqlserver-export]",
+        help="ecm = the reference tables; sqlserver-export = the same branch as a SQL Server export to SQLite "
+             "looks (mixed-case names, numbers and dates as text, extra columns; enables defect bad_value)")]
+    = "ecm",
+    without: Annotated[Optional[str], typer.Option(
+        metavar="PART,…", help="optional parts the branch never used: cx (CX tables and _CX% declarations), "
+                               "tcu (GC self-supplied materials)")]
+    = None,
 ) -> None:
     """Generate a deterministic sample branch (same seed → same bytes)."""
-    from sample_data.generator import GenParams, generate_branch, total_rows
+    from sample_data.generator import OPTIONAL_PARTS, SHAPES, GenParams, generate_branch, total_rows
     rates: dict[str, float] = {}
     for part in filter(None, (defects or "").split(",")):
         k, _, v = part.partition("=")
         rates[k.strip()] = float(v or 0.02)
+    left_out = {w.strip() for w in (without or "").split(",") if w.strip()}
+    if shape not in SHAPES or left_out - set(OPTIONAL_PARTS):
+        err.print(f"[bold red]error:[/] --shape is one of {', '.join(SHAPES)}; "
+                  f"--without takes {', '.join(OPTIONAL_PARTS)} (comma-separated)")
+        raise typer.Exit(2)
     t0 = time.perf_counter()
     try:
-        m = generate_branch(out, GenParams(seed=seed, scale=scale, defects=rates))
+        m = generate_branch(out, GenParams(seed=seed, scale=scale, defects=rates, shape=shape,
+                                           optional=tuple(o for o in OPTIONAL_PARTS if o not in left_out)))
     except ValueError as exc:
         err.print(f"[bold red]error:[/] {exc}")
         raise typer.Exit(2) from exc
@@ -113,10 +129,35 @@ def sample_push(
     console.print(f"config: {cfg}\nnext: ecm run --config {cfg} --auto-approve-demo")
 
 
+class _KnownErrorsWithoutTraceback(logging.Filter):
+    """Prefect logs every failed run with its traceback. A MigrationError already names the object and the next
+    action, so the operator gets that line alone (the traceback stays for anything unexpected, and --debug)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        seen = 0
+        while exc is not None and seen < 10:
+            if isinstance(exc, MigrationError):
+                record.exc_info, record.exc_text = None, None
+                break
+            exc, seen = exc.__cause__ or exc.__context__, seen + 1
+        return True
+
+
+def _quiet_known_tracebacks() -> None:
+    f = _KnownErrorsWithoutTraceback()
+    for name in ("", "prefect", "prefect.flow_runs", "prefect.task_runs"):
+        for h in logging.getLogger(name).handlers:
+            if not any(isinstance(x, _KnownErrorsWithoutTraceback) for x in h.filters):
+                h.addFilter(f)
+
+
 def _run_flow(cfg: Any, run_id: str | None, auto_approve_demo: bool, debug: bool) -> dict[str, Any]:
     _prefect_env()
     from pipelines import progress
     from pipelines.migrate import migrate_branch
+    if not debug:
+        _quiet_known_tracebacks()
 
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,} rows"),
                   TimeElapsedColumn(), console=console, transient=True) as bar:

@@ -138,23 +138,20 @@ def looks_tcvn3(text: str | None) -> bool:
     return any(b in _TCVN3_BYTES and b.isupper() and a.isalpha() and a.islower() for a, b in zip(text, text[1:]))
 
 
-def tcvn3_to_unicode(text: str) -> str:
-    """Decode a TCVN3 byte string to Unicode NFC, restoring capitals that TCVN3 cannot express.
+# Case shapes of a word, from the most to the least capitalised: 'ÁO', 'Áo', 'áo'.
+UPPER, TITLE, LOWER = "upper", "title", "lower"
+_ALL_SHAPES = frozenset({UPPER, TITLE, LOWER})
 
-    The 2014 converter (fcnTCVN2Unicode) turned every accented capital into a small letter
-    (hazard 2). We restore case from context. A letter's case is *known* when it is ASCII or one of
-    the seven TCVN3 capitals (Ă Â Đ Ê Ô Ơ Ư); an ambiguous decoded letter becomes a capital when the
-    known letters of its word (at least two) are all capitals, or when its word has one known letter,
-    a capital, and every known letter of the whole string (at least three) is a capital.
-    Inherently ambiguous cases ('§á' → 'Đỏ', never 'ĐỎ') stay small, as the legacy text was.
-    """
-    chars = [_T2U.get(c, c) for c in text]
-    ambiguous = [c in _T2U and _T2U[c].islower() for c in text]
-    known = [ch.isalpha() and not amb for ch, amb in zip(chars, ambiguous, strict=True)]
-    all_known = [ch for ch, k in zip(chars, known, strict=True) if k]
-    string_caps = len(all_known) >= 3 and all(c.isupper() for c in all_known)
-    n = len(chars)
-    i = 0
+
+def _is_ambiguous(byte: str) -> bool:
+    """True for a TCVN3 byte whose letter's capital has no byte of its own (all but ă â đ ê ô ơ ư)."""
+    u = _T2U.get(byte)
+    return u is not None and u.islower() and u.upper() not in _U2T
+
+
+def _word_spans(chars: list[str]) -> list[tuple[int, int]]:
+    """(start, end) of every maximal run of letters."""
+    spans, i, n = [], 0, len(chars)
     while i < n:
         if not chars[i].isalpha():
             i += 1
@@ -162,14 +159,94 @@ def tcvn3_to_unicode(text: str) -> str:
         j = i
         while j < n and chars[j].isalpha():
             j += 1
-        word_known = [chars[k] for k in range(i, j) if known[k]]
-        caps = (len(word_known) >= 2 and all(c.isupper() for c in word_known)) or \
-               (len(word_known) == 1 and word_known[0].isupper() and string_caps)
-        if caps:
-            for k in range(i, j):
-                if ambiguous[k]:
-                    chars[k] = chars[k].upper()
+        spans.append((i, j))
         i = j
+    return spans
+
+
+def _allowed_shapes(letters: list[str], known: list[bool]) -> frozenset[str]:
+    """The shapes a word's known-case letters allow: a known first letter tells capital-first (upper or
+    title) from small; a known later letter tells upper from title-or-small. Empty for a mixed word
+    ('McD'); a one-letter word is upper or small (its title case is its upper case)."""
+    shapes = set(_ALL_SHAPES)
+    for pos, (ch, k) in enumerate(zip(letters, known, strict=True)):
+        if not k or not (ch.isupper() or ch.islower()):
+            continue
+        if pos == 0:
+            shapes &= {UPPER, TITLE} if ch.isupper() else {LOWER}
+        else:
+            shapes &= {UPPER} if ch.isupper() else {TITLE, LOWER}
+    return _one_letter(shapes) if len(letters) == 1 else frozenset(shapes)
+
+
+def _one_letter(shapes: set[str] | frozenset[str]) -> frozenset[str]:
+    """Shapes as they read for a one-letter word: title case is upper case."""
+    return frozenset(UPPER if s == TITLE else s for s in shapes)
+
+
+def _as_evidence(shapes: frozenset[str], first_word: bool) -> frozenset[str]:
+    """What a word's allowed shapes say about its neighbours' shapes. A title-case *first* word may just
+    open a sentence ('Hàng áo'), so it speaks for title or small neighbours alike."""
+    return shapes | {LOWER} if first_word and TITLE in shapes else shapes
+
+
+def _choose_shape(i: int, allowed: list[frozenset[str]], one_letter: list[bool]) -> str | None:
+    """The shape of word ``i``: its own when its known letters fix it; else the one shape its nearest
+    neighbours (either side, nearest first) single out among the shapes it allows, provided those at that
+    distance agree; else the least capitalised it allows (small, then title: '§á' → 'Đỏ'). None for a
+    mixed word, left as decoded."""
+    own = allowed[i]
+    if len(own) <= 1:
+        return next(iter(own), None)
+    for d in range(1, len(allowed)):
+        votes = set()
+        for j in (i - d, i + d):
+            if 0 <= j < len(allowed) and j != i:
+                ev = _as_evidence(allowed[j], j == 0)
+                fit = own & (_one_letter(ev) if one_letter[i] else ev)
+                if len(fit) == 1:
+                    votes |= fit
+        if len(votes) == 1:
+            return votes.pop()
+        if votes:
+            break
+    return next(s for s in (LOWER, TITLE, UPPER) if s in own)
+
+
+def _apply_shape(chars: list[str], ambiguous: list[bool], span: tuple[int, int], shape: str | None) -> None:
+    """Give the ambiguous letters of one word the case its shape calls for (decoded letters are small)."""
+    start, end = span
+    for k in range(start, end):
+        if ambiguous[k] and (shape == UPPER or (shape == TITLE and k == start)):
+            chars[k] = chars[k].upper()
+
+
+def tcvn3_to_unicode(text: str) -> str:
+    """Decode a TCVN3 byte string to Unicode NFC, restoring capitals that TCVN3 cannot express.
+
+    The 2014 converter (fcnTCVN2Unicode) turned every accented capital into a small letter
+    (hazard 2). We restore case from context. A letter's case is *known* when it is ASCII or one of
+    Ă Â Đ Ê Ô Ơ Ư ă â đ ê ô ơ ư (TCVN3 has a byte for each); the other accented letters are
+    *ambiguous*. Each word (a run of letters) is upper ('ÁO'), title ('Áo') or small ('áo') case:
+
+    * a known capital after the first letter makes the word upper case, wherever its ambiguous
+      letters stand ('¸O' → 'ÁO', 'THÐP' → 'THÉP');
+    * a known small letter after the first leaves title or small case, a known small first letter
+      small case;
+    * when that leaves a choice, the nearest words that single out one allowed shape decide
+      ('¸o S¬ Mi' → 'Áo Sơ Mi', '§á VµNG' → 'ĐỎ VÀNG'); a title-case first word of the string
+      counts for title or small alike (it may open a sentence);
+    * otherwise the least capitalised allowed shape: inherently ambiguous text ('§á' → 'Đỏ', never
+      'ĐỎ'; '¸o s¬ mi' → 'áo sơ mi') stays small, as the legacy text was.
+    """
+    chars = [_T2U.get(c, c) for c in text]
+    ambiguous = [_is_ambiguous(c) for c in text]
+    spans = _word_spans(chars)
+    allowed = [_allowed_shapes(chars[a:b], [not amb for amb in ambiguous[a:b]]) for a, b in spans]
+    one_letter = [b - a == 1 for a, b in spans]
+    shapes = [_choose_shape(i, allowed, one_letter) for i in range(len(spans))]
+    for span, shape in zip(spans, shapes, strict=True):
+        _apply_shape(chars, ambiguous, span, shape)
     return unicodedata.normalize("NFC", "".join(chars))
 
 

@@ -34,6 +34,11 @@ from transform.rules import FateKind
 from transform.stock import StockPiece, group_by_price, split_stock
 
 Row = dict[str, Any]
+DeclKey = tuple[int, str, str, int]  # (SoTK, Ma_LH, Ma_HQ, NamDK) as decl_key builds it (trimmed strings)
+# a converted declaration: (TK_ID, HD_ID, MA_DV, XUAT_NPL_SP, source database)
+# where the database is 'SXXK' | 'SLXNK', or None = unknown (earlier run's registry, see registry_decl_entry)
+DeclEntry = tuple[int, int | None, str, str, str | None]
+DECL_DBS = ("SXXK", "SLXNK")
 ZERO_GUID = "00000000-0000-0000-0000-000000000000"
 ID_TYPE_WINDOW = 100_000_000  # 1e8 IDs per type digit per branch
 MIN_DATE = datetime(1990, 1, 1)
@@ -109,7 +114,9 @@ class Lookups:
     contracts: dict[tuple[str, str, str, str], tuple[int, int, str]] = field(default_factory=dict)
     gc_items: dict[tuple[int, str, int], int] = field(default_factory=dict)
     cx_items: dict[tuple[str, str, str, int], int] = field(default_factory=dict)
-    decls: dict[tuple[int, str, str, int], tuple[int, int | None, str, str]] = field(default_factory=dict)
+    # converted declarations by their 4-part key (one key converted from both databases is a duplicate); the
+    # entry records the source database, so that a child resolves its parent by (database, key): parent_decl
+    decls: dict[DeclKey, DeclEntry] = field(default_factory=dict)
     # (TK_ID, material) -> [(DGIA_TT, LUONG, TS_XNK)] of the NSX goods lines kept, for the stock price split
     stock_lines: dict[tuple[int, str], list[tuple[Decimal | None, Decimal | None, Decimal | None]]] = field(
         default_factory=dict)
@@ -118,32 +125,113 @@ class Lookups:
     prior: dict[str, set[tuple[Any, ...]]] = field(default_factory=dict)
     cx_notices: dict[tuple[int, int, str], tuple[int, str]] = field(default_factory=dict)
     cx_destructions: dict[tuple[int, int, str], int] = field(default_factory=dict)
-    # declarations converted, then quarantined as a whole (e.g. a value too long for central): their
-    # lines and stock follow them into quarantine instead of pointing at a declaration central lacks
-    quarantined_decls: set[tuple[Any, ...]] = field(default_factory=set)
+    # declarations NOT converted because they were quarantined, per (source database, key) -> reason: by
+    # convert_declaration's checks, by step 5's sink after conversion (forget), or upstream by step 4
+    # (note_quarantined_declaration). Their children are quarantined with them (Q-PARENT-QUARANTINED) instead
+    # of pointing at a declaration central lacks. Excluded declarations need no record: a child of a
+    # declaration that is neither converted nor quarantined is excluded (R-DECL-NOT-SELECTED).
+    quarantined_decls: dict[tuple[str, DeclKey], str] = field(default_factory=dict)
+    # (SoTK, Ma_LH, Ma_HQ, NamDK, MA_PHU, LAN_DC, LAN_DC_CT) of the DHANGMDDC_CT tax details that the goods
+    # of a quarantined declaration would have taken (the driver's chosen_ct holds those of converted lines)
+    held_ct: set[tuple[Any, ...]] = field(default_factory=set)
     unmapped_units: set[str] = field(default_factory=set)
     unmapped_offices: set[str] = field(default_factory=set)
     text_fixes: list[tuple[str, str, str, str]] = field(default_factory=list)  # table, column, before, after
 
 
-# --- small helpers -------------------------------------------------------------------------------
-def decl_missing(lk: Lookups, key: tuple[Any, ...]) -> Fate:
-    """Fate of a row whose declaration is not among the converted ones."""
-    if key in lk.quarantined_decls:
-        return Fate.quarantined("Q-NO-PARENT", "its declaration was quarantined")
+# --- declarations as parents ---------------------------------------------------------------------
+def decl_db(entry: tuple[Any, ...]) -> str | None:
+    """The source database of a ``Lookups.decls`` entry (None: unknown, from an ID registry written before
+    the database was recorded — see :func:`registry_decl_entry`)."""
+    return entry[4] if len(entry) > 4 else None
+
+
+def registry_decl_entry(key: tuple[Any, ...], value: Any) -> DeclEntry:
+    """A ``decls`` value read back from the ID registry as a ``Lookups.decls`` entry.
+
+    Values are written as [TK_ID, HD_ID, MA_DV, XUAT_NPL_SP, db]. Values of earlier runs have no database:
+    a regime other than GC/CX (Ma_LH ``_GC%``/``_CX%``) is converted from SXXK only, so it is taken as
+    SXXK; a GC/CX key may have come from either database and is kept as unknown (None), which
+    :func:`parent_decl` matches from EITHER database (an incremental run then excludes such children as
+    R-ALREADY-CONVERTED, as before).
+    """
+    v = tuple(value)
+    if len(v) >= 5:
+        return v[:5]  # type: ignore[return-value]
+    ma_lh = key[1] if len(key) > 1 and isinstance(key[1], str) else ""
+    return (*v[:4], None if ma_lh[1:3] in ("GC", "CX") else "SXXK")  # type: ignore[return-value]
+
+
+def _clean_key(key: tuple[Any, ...]) -> DeclKey:
+    return tuple(t(v) for v in key)  # type: ignore[return-value]
+
+
+def note_quarantined_declaration(lk: Lookups, db: str, key: tuple[Any, ...],
+                                 reason: str = "Q-BAD-VALUE") -> None:
+    """Register that the declaration row of database ``db`` ('SXXK' or 'SLXNK') with ``key`` was quarantined.
+
+    For step 5 to call BEFORE converting declarations, once per declaration row quarantined upstream (step 4
+    quarantines rows whose values do not cast to their declared type, reason ``Q-BAD-VALUE``): such a row
+    never reaches :func:`convert_declaration`, but its children (goods lines, tax details, stock,
+    ecsToKhaiMD, self-supplied materials, destruction lines) must be quarantined with it
+    (Q-PARENT-QUARANTINED), not excluded. ``key`` is the 4-tuple (SoTK, Ma_LH, Ma_HQ, NamDK) as
+    :func:`decl_key` builds it from the row (string parts are trimmed here too). A key with a NULL/blank
+    part is ignored: no child can be matched to it (such children are Q-NULL-KEY themselves). The first
+    reason registered for a (db, key) is kept.
+    """
+    if db not in DECL_DBS:
+        raise ValueError(f"declaration database must be one of {DECL_DBS}, got {db!r}")
+    k = _clean_key(key)
+    if len(k) != 4 or any(blank(v) for v in k):
+        return
+    lk.quarantined_decls.setdefault((db, k), reason)
+
+
+def decl_missing(lk: Lookups, db: str, key: tuple[Any, ...]) -> Fate:
+    """Fate of a child whose declaration (of database ``db``) is not among the converted ones.
+
+    Quarantined declaration → the child is quarantined with it (Q-PARENT-QUARANTINED); excluded or
+    non-existent declaration → the child is excluded (R-DECL-NOT-SELECTED).
+    """
+    reason = lk.quarantined_decls.get((db, key))  # type: ignore[arg-type]
+    if reason is not None:
+        return Fate.quarantined("Q-PARENT-QUARANTINED", f"{db} declaration SoTK={key[0]} Ma_LH={key[1]} "
+                                                        f"NamDK={key[3]} is quarantined ({reason})")
     return Fate.excluded("R-DECL-NOT-SELECTED")
 
 
-def forget(lk: Lookups, registrations: list[tuple[str, tuple[Any, ...], Any]], kinds: dict[str, str | None]) -> None:
-    """Undo a converted row's lookups when the row is quarantined after all (its children must not link to it)."""
-    for kind, key, _value in registrations:
+def parent_decl(lk: Lookups, db: str, key: tuple[Any, ...]) -> tuple[DeclEntry | None, Fate | None]:
+    """Resolve a child's declaration by its FULL key — source database included.
+
+    Returns (entry, None) when the declaration of ``db`` with ``key`` was converted (or converted by an
+    earlier run whose registry did not record the database), else (None, the child's fate from
+    :func:`decl_missing`). A declaration of the OTHER database with the same key is never the parent: the
+    SLXNK copy of an SXXK declaration is excluded (R-SL-REGIME) and its lines with it.
+    """
+    entry = lk.decls.get(key)  # type: ignore[arg-type]
+    if entry is not None and decl_db(entry) in (db, None):
+        return entry, None
+    return None, decl_missing(lk, db, key)
+
+
+def forget(lk: Lookups, registrations: list[tuple[str, tuple[Any, ...], Any]], kinds: dict[str, str | None],
+           reason: str = "Q-VALUE-TOO-LONG") -> None:
+    """Undo a converted row's lookups when the row is quarantined after all (children must not link to it).
+
+    Step 5's sink calls it when a converted row does not fit central (``reason``, Q-VALUE-TOO-LONG by
+    default); a declaration is then recorded as quarantined, so that its children follow it.
+    """
+    for kind, key, value in registrations:
         target = kinds.get(kind)
         if target is not None:
             getattr(lk, target).pop(key, None)
         if kind == "decls":
-            lk.quarantined_decls.add(key)
+            db = decl_db(tuple(value))
+            for d in [db] if db else DECL_DBS:
+                lk.quarantined_decls.setdefault((d, key), reason)  # type: ignore[index]
 
 
+# --- small helpers -------------------------------------------------------------------------------
 def upper_keys(row: Row) -> Row:
     return {k.upper(): v for k, v in row.items()}
 
@@ -514,18 +602,34 @@ def select_declaration(row: Row, source_db: str, ctx: ConvertContext, lk: Lookup
 
 def convert_declaration(row: Row, ecs: Row | None, source_db: str, ctx: ConvertContext, ids: IdAllocator,
                         lk: Lookups) -> Fate:
-    """DToKhaiMD (SXXK or SLXNK) + its ecsToKhaiMD row → DTO_KHAI_MD."""
+    """DToKhaiMD (SXXK or SLXNK) + its ecsToKhaiMD row → DTO_KHAI_MD.
+
+    The converted declaration is recorded with its source database (``Lookups.decls``); a quarantined one
+    is recorded per (database, key) so that its children are quarantined with it.
+    """
+    fate = _convert_declaration(row, ecs, source_db, ctx, ids, lk)
+    if fate.kind == "quarantined":
+        note_quarantined_declaration(lk, source_db, decl_key(row), fate.code)
+    return fate
+
+
+def _convert_declaration(row: Row, ecs: Row | None, source_db: str, ctx: ConvertContext, ids: IdAllocator,
+                         lk: Lookups) -> Fate:
     fate, hd_id = select_declaration(row, source_db, ctx, lk)
     if fate:
         return fate
     key = decl_key(row)
     if key in lk.decls:
-        return again(lk, "decls", key, f"SoTK={key[0]} Ma_LH={key[1]} NamDK={key[3]}")
+        other = decl_db(lk.decls[key])
+        what = f"SoTK={key[0]} Ma_LH={key[1]} NamDK={key[3]}"
+        if other not in (None, source_db):  # one key from both databases: a duplicate (in later runs too)
+            return Fate.quarantined("Q-DUPLICATE-KEY", f"{what} already converted from {other}")
+        return again(lk, "decls", key, what)
     ma_lh = key[1]
     new, cuc = office(ctx, lk, row["MA_HQ"])
     tk_id = ids.next("DTO_KHAI_MD", 0)
     xnsp = repaired_xuat_npl_sp(ma_lh)
-    lk.decls[key] = (tk_id, hd_id, t(row.get("MA_DV")) or "", xnsp)
+    lk.decls[key] = (tk_id, hd_id, t(row.get("MA_DV")) or "", xnsp, source_db)
     cont, c40 = row.get("SO_CONTAINER"), row.get("SO_CONTAINER40")
     c20 = (cont or 0) - (c40 or 0) if cont is not None else None
     e = ecs or {}
@@ -548,18 +652,24 @@ def convert_declaration(row: Row, ecs: Row | None, source_db: str, ctx: ConvertC
 
 
 def ecs_fate(row: Row, lk: Lookups, ctx: ConvertContext) -> Fate:
-    """ecsToKhaiMD rows are merged into their declaration; otherwise excluded with it."""
+    """ecsToKhaiMD rows are merged into their declaration — of EITHER database (they extend SXXK declarations
+    too, see extract.staging.declarations_with_ecs); otherwise quarantined with a quarantined declaration of
+    that key, or excluded."""
     if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK"], ctx)):
         return q
-    if is_prior(lk, "decls", decl_key(row)):
+    key = decl_key(row)
+    if is_prior(lk, "decls", key):
         return Fate.excluded("R-ALREADY-CONVERTED")
-    if decl_key(row) in lk.decls:
+    if key in lk.decls:
         return Fate.converted()
-    return decl_missing(lk, decl_key(row))
+    for db in DECL_DBS:
+        if (db, key) in lk.quarantined_decls:
+            return decl_missing(lk, db, key)
+    return Fate.excluded("R-DECL-NOT-SELECTED")
 
 
 # --- goods lines (§3, §4.5) ----------------------------------------------------------------------
-def _goods_row(line: Row, decl: tuple[int, int | None, str, str], ctx: ConvertContext, lk: Lookups,
+def _goods_row(line: Row, decl: DeclEntry, ctx: ConvertContext, lk: Lookups,
                stt: int, ma_vt: str, loai: int, vt_id: int | None, nguon: str, lan_dc: int | None,
                tax: Row | None) -> Row:
     new, cuc = office(ctx, lk, line["MA_HQ"])
@@ -577,70 +687,97 @@ def _goods_row(line: Row, decl: tuple[int, int | None, str, str], ctx: ConvertCo
     }
 
 
+DECL_KEY_COLS = ("SOTK", "MA_LH", "MA_HQ", "NAMDK")
+
+
 def convert_sxxk_goods_group(lines: list[Row], ctx: ConvertContext, lk: Lookups
                              ) -> list[tuple[Row, Fate]]:
     """All candidate lines (TH, DC, DK) of ONE SXXK declaration → fates, in input order.
 
     Each line carries ``_SRC`` ('TH' | 'DC' | 'DK') and DC lines their latest tax detail as
-    ``_CT_THUE_XNK``/``_CT_THUE_VAT`` (from DHANGMDDC_CT, highest LAN_DC_CT).
+    ``_CT_THUE_XNK``/``_CT_THUE_VAT`` (from DHANGMDDC_CT, highest LAN_DC_CT; ``_CT_LAN_DC_CT`` its round).
 
     Rules (§3): NKD%/X% take TH lines, or DK lines when the declaration has no TH line; NSX% take,
     per MA_PHU, the DC line with the highest LAN_DC, or the DK line (as LAN_DC = 0) when none.
     Kept lines are renumbered 1..n by MA_PHU; a DC/TH line whose MA_NPL_SP equals its MA_PHU gets
     the real item code from its DK line (hazard 9).
+
+    The parent is the SXXK declaration with the lines' key (:func:`parent_decl`). Which lines are kept
+    does not depend on the lines' data defects: a TH or DC line quarantined for its own values still
+    supersedes (it is the line that should have been converted). A TH/DC line's own defect is reported
+    before the rules that exclude it (as before); a DK line that is not used as gap fill is always
+    excluded under a named rule (R-DK-SUPERSEDED, or the declaration's R-DECL-NOT-SELECTED /
+    R-ALREADY-CONVERTED), whatever its own values — only a DK line without a declaration key is
+    quarantined (Q-NULL-KEY). Under a quarantined declaration the same rules apply and the lines that
+    would be converted are quarantined with it (Q-PARENT-QUARANTINED).
     """
-    out: list[tuple[Row, Fate | None]] = []
-    for ln in lines:
-        q = generic_quarantine(ln, ["SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_PHU"], ctx, qtys=["LUONG"])
-        out.append((ln, q))
     if not lines:
         return []
+    own = [generic_quarantine(ln, [*DECL_KEY_COLS, "MA_PHU"], ctx, qtys=["LUONG"]) for ln in lines]
     key = decl_key(lines[0])
-    decl = lk.decls.get(key)
-    if decl is None:
-        return [(ln, q or decl_missing(lk, key)) for ln, q in out]
-    if is_prior(lk, "decls", key):
-        return [(ln, q or Fate.excluded("R-ALREADY-CONVERTED")) for ln, q in out]
-    ma_lh = key[1]
-    nsx = ma_lh.startswith("NSX")
-    ok = [ln for ln, q in out if q is None]
-    dk_code = {t(ln["MA_PHU"]): t(ln.get("MA_NPL_SP")) for ln in ok if ln["_SRC"] == "DK"}
-    chosen: dict[str, Row] = {}
-    fates: dict[int, Fate] = {}
+    decl, missing = parent_decl(lk, "SXXK", key)
+
+    def no_decl_key(ln: Row) -> bool:
+        return any(blank(ln.get(c)) for c in DECL_KEY_COLS)
+
+    def not_used(ln: Row, q: Fate | None, excl: Fate) -> Fate:
+        if ln["_SRC"] == "DK" and not no_decl_key(ln):
+            return excl  # a DK line not used as gap fill: excluded, whatever its own values
+        return q or excl
+
+    if decl is None and missing is not None and missing.kind == "excluded":
+        return [(ln, not_used(ln, q, decl_missing(lk, "SXXK", key))) for ln, q in zip(lines, own)]
+    if decl is not None and is_prior(lk, "decls", key):
+        return [(ln, not_used(ln, q, Fate.excluded("R-ALREADY-CONVERTED"))) for ln, q in zip(lines, own)]
+    nsx = key[1].startswith("NSX")
+
+    def mp_of(ln: Row) -> str:
+        return t(ln.get("MA_PHU")) or ""
+
+    # selection (§3) over every line that has a MA_PHU, defects or not
+    rule: dict[int, str] = {}
     if nsx:
         best: dict[str, Row] = {}
-        for ln in ok:
-            if ln["_SRC"] == "DC":
-                mp = t(ln["MA_PHU"])
-                if mp not in best or (ln.get("LAN_DC") or 0) > (best[mp].get("LAN_DC") or 0):
-                    best[mp] = ln
-        for ln in ok:
-            mp = t(ln["MA_PHU"])
+        for ln in lines:
+            mp = mp_of(ln)
+            if ln["_SRC"] == "DC" and mp and (mp not in best or
+                                              (ln.get("LAN_DC") or 0) > (best[mp].get("LAN_DC") or 0)):
+                best[mp] = ln
+        for ln in lines:
+            mp = mp_of(ln)
             if ln["_SRC"] == "TH":
-                fates[id(ln)] = Fate.excluded("R-NSX-GOODS-FROM-DC")
-            elif ln["_SRC"] == "DC":
-                if best[mp] is not ln:
-                    fates[id(ln)] = Fate.excluded("R-DC-SUPERSEDED")
-                else:
-                    chosen[mp] = ln
-            elif mp in best:
-                fates[id(ln)] = Fate.excluded("R-DK-SUPERSEDED")
-            elif mp in chosen:
-                fates[id(ln)] = Fate.quarantined("Q-DUPLICATE-KEY", f"MA_PHU={mp}")
-            else:
-                chosen[mp] = ln
+                rule[id(ln)] = "R-NSX-GOODS-FROM-DC"
+            elif ln["_SRC"] == "DC" and mp and best[mp] is not ln:
+                rule[id(ln)] = "R-DC-SUPERSEDED"
+            elif ln["_SRC"] == "DK" and mp in best:
+                rule[id(ln)] = "R-DK-SUPERSEDED"
     else:
-        has_th = any(ln["_SRC"] == "TH" for ln in ok)
-        for ln in ok:
-            mp = t(ln["MA_PHU"])
+        has_th = any(ln["_SRC"] == "TH" for ln in lines)
+        for ln in lines:
             if ln["_SRC"] == "DC":
-                fates[id(ln)] = Fate.excluded("R-DC-NOT-NSX")
+                rule[id(ln)] = "R-DC-NOT-NSX"
             elif ln["_SRC"] == "DK" and has_th:
-                fates[id(ln)] = Fate.excluded("R-DK-SUPERSEDED")
-            elif mp in chosen:
-                fates[id(ln)] = Fate.quarantined("Q-DUPLICATE-KEY", f"MA_PHU={mp}")
+                rule[id(ln)] = "R-DK-SUPERSEDED"
+    chosen: dict[str, Row] = {}
+    fates: dict[int, Fate] = {}
+    for ln, q in zip(lines, own):
+        r = rule.get(id(ln))
+        f = not_used(ln, q, Fate.excluded(r)) if r else q
+        if f is None:
+            mp = mp_of(ln)
+            if mp in chosen:
+                f = Fate.quarantined("Q-DUPLICATE-KEY", f"MA_PHU={mp}")
             else:
                 chosen[mp] = ln
+                continue
+        fates[id(ln)] = f
+    if decl is None:  # the declaration is quarantined: the lines it would take wait with it
+        for mp, ln in chosen.items():
+            fates[id(ln)] = decl_missing(lk, "SXXK", key)
+            if ln["_SRC"] == "DC" and ln.get("_CT_LAN_DC_CT") is not None:
+                lk.held_ct.add((*key, mp, ln.get("LAN_DC"), ln.get("_CT_LAN_DC_CT")))
+        return [(ln, fates[id(ln)]) for ln in lines]
+    dk_code = {mp_of(ln): t(ln.get("MA_NPL_SP")) for ln in lines if ln["_SRC"] == "DK" and mp_of(ln)}
     loai = 1 if decl[3] == "N" else 2
     for stt, mp in enumerate(sorted(chosen), start=1):
         ln = chosen[mp]
@@ -657,23 +794,27 @@ def convert_sxxk_goods_group(lines: list[Row], ctx: ConvertContext, lk: Lookups
         fates[id(ln)] = Fate.converted(("DHANG_MD", row))
         if nsx:
             lk.stock_lines.setdefault((decl[0], code), []).append((row["DGIA_TT"], row["LUONG"], row["TS_XNK"]))
-    return [(ln, q or fates[id(ln)]) for ln, q in out]
+    return [(ln, fates[id(ln)]) for ln in lines]
 
 
 def convert_slxnk_line(row: Row, ctx: ConvertContext, lk: Lookups, seen: set[tuple]) -> Fate:
-    """DHangMD (GC/CX declarations) → DHANG_MD; item code = Ma_Phu without its kind letter."""
+    """DHangMD (GC/CX declarations) → DHANG_MD; item code = Ma_Phu without its kind letter.
+
+    The parent is the SLXNK declaration with the line's key (never an SXXK one with the same key)."""
     if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK", "STTHANG"], ctx, qtys=["LUONG"])):
         return q
     key = decl_key(row)
-    decl = lk.decls.get(key)
-    if decl is None:
-        return decl_missing(lk, key)
-    if is_prior(lk, "decls", key):
+    decl, missing = parent_decl(lk, "SLXNK", key)
+    if decl is None and missing.kind == "excluded":  # type: ignore[union-attr]
+        return missing  # type: ignore[return-value]
+    if decl is not None and is_prior(lk, "decls", key):
         return Fate.excluded("R-ALREADY-CONVERTED")
-    k = (decl[0], row["STTHANG"])
+    k = (decl[0] if decl else None, row["STTHANG"])  # (seen is per declaration group)
     if k in seen:
         return Fate.quarantined("Q-DUPLICATE-KEY", f"STTHang={row['STTHANG']}")
     seen.add(k)
+    if decl is None:
+        return missing  # type: ignore[return-value]
     ma_phu = t(row.get("MA_PHU")) or ""
     ma_vt, loai = strip_kind_prefix(ma_phu) or "", kind_of(ma_phu)
     regime = key[1][1:3]
@@ -688,14 +829,21 @@ def convert_slxnk_line(row: Row, ctx: ConvertContext, lk: Lookups, seen: set[tup
 
 
 def dc_ct_fate(row: Row, chosen_ct: set[tuple], lk: Lookups, ctx: ConvertContext) -> Fate:
-    """DHANGMDDC_CT rows: merged into their chosen DC line when they are its latest tax detail."""
+    """DHANGMDDC_CT rows: merged into their chosen DC line when they are its latest tax detail.
+
+    Under a quarantined SXXK declaration, the tax detail its goods would take (``Lookups.held_ct``, filled
+    by :func:`convert_sxxk_goods_group`) is quarantined with it; older ones stay superseded."""
     if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_PHU"], ctx)):
         return q
-    if decl_key(row) not in lk.decls:
-        return decl_missing(lk, decl_key(row))
-    if is_prior(lk, "decls", decl_key(row)):
+    key = decl_key(row)
+    decl, missing = parent_decl(lk, "SXXK", key)
+    k = (*key, t(row["MA_PHU"]), row.get("LAN_DC"), row.get("LAN_DC_CT"))
+    if decl is None:
+        if missing.kind == "quarantined" and k not in lk.held_ct:  # type: ignore[union-attr]
+            return Fate.excluded("R-DC-CT-SUPERSEDED")
+        return missing  # type: ignore[return-value]
+    if is_prior(lk, "decls", key):
         return Fate.excluded("R-ALREADY-CONVERTED")
-    k = (*decl_key(row), t(row["MA_PHU"]), row.get("LAN_DC"), row.get("LAN_DC_CT"))
     return Fate.converted() if k in chosen_ct else Fate.excluded("R-DC-CT-SUPERSEDED")
 
 
@@ -704,9 +852,9 @@ def convert_self_supplied(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: L
     """ecsNPLTCU (self-supplied materials of a GC declaration) → DGC_NPL_TCU."""
     if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK", "NPLP_CODE"], ctx, qtys=["LUONG"])):
         return q
-    decl = lk.decls.get(decl_key(row))
+    decl, missing = parent_decl(lk, "SLXNK", decl_key(row))
     if decl is None:
-        return decl_missing(lk, decl_key(row))
+        return missing  # type: ignore[return-value]
     k = (decl[0], t(row["NPLP_CODE"]))
     if k in lk.tcu:
         return again(lk, "tcu", k, f"NPLP_Code={k[1]}")
@@ -725,9 +873,9 @@ def convert_self_supplied_doc(row: Row, ctx: ConvertContext, lk: Lookups, seen: 
     if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK", "NPLP_CODE", "SO_CT"], ctx,
                                 dates=["NGAY_CT"], qtys=["LUONG"])):
         return q
-    decl = lk.decls.get(decl_key(row))
+    decl, missing = parent_decl(lk, "SLXNK", decl_key(row))
     if decl is None:
-        return decl_missing(lk, decl_key(row))
+        return missing  # type: ignore[return-value]
     tcu_id = lk.tcu.get((decl[0], t(row["NPLP_CODE"])))
     if is_prior(lk, "tcu", (decl[0], t(row["NPLP_CODE"]))):
         return Fate.excluded("R-ALREADY-CONVERTED")
@@ -789,6 +937,8 @@ def convert_cx_destruction(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: 
 
     The related declaration is found by office, type, year(NGAY_DK) and SO_TK — NamDK and
     year(NGAY_DK) were used interchangeably in 2014 (hazard 10); an unmatched one keeps TK_ID empty.
+    It is a CX declaration, so an SLXNK one; when that declaration is quarantined, the line is quarantined
+    with it (Q-PARENT-QUARANTINED) rather than converted without its link.
     """
     if (q := generic_quarantine(row, ["SO_TN", "MA_HQTN", "NAM_TN", "MA_HANG"], ctx, dates=["NGAY_DK"],
                                 qtys=["SO_LUONG"])):
@@ -802,6 +952,11 @@ def convert_cx_destruction(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: 
     if dk in seen:
         return Fate.quarantined("Q-DUPLICATE-KEY", f"MA_HANG={dk[1]}")
     seen.add(dk)
+    ngay = row.get("NGAY_DK")
+    decl, related = parent_decl(lk, "SLXNK", (row.get("SO_TK"), t(row.get("MA_LH")), t(row.get("MA_HQ")),
+                                              ngay.year if isinstance(ngay, datetime) else None))
+    if related is not None and related.kind == "quarantined":
+        return related
     out: list[tuple[str, Row]] = []
     new, cuc = office(ctx, lk, row["MA_HQTN"])
     fresh = hk not in lk.cx_destructions
@@ -809,9 +964,6 @@ def convert_cx_destruction(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: 
         lk.cx_destructions[hk] = ids.next("DCX_HUY_NPL_SP", 9)
         out.append(("DCX_HUY_NPL_SP", {"CT_ID": lk.cx_destructions[hk], "MA_HQ": new, "MA_CUC_HQ": cuc,
                                        "MA_DV": t(row.get("MA_DV")), "SO_TN": hk[0], "NAM_TN": hk[1]}))
-    ngay = row.get("NGAY_DK")
-    decl = lk.decls.get((row.get("SO_TK"), t(row.get("MA_LH")), t(row.get("MA_HQ")),
-                         ngay.year if isinstance(ngay, datetime) else None))  # type: ignore[arg-type]
     loai = int(row.get("LOAI_HANG") or 1)
     vt_id = lk.cx_items.get((hk[2], t(row.get("MA_DV")) or "", dk[1], 1 if loai == 1 else 2))
     out.append(("DCX_HUY_NPL_SP_D", {
@@ -829,13 +981,15 @@ def convert_stock(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) 
     One row per price group of the material's goods lines, all with the same HS_TL_ID (hazard 11):
     TON_DAU = the group's quantity, LUONG = used, TON = LUONG_TON_SAU_DC = remaining, LUONG_TON_DC = 0.
     Without goods lines for the material: one row at price 0 with TON_DAU = the imported LUONG.
+    The parent is the SXXK declaration with the row's key. Under a quarantined declaration the row's own
+    checks and rules come first (Q-TON-GT-LUONG, R-STOCK-ZERO); otherwise it waits with the declaration.
     """
     if (q := generic_quarantine(row, ["SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_NPL"], ctx, qtys=["LUONG", "TON"])):
         return q
     key = decl_key(row)
-    decl = lk.decls.get(key)
-    if decl is None:
-        return decl_missing(lk, key)
+    decl, missing = parent_decl(lk, "SXXK", key)
+    if decl is None and missing.kind == "excluded":  # type: ignore[union-attr]
+        return missing  # type: ignore[return-value]
     luong, ton = row.get("LUONG") or Decimal(0), row.get("TON") or Decimal(0)
     if ton > luong:
         return Fate.quarantined("Q-TON-GT-LUONG", f"TON={ton} LUONG={luong}")
@@ -844,6 +998,8 @@ def convert_stock(row: Row, ctx: ConvertContext, ids: IdAllocator, lk: Lookups) 
     npl = t(row["MA_NPL"])
     if is_prior(lk, "stock", (*key, npl)):
         return Fate.excluded("R-ALREADY-CONVERTED")
+    if decl is None:
+        return missing  # type: ignore[return-value]
     lines = lk.stock_lines.get((decl[0], npl))
     if lines:
         groups = group_by_price(lines)

@@ -4,6 +4,11 @@ Step 5 emits registrations (kind, key, value) for every ID it issues; step 8 sto
 branch is in central. A later run reads them back so that it can (a) link declarations to catalogs
 converted earlier (scope ``declarations``) and (b) convert only what is new (incremental) without
 ever issuing an ID twice.
+
+``decls`` values are [TK_ID, HD_ID, MA_DV, XUAT_NPL_SP, source database]. Values written before the source
+database was recorded ([TK_ID, HD_ID, MA_DV, XUAT_NPL_SP]) still load: a key whose Ma_LH is not a GC/CX
+type is taken as SXXK (only SXXK converts those), a GC/CX key as "either database" (None) — see
+``transform.convert.registry_decl_entry``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from transform.convert import Lookups
+from transform.convert import Lookups, registry_decl_entry
 
 # registry kind -> the Lookups dict that holds it (None: only remembered as "converted before")
 KINDS: dict[str, str | None] = {
@@ -40,6 +45,8 @@ def load_into(lk: Lookups, rows: Iterable[dict[str, str]]) -> dict[str, int]:
         kind = r["kind"]
         key = tuple(json.loads(r["key"]))
         value = _tuple(json.loads(r["value"]))
+        if kind == "decls":
+            value = registry_decl_entry(key, value)
         target = KINDS[kind]
         if target is not None:
             getattr(lk, target)[key] = value

@@ -47,6 +47,11 @@ RULES: dict[str, tuple[str, str]] = {
     "Q-VALUE-TOO-LONG": ("Giá trị dài hơn cột đích", "value longer than the target column"),
     "Q-GC-NO-CONTRACT": ("Không tìm thấy hợp đồng gia công", "GC row whose contract is missing"),
     "Q-NO-PARENT": ("Không có bản ghi cha đã chuyển đổi", "the row's parent record is missing or quarantined"),
+    # a child (goods line, stock, tax detail, ecsToKhaiMD, self-supplied material, destruction line) of a
+    # declaration that is itself quarantined, whatever the reason (checks of step 4 or 5, value too long):
+    # it waits with its declaration and follows it once the declaration is corrected
+    "Q-PARENT-QUARANTINED": ("Tờ khai của dòng này đang bị cách ly (dòng được cách ly theo tờ khai)",
+                             "the row's declaration is quarantined; the row is quarantined with it"),
     "Q-UNKNOWN-ITEM": ("Mã hàng không có trong danh mục", "item code missing from its catalog"),
 }
 
@@ -54,4 +59,6 @@ RULES: dict[str, tuple[str, str]] = {
 def label(code: str) -> str:
     return RULES[code][0]
 
+RULES["Q-BAD-VALUE"] = ("Giá trị không đúng kiểu dữ liệu khai báo (ví dụ chữ trong cột số, ngày không tồn tại)",
+                        "a value does not cast to its column's declared type (set aside at step 4)")
 RULES["R-TABLE-NOT-CONVERTED"] = ("Bảng không thuộc phạm vi chuyển đổi", "table outside the conversion scope")

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Font
 
 Sheet = tuple[Sequence[str], Sequence[Sequence[Any]]]
@@ -16,6 +17,16 @@ Sheet = tuple[Sequence[str], Sequence[Sequence[Any]]]
 
 def nfc(v: Any) -> Any:
     return unicodedata.normalize("NFC", v) if isinstance(v, str) else v
+
+
+def cell_text(v: Any) -> Any:
+    """A value for a worksheet cell: NFC text, control characters (a NUL in a source value, say) shown as ``\\x00``
+    — a worksheet cannot hold them, and hiding them would hide the very defect being reported."""
+    if isinstance(v, (dict, list)):
+        v = json.dumps(v, ensure_ascii=False, default=str)
+    if isinstance(v, str):
+        return ILLEGAL_CHARACTERS_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", nfc(v))
+    return v
 
 
 def write_xlsx(path: Path, sheets: dict[str, Sheet]) -> Path:
@@ -28,8 +39,7 @@ def write_xlsx(path: Path, sheets: dict[str, Sheet]) -> Path:
         for c in ws[1]:
             c.font = Font(bold=True)
         for r in rows:
-            ws.append([nfc(v) if not isinstance(v, (dict, list)) else json.dumps(v, ensure_ascii=False, default=str)
-                       for v in r])
+            ws.append([cell_text(v) for v in r])
         for i, h in enumerate(headers, start=1):
             ws.column_dimensions[ws.cell(1, i).column_letter].width = max(12, min(50, len(str(h)) + 4))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from extract.contract import TableBinding
+
 
 def canon_type(s: str) -> str:
     """Canonical spelling of a SQL type so that 'numeric(18,8)' == 'NUMERIC(18, 8)'."""
@@ -27,7 +29,7 @@ class SchemaDiff:
     db: str
     table: str
     column: str
-    kind: Literal["missing", "extra", "retyped"]
+    kind: Literal["missing", "extra", "retyped", "missing_table", "absent_optional", "extra_table"]
     expected: str
     found: str
 
@@ -37,7 +39,27 @@ class SchemaDiff:
     def as_check(self) -> dict[str, Any]:
         return {"check_id": f"schema_{self.kind}", "table_name": f"{self.db}.{self.table}", "key": None,
                 "field": self.column, "expected": self.expected, "actual": self.found,
-                "status": "fail" if self.kind == "missing" else "warn"}
+                "status": "fail" if self.kind in ("missing", "missing_table") else "warn"}
+
+
+def diffs_from_bindings(db: str, bindings: list[TableBinding], extra_tables: list[str]) -> list[SchemaDiff]:
+    """The differences between the declared schema and what the package held, from step 4's bindings
+    (names matched case-insensitively; a column stored in an accepted other form is "retyped")."""
+    out = []
+    for b in bindings:
+        if b.found is None:
+            out.append(SchemaDiff(db, b.table.name, "*", "absent_optional" if b.optional else "missing_table",
+                                  "table", ""))
+            continue
+        for c in b.columns:
+            if c.found is None:
+                out.append(SchemaDiff(db, b.table.name, c.declared, "missing", c.legacy_type, ""))
+            elif c.retyped:
+                out.append(SchemaDiff(db, b.table.name, c.declared, "retyped", c.legacy_type, str(c.found_type)))
+        for col, ty in b.extra.items():
+            out.append(SchemaDiff(db, b.table.name, col, "extra", "", ty))
+    out += [SchemaDiff(db, t, "*", "extra_table", "", "table") for t in extra_tables]
+    return out
 
 
 def compare_schema(db: str, expected: dict[str, dict[str, Any]], found: dict[str, dict[str, Any]]) -> list[SchemaDiff]:

@@ -10,7 +10,7 @@ from extract.backup import native_backup
 from extract.freeze import freeze_source, hold_still
 from extract.legacy_schema import CATEGORY
 from extract.package import write_package
-from extract.source import count_rows, open_source, redact, reflect
+from extract.source import count_rows, non_utf8_values, open_source, redact, reflect
 from transform.errors import MigrationError
 from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
@@ -47,7 +47,7 @@ def run(ctx: StepContext) -> StepOutcome:
 
 def _count_and_back_up(ctx: StepContext, urls: dict[str, str], admin: str | None, proofs: dict, held: dict) -> StepOutcome:  # type: ignore[type-arg]
     cfg = ctx.cfg
-    engines = {db: open_source(url) for db, url in urls.items()}
+    engines = {db: open_source(url, label=db) for db, url in urls.items()}
     by_type = []
     for db, e in engines.items():
         by_type += review.counts_by_office_type(e, db)
@@ -81,6 +81,14 @@ def _count_and_back_up(ctx: StepContext, urls: dict[str, str], admin: str | None
                         on_rows=lambda table, n: progress.report(STEP, table, n),
                         attachments={"buoc2_bao_cao_thong_ke.json": rp, "buoc1_bang_ke_chot_ton.json": stock,
                                      "buoc2_bao_cao_sao_luu.pdf": bpdf})
+    for db, e in engines.items():  # text that was not UTF-8: kept byte for byte (Latin-1), named for the gates
+        odd = non_utf8_values(e)
+        if odd:
+            ctx.store.add_finding(ctx.run_id, STEP, "non_utf8_text", "source_data_error", "major", db,
+                                  [f"{o['table']}.{o['column']}: {o['row']}" for o in odd],
+                                  f"{len(odd)} text values of {db} are not UTF-8; they were backed up byte for byte "
+                                  "(read as single-byte text: TCVN3 is converted at step 5, anything else arrives "
+                                  "as it is). Check them at the branch")
     per_table = [{"table_name": k, "category": CATEGORY.get(k, "other"), "rows": v} for k, v in man.rows().items()]
     ctx.store.add_counts(ctx.run_id, STEP, "source", per_table)
     total = sum(man.rows().values())

@@ -22,7 +22,7 @@ def run(ctx: StepContext) -> StepOutcome:
     stock = json.loads((received / "reports" / "buoc1_bang_ke_chot_ton.json").read_text(encoding="utf-8"))
     sc = ctx.cfg.sampling
     cross = cross_check(received, man.rows(), report, stock, ctx.cfg.offices, sc.seed, sc.confidence,
-                        sc.max_defect_rate)
+                        sc.max_defect_rate, [(f.db, f.table, f.path) for f in man.files])
     ctx.store.add_checks(ctx.run_id, STEP, cross)
     failed: dict[str, list[str]] = {}
     for c in cross:

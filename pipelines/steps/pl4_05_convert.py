@@ -12,6 +12,7 @@ import functools
 
 import json
 from collections import Counter
+from decimal import Decimal, InvalidOperation
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -171,6 +172,10 @@ def run(ctx: StepContext) -> StepOutcome:
                     sink.take(f"{db}.{table}", r, fn(r, seen))
 
     try:
+        # rows step 4 set aside because a value does not cast (Q-BAD-VALUE): counted here, and a declaration
+        # among them takes its goods, stock and other children into quarantine with it
+        for r in staging.bad_values(con):
+            _take_bad_value(sink, lk, r)
         # catalogs first: declarations and goods look their IDs up (Phụ lục IV §I.1)
         each("SXXK", "SNPL", lambda r: cv.convert_sx_item(r, 1, cctx, ids, lk))
         each("SXXK", "SSP", lambda r: cv.convert_sx_item(r, 2, cctx, ids, lk))
@@ -220,12 +225,15 @@ def run(ctx: StepContext) -> StepOutcome:
 
         # tables the package holds beyond the conversion scope are counted, never silently dropped
         restored = {r["table_name"]: r["rows"] for r in ctx.store.counts(ctx.run_id, "restored")}
-        handled = {k[0] for k in sink.fates}
+        accounted: Counter[str] = Counter()
+        for (src, _f, _c), v in sink.fates.items():
+            accounted[src] += v
         for table, rows in restored.items():
-            if table not in handled and rows:
-                in_model = table.split(".", 1)[1] in {t.name for t in TABLES_BY_DB.get(table.split(".")[0], ())}
-                code = "R-OUT-OF-SCOPE" if in_model and not source_in_scope(table, cfg.scope) else "R-TABLE-NOT-CONVERTED"
-                sink.fates[(table, "excluded", code)] += rows
+            db, name = table.split(".", 1)
+            in_model = name in {t.name for t in TABLES_BY_DB.get(db, ())}
+            if rows > accounted[table] and not (in_model and source_in_scope(table, cfg.scope)):
+                code = "R-OUT-OF-SCOPE" if in_model else "R-TABLE-NOT-CONVERTED"
+                sink.fates[(table, "excluded", code)] += rows - accounted[table]
         sink.flush()
         snap = writer.close({REGISTRY_FILE: sink.close_registrations()})
         qt = pa.Table.from_pylist(sink.quarantine, schema=QUARANTINE_SCHEMA)
@@ -245,7 +253,7 @@ def run(ctx: StepContext) -> StepOutcome:
         raise ConservationError("row accounting does not add up: " +
                                 "; ".join(f"{t}: restored {a}, accounted {b}" for t, (a, b) in sorted(broken.items())),
                                 hint="this is a defect of the conversion; do not sign — report it")
-    for q in _group_quarantine(sink.quarantine):
+    for q in _group_quarantine([r for r in sink.quarantine if r["reason"] != BAD_VALUE]):  # step 4 raised those
         ctx.store.add_finding(ctx.run_id, STEP, "quarantine", "source_data_error", "major", q["table"], q["keys"],
                               f"{q['n']} rows quarantined: {q['reason']}")
     unmapped = sorted(reshape_office(o) or o for o in cfg.offices if reshape_office(o) not in cctx.office_map)
@@ -282,6 +290,30 @@ def run(ctx: StepContext) -> StepOutcome:
         "office_map": cfg.office_map, "unit_map": cfg.unit_map, "central_office_codes": cfg.central_office_codes,
         "office_table_2025_sha256": table_2025.sha256 if table_2025 else None, "text_fixes": len(lk.text_fixes),
         "truncated": len(sink.truncations)})
+
+
+BAD_VALUE = "Q-BAD-VALUE"
+_DECL_HEADERS = {"SXXK.DTOKHAIMD": ("SOTK", "MA_LH", "MA_HQ", "NAMDK"), "SLXNK.DToKhaiMD": ("SoTK", "Ma_LH", "Ma_HQ", "NamDK")}
+
+
+def _take_bad_value(sink: _Sink, lk: cv.Lookups, r: dict[str, Any]) -> None:
+    table = str(r["source_table"])
+    sink.quarantine.append({"source_table": table, "reason": BAD_VALUE, "detail": r["detail"],
+                            "source_key": r["source_key"], "source_values": r["source_values"]})
+    sink.fates[(table, "quarantined", BAD_VALUE)] += 1
+    if table in _DECL_HEADERS:
+        raw = json.loads(str(r["key_json"]))
+        sotk, ma_lh, ma_hq, namdk = (raw.get(k) for k in _DECL_HEADERS[table])
+        cv.note_quarantined_declaration(lk, table.split(".")[0], (_int(sotk), ma_lh, ma_hq, _int(namdk)))
+
+
+def _int(v: Any) -> Any:
+    """A key value as the staging table would hold it (an int column read back from its raw text)."""
+    try:
+        d = Decimal(str(v).strip())
+    except (InvalidOperation, ValueError):
+        return v
+    return int(d) if d.is_finite() and d == d.to_integral_value() else v
 
 
 def _prepare(ctx: StepContext, lk: cv.Lookups) -> tuple[cv.IdAllocator, dict[str, int]]:

@@ -287,3 +287,20 @@ def test_postgresql_freeze_is_not_blocked_by_an_application_that_reconnects(pg_a
         unfreeze_source(url)
         drop_database(url)
 
+
+
+@pytest.mark.db
+def test_a_wrong_password_names_the_source_and_what_to_do(mariadb_branch, pg_admin_url: str) -> None:  # type: ignore[no-untyped-def]
+    """No raw 'Access denied' from the driver: the source, its redacted URL, and the next action."""
+    reader, _admin = mariadb_branch
+    wrong = sa.engine.make_url(reader).set(password="not-the-password").render_as_string(False)
+    with pytest.raises(ExtractError) as e:
+        open_source(wrong, label="SLXNK")
+    msg = str(e.value)
+    assert "SLXNK" in msg and "refused the login" in msg and "not-the-password" not in msg
+    assert "password" in (e.value.hint or "") and not e.value.transient
+    # PostgreSQL through psqlODBC: an unknown database is not a login problem, and is said as such
+    gone = with_database(pg_admin_url, "ecm_no_such_db", "postgresql+pyodbc") + "?driver=PostgreSQL+Unicode"
+    with pytest.raises(ExtractError) as e2:
+        open_source(gone, label="SXXK")
+    assert "SXXK" in str(e2.value) and "ecm_no_such_db" in str(e2.value)

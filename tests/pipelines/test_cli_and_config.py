@@ -89,3 +89,31 @@ def test_unfreeze_refuses_while_another_branch_is_frozen_on_the_same_mariadb(tmp
     store.add_branch_event("C47E", "freeze", target="SXXK " + url.format("c47e_sxxk").replace(":x@", ":***@"))
     with pytest.raises(ConfigError, match="C47E is frozen on the same MariaDB server"):
         lifecycle.unfreeze(cfg, "Nguyễn Văn A", "drill over")
+
+
+@pytest.mark.db
+def test_a_source_refusing_the_login_is_one_line_naming_it_without_traceback(tmp_path: Path, branch_config,  # type: ignore[no-untyped-def]
+                                                                            mariadb_admin_url: str) -> None:
+    """What the operator reads when a source password is wrong: the source, the driver's words, the next action —
+    and no traceback (Prefect logs one for every failed run)."""
+    import os
+    import subprocess
+    import sys
+
+    from sqlalchemy.engine import make_url
+    u = make_url(mariadb_admin_url)
+    wrong = u.render_as_string(False).replace(f"//{u.username}{':' + u.password if u.password else ''}@",
+                                              f"//{u.username}:${{ECM_TEST_WRONG_PW}}@", 1)
+    assert "${ECM_TEST_WRONG_PW}" in wrong
+    text = Path(branch_config.output_dir / "branch.toml").read_text()
+    lines = [f'slxnk_url = "{wrong}"' if ln.startswith("slxnk_url") else ln for ln in text.splitlines()]
+    cfg = tmp_path / "wrong.toml"
+    cfg.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "ECM_TEST_WRONG_PW": "definitely-wrong", "PREFECT_HOME": str(tmp_path / "ph"),
+           "COLUMNS": "200"}
+    r = subprocess.run([sys.executable, "-c", "from pipelines.cli import main; main()", "run", "--config", str(cfg)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "Traceback" not in out and "definitely-wrong" not in out
+    assert "SLXNK" in out and "refused the login" in out and "Access denied" in out and "password" in out

@@ -1,8 +1,11 @@
 import hashlib
+import unicodedata
 from datetime import date
 
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from transform.codes import (
     channel_code, cuc_code, fix_text, is_valid_mst, kind_of, looks_tcvn3, map_distinct, mst_check_digit,
@@ -90,3 +93,89 @@ def test_map_distinct_handles_nulls() -> None:
     arr = pa.array(["C47D  ", None, "C47D01", "C47D  "])
     out = map_distinct(arr, lambda v: new_office_code(v, office_map("2014-latest")) or "?", pa.string())
     assert out.to_pylist() == ["47D1", "?", "47D2", "47D1"]
+
+
+# --- TCVN3 capitals restored from context (defect 8) --------------------------------------------------------
+def _round_trip(text: str) -> str:
+    return tcvn3_to_unicode(unicode_to_tcvn3(text))
+
+
+@pytest.mark.parametrize("text", ["ÁO SƠ MI NAM", "ÁO", "ẤM", "ỐNG THÉP", "ÉP NHIỆT",
+                                  "ÁO SƠ MI NAM - size M"])
+def test_tcvn3_capital_at_the_start_of_the_string(text: str) -> None:
+    """The word's other letters are capitals: its ambiguous first letter is one too (was 'áO')."""
+    assert _round_trip(text) == text
+
+
+@pytest.mark.parametrize("text", ["SƠ MI ÁO NAM", "HÀNG ÁO", "MÀU ĐỎ", "01/2012/HĐGC ÁO",
+                                  "Công ty TNHH ÁNH DƯƠNG"])
+def test_tcvn3_capital_at_the_start_of_a_later_word(text: str) -> None:
+    assert _round_trip(text) == text
+
+
+@pytest.mark.parametrize("text", ["THÉP", "CHỈ", "PHỞ BÒ", "NGUYÊN PHỤ LIỆU", "CÀ PHÊ", "HÀ NỘI",
+                                  "CÔNG TY CỔ PHẦN MAY BIÊN HÒA", "ĐỎ VÀ VÀNG"])
+def test_tcvn3_all_capital_strings(text: str) -> None:
+    """Ambiguous letters first, in the middle and last in the word, in all-capital strings."""
+    assert _round_trip(text) == text
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("HÀNG Ở KHO", "HÀNG Ở KHO"), ("hàng ở kho", "hàng ở kho"), ("Ở", "ở"), ("Á", "á"),
+    ("A Á B", "A Á B"), ("Hàng Ở Kho", "Hàng Ở Kho"),
+])
+def test_tcvn3_single_letter_words(text: str, expected: str) -> None:
+    """A one-letter word has no letters of its own to go by: its neighbours decide; none → small."""
+    assert _round_trip(text) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("Áo Sơ Mi", "Áo Sơ Mi"),          # every other word is title case: so is this one
+    ("Áo Sơ Mi Nam", "Áo Sơ Mi Nam"),
+    ("Ấn Độ", "Ấn Độ"),
+    ("áo sơ mi nam", "áo sơ mi nam"),
+    ("Áo sơ mi nam", "áo sơ mi nam"),   # title or small: nothing tells, stays small as the legacy text was
+    ("Đỏ", "Đỏ"), ("ĐỎ", "Đỏ"),         # '§á': genuinely ambiguous, never 'ĐỎ' on its own
+    ("Cá", "Cá"),
+])
+def test_tcvn3_title_case_and_ambiguous_words(text: str, expected: str) -> None:
+    """A word starting with an ambiguous letter then small letters is title case or small, never capitals."""
+    assert _round_trip(text) == expected
+
+
+@pytest.mark.parametrize("text", ["ĐỎ và VÀNG", "Đỏ và Vàng", "Hàng mẫu ÁO SƠ MI", "ÁO SƠ MI nam", "Đô THÀNH",
+                                  "Xuất xứ: ẤN ĐỘ", "Ông Ánh Dương, CÔNG TY ÂU Á"])
+def test_tcvn3_mixed_strings(text: str) -> None:
+    """Words of different shapes side by side; a small ă â đ ê ô ơ ư is known small (TCVN3 has a byte
+    for their capitals too)."""
+    assert _round_trip(text) == text
+
+
+def _knowable(word: str) -> bool:
+    """The precondition that makes a word's case knowable from its own TCVN3 bytes.
+
+    A letter's case survives TCVN3 when its two cases encode differently (ASCII letters, Ă Â Đ Ê Ô Ơ Ư and
+    their small letters). A small word needs one such letter anywhere: if it is first it is small, if later
+    the word is small or title case, and nothing in these strings is title case. A capital word needs one
+    after its first letter: a capital first letter alone fits 'Đỏ' as well as 'ĐỎ'.
+    """
+    known = [unicode_to_tcvn3(c.upper()) != unicode_to_tcvn3(c.lower()) for c in word]
+    return any(known[1:]) if word.isupper() else any(known)
+
+
+_VI_SMALL = "aàáảãạăằắẳẵặâầấẩẫậbcdđeèéẻẽẹêềếểễệghiìíỉĩịklmnoòóỏõọôồốổỗộơờớởỡợpqrstuùúủũụưừứửữựvxyỳýỷỹỵ"
+_WORD = st.tuples(st.text(alphabet=_VI_SMALL, min_size=2, max_size=7), st.booleans()).map(
+    lambda wb: wb[0].upper() if wb[1] else wb[0]).filter(_knowable)
+_SEPARATOR = st.sampled_from([" ", " ", "-", ", ", " / ", " 12 "])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.lists(st.tuples(_WORD, _SEPARATOR), min_size=1, max_size=6))
+def test_tcvn3_round_trip_of_knowable_words(words: list[tuple[str, str]]) -> None:
+    """Words each all capitals or all small, each with its case knowable (``_knowable``), in any mix:
+    Unicode → TCVN3 → Unicode gives the text back exactly (NFC), through the decoder and ``fix_text``."""
+    text = "".join(w + sep for w, sep in words).strip(" -,/")
+    encoded = unicode_to_tcvn3(text)
+    assert tcvn3_to_unicode(encoded) == unicodedata.normalize("NFC", text)
+    if looks_tcvn3(encoded):
+        assert fix_text(encoded) == (text, True)

@@ -14,7 +14,8 @@ def test_cross_check_finds_each_altered_report_figure(tmp_path: Path, sample_bra
                                   for n, t in reflect(e).tables.items()},
               "counts_by_office_type": [r for db, e in engines.items() for r in review.counts_by_office_type(e, db)]}
     stock = review.closing_stock(engines["SXXK"], offices)
-    args = (tmp_path / "pkg", man.rows(), report, stock, offices, 865, 0.95, 0.01)
+    args = (tmp_path / "pkg", man.rows(), report, stock, offices, 865, 0.95, 0.01,
+            [(f.db, f.table, f.path) for f in man.files])
     clean = cross_check(*args)
     assert clean and all(c["status"] == "pass" for c in clean)
     assert {c["check_id"] for c in clean} == {"handover_table_rows", "handover_office_type", "handover_closing_stock",
