@@ -59,6 +59,16 @@ class StepContext:
     def base_id(self) -> int:
         return branch_base_id(self.cfg.id_cuc_hq, self.cfg.id_chi_cuc)
 
+    def verified_snapshot(self, when: str) -> dict[str, Any]:
+        """The snapshot of step 5, every file re-hashed now against the hashes step 5 recorded (extract/custody.py)."""
+        from extract.custody import verify_snapshot_custody
+        recorded = self.store.step_detail(self.run_id, "pl4_05_convert").get("snapshot_sha256")
+        return verify_snapshot_custody(self.snapshot_dir, recorded, when)
+
+    def recorded_package_sha256(self) -> str | None:
+        """The package manifest's SHA-256 as step 2 recorded it when it wrote the package."""
+        return self.store.step_detail(self.run_id, "pl4_02_freeze_backup").get("package_manifest_sha256")
+
     def freeze_time(self) -> datetime:
         """When the source was frozen (step 2); dates after it are impossible."""
         d = self.store.step_detail(self.run_id, "pl4_02_freeze_backup")

@@ -9,6 +9,7 @@ from extract import review
 from extract.backup import native_backup
 from extract.freeze import freeze_source, hold_still
 from extract.legacy_schema import CATEGORY
+from extract.custody import manifest_sha256
 from extract.package import write_package
 from extract.source import count_rows, non_utf8_values, open_source, redact, reflect
 from transform.errors import MigrationError
@@ -105,6 +106,8 @@ def _count_and_back_up(ctx: StepContext, urls: dict[str, str], admin: str | None
         md += "\n\nNative backups: " + ", ".join(f"{rel} ({nb['tool']}, {nb['bytes']} bytes)"
                                                 for rel, nb in man.native_backups.items())
     return StepOutcome(rows_in=total, rows_out=total, markdown=md,
-                       detail={"native_backups": man.native_backups, "held": held,"frozen_at": min(p.at for p in proofs.values()), "package": str(ctx.package_dir),
+                       detail={"native_backups": man.native_backups, "held": held,
+                               "frozen_at": min(p.at for p in proofs.values()), "package": str(ctx.package_dir),
+                               "package_manifest_sha256": manifest_sha256(ctx.package_dir),
                                "backup_report": str(rp), "counts_by_category": by_cat,
                                "freeze": {db: vars(p) for db, p in proofs.items()}})

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from extract.package import PackageManifest, copy_package, verify_package
+from extract.custody import verify_package_custody
+from extract.package import copy_package, verify_package
 from pipelines.steps.base import StepContext, StepOutcome
 from sign_off.signing import verify_minutes
 from validate.crosscheck import cross_check
@@ -14,9 +15,11 @@ STEP = "pl4_03_handover"
 
 
 def run(ctx: StepContext) -> StepOutcome:
-    sent = PackageManifest.read(ctx.package_dir)
+    recorded = ctx.recorded_package_sha256()
+    sent = verify_package_custody(ctx.package_dir, recorded, "step 3, before sending")
     received = copy_package(ctx.package_dir, ctx.received_dir)
     man = verify_package(received, expected=sent)
+    verify_package_custody(received, recorded, "step 3, on receipt")
     total = sum(f.rows for f in man.files)
     report = json.loads((received / "reports" / "buoc2_bao_cao_thong_ke.json").read_text(encoding="utf-8"))
     stock = json.loads((received / "reports" / "buoc1_bang_ke_chot_ton.json").read_text(encoding="utf-8"))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 
 from extract import staging
+from extract.custody import verify_package_custody
 from extract.errors import PackageIntegrityError
 from extract.legacy_schema import legacy_table
 from extract.package import PackageManifest
@@ -31,7 +32,8 @@ STEP = "pl4_04_restore"
 
 def run(ctx: StepContext) -> StepOutcome:
     root = ctx.received_dir
-    man = PackageManifest.read(root)
+    # the received copy may have changed since step 3 verified it: every file again, right before it is read
+    man = verify_package_custody(root, ctx.recorded_package_sha256(), "step 4, before restoring")
     ctx.cfg.staging_path.parent.mkdir(parents=True, exist_ok=True)
     if ctx.cfg.staging_path.exists():
         ctx.cfg.staging_path.unlink()

@@ -33,6 +33,7 @@ STEP = "pl4_06_validate"
 
 def run(ctx: StepContext) -> StepOutcome:
     cfg = ctx.cfg
+    ctx.verified_snapshot("step 6, before validating")
     con = staging.connect(cfg.staging_path, read_only=True)
     checks: list[dict[str, Any]] = []
     try:

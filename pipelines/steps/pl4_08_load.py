@@ -17,7 +17,6 @@ from extract.source import redact
 from load.central import WINDOW, branch_counts, central_integrity, iter_branch_rows, load_branch, open_central
 from load.central_model import CENTRAL, LOAD_ORDER, central_metadata
 from load.errors import LoadError, LoadRefused
-from load.snapshot import read_manifest
 from pipelines.steps.base import StepContext, StepOutcome
 from pipelines.steps.users import add_unknown_roles, branch_users
 from pipelines.steps.pl4_05_convert import REGISTRY_FILE
@@ -69,8 +68,9 @@ def run(ctx: StepContext) -> StepOutcome:
     users, unknown = branch_users(cfg)
     if unknown and not any(f["check_id"] == "unknown_role" for f in store.findings(rid)):
         add_unknown_roles(ctx, STEP, unknown)  # normally already raised at step 6, before the minutes
+    # the snapshot the signers vouched for, every file re-hashed right before it is loaded
+    snap = ctx.verified_snapshot("step 8, before loading")
     engine = open_central(url)
-    snap = read_manifest(ctx.snapshot_dir)
     owned = {t for t in LOAD_ORDER if target_in_scope(t, cfg.scope)}
     before = branch_counts(engine, ctx.base_id)
     t_load = time.perf_counter()
