@@ -34,7 +34,6 @@ import re
 from dataclasses import dataclass, field
 
 from extract.legacy_schema import OPTIONAL_TABLES, TABLES_BY_DB, LegacyTable
-from extract.source import check_ident
 
 _TYPE_RE = re.compile(r"^(\w+)(?:\((\d+)(?:,(\d+))?\))?$")
 
@@ -108,6 +107,33 @@ def _q(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# SQL Server's own ranges: a value outside them cannot have come from the branch's column
+_INT_RANGE = {"bit": (0, 1), "tinyint": (0, 255), "smallint": (-32768, 32767), "int": (-2**31, 2**31 - 1),
+              "bigint": (-2**63, 2**63 - 1)}
+_DATETIME_RANGE = ("TIMESTAMP '1753-01-01 00:00:00'", "TIMESTAMP '9999-12-31 23:59:59.999999'")
+# ISO text only: no time zone (SQL Server datetime has none: a zone would shift the day), no 'epoch'/'infinity',
+# no 24:00, two-digit months and days
+_ISO_TEXT = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,9})?)?)?"
+
+
+def _base(legacy: str) -> str:
+    return legacy.split("(", 1)[0].strip().lower()
+
+
+def _in_range(expr: str, legacy: str) -> str:
+    """``expr`` (already of the target type) kept only when SQL Server's column could hold it."""
+    base = _base(legacy)
+    if base in _INT_RANGE and base != "bigint":
+        lo, hi = _INT_RANGE[base]
+        return f"CASE WHEN ({expr}) BETWEEN {lo} AND {hi} THEN ({expr}) END"
+    if base == "datetime":
+        return f"CASE WHEN isfinite({expr}) AND ({expr}) BETWEEN {_DATETIME_RANGE[0]} AND {_DATETIME_RANGE[1]} " \
+               f"THEN ({expr}) END"
+    if base == "float":
+        return f"CASE WHEN isfinite({expr}) THEN ({expr}) END"
+    return expr
+
+
 def column_cast(declared: str, legacy_type: str, found: str | None, found_type: str | None,
                 alias: str = "") -> ColumnCast:
     """The cast of one column: expression and bad-value predicate (see the module's table)."""
@@ -116,23 +142,27 @@ def column_cast(declared: str, legacy_type: str, found: str | None, found_type: 
         return ColumnCast(declared, legacy_type, None, None, f"NULL::{target}", None)
     x = (alias + "." if alias else "") + _q(found)
     src, dst = _kind(found_type), _kind(target)
-    nfc = dst == "text"
-    if found_type.upper() == target:
-        if nfc:  # Unicode NFC; a NUL character cannot reach central
-            return ColumnCast(declared, legacy_type, found, found_type, f"nfc_normalize({x})",
-                              f"({x} IS NOT NULL AND contains({x}, chr(0)))")
-        return ColumnCast(declared, legacy_type, found, found_type, x, None)
-    blank = f"({x} IS NULL OR trim(CAST({x} AS VARCHAR)) = '')" if src == "text" else f"({x} IS NULL)"
-    v = f"trim(CAST({x} AS VARCHAR))" if src == "text" else x
-    if dst == "text":
-        expr = f"nfc_normalize(CAST({x} AS VARCHAR))"
+    if dst == "text" and src == "blob":  # text the source declared binary: UTF-8 only (anything else is bad)
+        expr = f"nfc_normalize(try(decode({x})))"
+        return ColumnCast(declared, legacy_type, found, found_type, expr,
+                          f"({x} IS NOT NULL AND (try(decode({x})) IS NULL OR contains(try(decode({x})), chr(0))))")
+    if dst == "text":  # Unicode NFC; a NUL character cannot reach central
+        expr = f"nfc_normalize({x})" if found_type.upper() == target else f"nfc_normalize(CAST({x} AS VARCHAR))"
         return ColumnCast(declared, legacy_type, found, found_type, expr,
                           f"({x} IS NOT NULL AND contains(CAST({x} AS VARCHAR), chr(0)))")
+    if found_type.upper() == target:
+        checked = _in_range(x, legacy_type)
+        bad = None if checked == x else f"({x} IS NOT NULL AND ({checked}) IS NULL)"
+        return ColumnCast(declared, legacy_type, found, found_type, checked if bad else x, bad)
+    if "TIME ZONE" in found_type.upper() or found_type.upper() == "TIMESTAMPTZ":
+        # SQL Server's datetime has no zone: a zone-aware value would shift the day on the way; never guess
+        return ColumnCast(declared, legacy_type, found, found_type, f"NULL::{target}", f"({x} IS NOT NULL)")
+    blank = f"({x} IS NULL OR trim(CAST({x} AS VARCHAR)) = '')" if src == "text" else f"({x} IS NULL)"
+    v = f"trim(CAST({x} AS VARCHAR))" if src == "text" else x
     if dst == "int":
         if src == "text":
             ok = f"regexp_full_match({v}, '[-+]?[0-9]+(\\.0*)?')"
-            cast = f"TRY_CAST(TRY_CAST({v} AS DECIMAL(38,0)) AS {target})"
-            expr = f"CASE WHEN {ok} THEN {cast} END"
+            expr = f"CASE WHEN {ok} THEN TRY_CAST(TRY_CAST({v} AS DECIMAL(38,0)) AS {target}) END"
         elif src in ("decimal", "float"):
             fin = f"isfinite({x}) AND " if src == "float" else ""
             expr = f"CASE WHEN {fin}{x} = trunc({x}) THEN TRY_CAST({x} AS {target}) END"
@@ -146,17 +176,20 @@ def column_cast(declared: str, legacy_type: str, found: str | None, found_type: 
             expr = f"CASE WHEN {ok} THEN TRY_CAST({v} AS {target}) END"
         elif src == "decimal" and _decimal_scale(found_type) > s:
             # more decimals than declared: only values whose extra decimals are zero
-            expr = (f"CASE WHEN TRY_CAST({x} AS {target}) = {x} THEN TRY_CAST({x} AS {target}) END")
+            expr = f"CASE WHEN TRY_CAST({x} AS {target}) = {x} THEN TRY_CAST({x} AS {target}) END"
         elif src == "float":
-            expr = f"CASE WHEN isfinite({x}) THEN TRY_CAST({x} AS {target}) END"
+            # rounded at the declared scale exactly as the driver prints it ("%.{s}f", correctly rounded)
+            expr = f"CASE WHEN isfinite({x}) THEN TRY_CAST(printf('%.{s}f', {x}) AS {target}) END"
         else:
             expr = f"TRY_CAST({x} AS {target})"
     elif dst == "float":
-        expr = f"CASE WHEN isfinite(TRY_CAST({v} AS DOUBLE)) THEN TRY_CAST({v} AS DOUBLE) END"
+        expr = f"TRY_CAST({v} AS DOUBLE)"
     elif dst == "time":
-        expr = f"TRY_CAST({v} AS TIMESTAMP)"
+        expr = f"CASE WHEN regexp_full_match({v}, '{_ISO_TEXT}') THEN TRY_CAST({v} AS TIMESTAMP) END" \
+            if src == "text" else f"TRY_CAST({v} AS TIMESTAMP)"
     else:  # pragma: no cover - every declared type is one of the above
         expr = f"TRY_CAST({v} AS {target})"
+    expr = _in_range(expr, legacy_type)
     if src == "text":
         expr = f"CASE WHEN {blank} THEN NULL ELSE {expr} END"
     return ColumnCast(declared, legacy_type, found, found_type, expr, f"(NOT {blank} AND ({expr}) IS NULL)")
@@ -244,8 +277,6 @@ def bind(db: str, found: dict[str, dict[str, str]], alias: str = "r") -> tuple[l
                              else column_cast(cname, ctype, None, None))
         b.extra = {c: fcols[c] for c in folded.values()}
         out.append(b)
-    for name in tables.values():
-        check_ident(name, "table name")
     return out, sorted(tables.values())
 
 

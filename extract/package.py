@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from extract.errors import PackageIntegrityError
 from extract.legacy_schema import TABLES_BY_DB
-from extract.source import ColumnNotTyped, check_ident, iter_batches, redact, reflect, text_schema
+from extract.source import IDENT_RE, ColumnNotTyped, check_ident, iter_batches, redact, reflect, text_schema
 
 MANIFEST = "manifest.json"
 
@@ -111,16 +112,24 @@ def write_package(branch: str, sources: dict[str, Engine], root: Path, batch_row
         keys = {t.name.casefold(): list(t.key) for t in TABLES_BY_DB.get(db, ())}
         schema_doc = {name: {"columns": {c.name: str(c.type) for c in t.columns}, "key": keys.get(name.casefold(), [])}
                       for name, t in sorted(md.tables.items())}
+        declared = {t.name.casefold(): t for t in TABLES_BY_DB.get(db, ())}
         for name in sorted(md.tables):
-            check_ident(name, "table name")
             table = md.tables[name]
-            path = ddir / f"{name}.parquet"
+            path = ddir / f"{file_stem(name)}.parquet"
+            lt = declared.get(name.casefold())
+            scales = {}  # floats of a column backed up as text are printed at the declared scale
+            if lt is not None:
+                types = {c.casefold(): ty for c, ty in lt.columns}
+                for c in table.columns:
+                    m = re.match(r"^(numeric)\((\d+),(\d+)\)$|^(money)$", types.get(c.name.casefold(), ""))
+                    if m:
+                        scales[c.name] = 4 if m.group(4) else int(m.group(3))
             as_text: frozenset[str] = frozenset()
             while True:  # a column holding values its type cannot take is backed up as the text it holds
                 rows = 0
                 try:
                     with pq.ParquetWriter(path, text_schema(table, as_text), compression="zstd") as w:
-                        for batch in iter_batches(engine, table, batch_rows, as_text=as_text,
+                        for batch in iter_batches(engine, table, batch_rows, as_text=as_text, text_scales=scales,
                                                   on_rows=(lambda n, _t=name: on_rows(_t, n)) if on_rows else None):
                             w.write_batch(batch)
                             rows += batch.num_rows
@@ -131,13 +140,22 @@ def write_package(branch: str, sources: dict[str, Engine], root: Path, batch_row
                     as_text |= {exc.column}
             if as_text:
                 schema_doc[name]["stored_as_text"] = sorted(as_text)
-            man.files.append(PackageFile(db, name, f"{db}/{name}.parquet", rows, sha256_file(path),
+            man.files.append(PackageFile(db, name, f"{db}/{path.name}", rows, sha256_file(path),
                                          path.stat().st_size))
         sp = ddir / "schema.json"
         sp.write_text(json.dumps(schema_doc, ensure_ascii=False, indent=1, sort_keys=True), encoding="utf-8")
         man.schema_files[db] = {"path": f"{db}/schema.json", "sha256": sha256_file(sp)}
     (root / MANIFEST).write_text(man.to_json(), encoding="utf-8")
     return man
+
+
+def file_stem(table: str) -> str:
+    """The package file name of a table: its own name, or — for a name that is not a plain identifier (``Sheet1$``,
+    ``Bảng tạm``, ``a b``; SQL Server allows them) — a safe name derived from it, never colliding."""
+    if IDENT_RE.match(table):
+        return table
+    safe = re.sub(r"[^A-Za-z0-9_]", "_", table)[:60]
+    return f"x_{safe}_{hashlib.sha256(table.encode()).hexdigest()[:8]}"
 
 
 def verify_package(root: Path, expected: PackageManifest | None = None) -> PackageManifest:

@@ -98,10 +98,26 @@ class Sql:
     """Builds a check's SQL on one source: ``t(table)`` / ``c(table, column, alias)`` are the source's quoted
     spellings, ``a(alias)`` a quoted alias, ``num(...)`` a column as a number (text that is not a number: NULL)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, db: str | None = None) -> None:
         self.n = names(engine)
         self.a = _quoter(engine)
         self.dialect = engine.dialect.name
+        self.db = db
+
+    def _scale(self, table: str, column: str) -> int | None:
+        """The declared scale of a numeric column (numeric(p,s): s; money: 4; integers: 0; float: None)."""
+        for db in ([self.db] if self.db else list(TABLES_BY_DB)):
+            for t in TABLES_BY_DB[db]:
+                if t.name.casefold() == table.casefold():
+                    ty = {c.casefold(): v for c, v in t.columns}.get(column.casefold(), "")
+                    m = re.match(r"^numeric\((\d+),(\d+)\)$", ty)
+                    return int(m.group(2)) if m else 4 if ty == "money" else \
+                        0 if ty in ("int", "bigint", "smallint", "tinyint", "bit") else None
+        return None
+
+    def is_time(self, table: str, column: str) -> bool:
+        ty = self.n._cols(table).get(column.casefold(), (None, None))[1]
+        return ty is None or isinstance(ty, (sa.DateTime, sa.Date))
 
     def t(self, table: str) -> str:
         return self.a(self.n.table(table) or table)
@@ -110,14 +126,19 @@ class Sql:
         return (f"{alias}." if alias else "") + self.a(self.n.col(table, column))
 
     def num(self, table: str, column: str, alias: str = "") -> str:
+        """The column as a number, read as the input contract reads it (extract/contract.py): text that is not a
+        plain decimal with at most the declared scale's non-zero decimals is NULL here, so that step 1's sums
+        are step 3's."""
         ref = self.c(table, column, alias)
         if self.n.is_number(table, column):
             return ref
-        return {"sqlite": f"ecm_num({ref})",
-                "postgresql": f"CASE WHEN {ref} ~ '{NUMBER_RE}' THEN CAST(trim({ref}) AS NUMERIC) END",
-                "mysql": f"CASE WHEN {ref} REGEXP '{NUMBER_RE}' THEN CAST(trim({ref}) AS DECIMAL(38,10)) END",
-                "mariadb": f"CASE WHEN {ref} REGEXP '{NUMBER_RE}' THEN CAST(trim({ref}) AS DECIMAL(38,10)) END",
-                "mssql": f"TRY_CAST({ref} AS DECIMAL(38,10))"}.get(self.dialect, ref)
+        s = self._scale(table, column)
+        rx = number_re(s, posix=True)
+        return {"sqlite": f"ecm_num({ref}, {'NULL' if s is None else s})",
+                "postgresql": f"CASE WHEN {ref} ~ '{rx}' THEN CAST(trim({ref}) AS NUMERIC) END",
+                "mysql": f"CASE WHEN {ref} REGEXP '{rx}' THEN CAST(trim({ref}) AS DECIMAL(38,10)) END",
+                "mariadb": f"CASE WHEN {ref} REGEXP '{rx}' THEN CAST(trim({ref}) AS DECIMAL(38,10)) END",
+                "mssql": f"TRY_CAST({ref} AS DECIMAL(38,{10 if s is None else s}))"}.get(self.dialect, ref)
 
     def key(self, table: str, cols: list[str], alias: str = "") -> str:
         """The key columns, aliased with their declared names (codes trimmed)."""
@@ -142,7 +163,7 @@ def _rows(engine: Engine, sql: str) -> list[dict[str, object]]:
 def _keys_where(engine: Engine, db: str, table: str, cond: str, params: dict[str, object] | None = None,
                 binds: tuple[sa.BindParameter[object], ...] = ()) -> list[dict[str, object]]:
     """The keys of the rows of ``db.table`` matching the SQL condition ``cond`` (identifiers already quoted)."""
-    q = Sql(engine)
+    q = Sql(engine, db)
     stmt = sa.text(f"SELECT {q.key(table, list(legacy_table(db, table).key))} FROM {q.t(table)} WHERE {cond}")
     with engine.connect() as c:
         return [dict(r) for r in c.execute(stmt.bindparams(*binds), params or {}).mappings()]
@@ -173,7 +194,7 @@ def _present(engine: Engine, db: str) -> list[LegacyTable]:
 
 
 def duplicate_keys(engine: Engine, db: str) -> list[CheckHit]:
-    q = Sql(engine)
+    q = Sql(engine, db)
     hits = []
     for t in _present(engine, db):
         cols = list(t.key)
@@ -187,7 +208,7 @@ def duplicate_keys(engine: Engine, db: str) -> list[CheckHit]:
 
 
 def null_keys(engine: Engine, db: str) -> list[CheckHit]:
-    q = Sql(engine)
+    q = Sql(engine, db)
     hits = []
     for t in _present(engine, db):
         rows = _keys_where(engine, db, t.name, " OR ".join(f"{q.c(t.name, c)} IS NULL" for c in t.key))
@@ -213,7 +234,7 @@ def _lines_per_declaration(q: Sql, db: str) -> tuple[str, str, str, list[str], s
 
 
 def declarations_without_goods(engine: Engine, db: str) -> list[CheckHit]:
-    q = Sql(engine)
+    q = Sql(engine, db)
     decl, _goods, _sohang, key, sql = _lines_per_declaration(q, db)
     rows = [{k: r[k] for k in key} for r in _rows(engine, sql) if not r["lines"]]
     return [CheckHit("decl_without_goods", f"{db}.{decl}", rows, f"{len(rows)} declarations have no goods lines")] \
@@ -221,7 +242,7 @@ def declarations_without_goods(engine: Engine, db: str) -> list[CheckHit]:
 
 
 def sohang_mismatch(engine: Engine, db: str) -> list[CheckHit]:
-    q = Sql(engine)
+    q = Sql(engine, db)
     decl, _goods, sohang, _key, sql = _lines_per_declaration(q, db)
     rows = [r for r in _rows(engine, sql)
             if r["lines"] and r["declared"] is not None and Decimal(str(r["declared"])) != r["lines"]]
@@ -230,7 +251,7 @@ def sohang_mismatch(engine: Engine, db: str) -> list[CheckHit]:
 
 
 def orphan_catalog_rows(engine: Engine, db: str) -> list[CheckHit]:
-    q = Sql(engine)
+    q = Sql(engine, db)
     hits = []
     n = names(engine)
     if db == "SLXNK":
@@ -267,7 +288,7 @@ def orphan_catalog_rows(engine: Engine, db: str) -> list[CheckHit]:
 
 def closing_stock(engine: Engine, offices: list[str]) -> list[dict[str, object]]:
     """Bảng kê chốt tồn: per enterprise × material, imported and remaining quantity (SXXK)."""
-    q, t = Sql(engine), "DNPLNHAP"
+    q, t = Sql(engine, "SXXK"), "DNPLNHAP"
     if not names(engine).has(t):
         return []
     placeholders = ", ".join(f":o{i}" for i in range(len(offices)))
@@ -281,7 +302,7 @@ def closing_stock(engine: Engine, offices: list[str]) -> list[dict[str, object]]
 
 
 def counts_by_office_type(engine: Engine, db: str) -> list[dict[str, object]]:
-    q = Sql(engine)
+    q = Sql(engine, db)
     decl = "DTOKHAIMD" if db == "SXXK" else "DToKhaiMD"
     if not names(engine).has(decl):
         return []
@@ -309,22 +330,27 @@ TEXT_COLUMNS: dict[str, dict[str, list[str]]] = {
 
 
 def impossible_dates(engine: Engine, db: str, lo: str, hi: str) -> list[CheckHit]:
-    q = Sql(engine)
+    q = Sql(engine, db)
     hits = []
     for table, cols in DATE_COLUMNS[db].items():
         if not q.n.has(table):
             continue
-        cond = " OR ".join(f"({q.c(table, c)} < :lo OR {q.c(table, c)} > :hi)" for c in cols)
-        # typed binds: PostgreSQL and SQL Server do not compare a timestamp with a string parameter
-        rows = _keys_where(engine, db, table, cond, {"lo": datetime.fromisoformat(lo), "hi": datetime.fromisoformat(hi)},
-                           (sa.bindparam("lo", type_=sa.DateTime()), sa.bindparam("hi", type_=sa.DateTime())))
+        # typed binds: PostgreSQL and SQL Server do not compare a timestamp with a string parameter; a date an
+        # export stored as text is compared as ISO text (a value in another form is a bad value of step 4)
+        cond = " OR ".join(f"({q.c(table, c)} < :lo OR {q.c(table, c)} > :hi)" if q.is_time(table, c) else
+                           f"({q.c(table, c)} < :lo_s OR {q.c(table, c)} > :hi_s)" for c in cols)
+        binds = [b for b in (sa.bindparam("lo", type_=sa.DateTime()), sa.bindparam("hi", type_=sa.DateTime()),
+                             sa.bindparam("lo_s", type_=sa.String()), sa.bindparam("hi_s", type_=sa.String()))
+                 if f":{b.key} " in cond + " " or f":{b.key})" in cond]
+        values = {"lo": datetime.fromisoformat(lo), "hi": datetime.fromisoformat(hi), "lo_s": lo, "hi_s": hi}
+        rows = _keys_where(engine, db, table, cond, {b.key: values[b.key] for b in binds}, tuple(binds))
         hits += _hit("impossible_date", f"{db}.{table}", rows,
                      f"{len(rows)} rows of {table} with a date before {lo[:10]} or after {hi[:10]}")
     return hits
 
 
 def negative_quantities(engine: Engine, db: str) -> list[CheckHit]:
-    q = Sql(engine)
+    q = Sql(engine, db)
     hits = []
     for table, cols in QTY_COLUMNS[db].items():
         if not q.n.has(table):
@@ -336,7 +362,7 @@ def negative_quantities(engine: Engine, db: str) -> list[CheckHit]:
 
 
 def stock_above_import(engine: Engine) -> list[CheckHit]:
-    q, t = Sql(engine), "DNPLNHAP"
+    q, t = Sql(engine, "SXXK"), "DNPLNHAP"
     if not q.n.has(t):
         return []
     rows = _keys_where(engine, "SXXK", t, f"{q.num(t, 'TON')} > {q.num(t, 'LUONG')}")
@@ -346,7 +372,7 @@ def stock_above_import(engine: Engine) -> list[CheckHit]:
 def tcvn3_text(engine: Engine, db: str, looks_tcvn3: Callable[[str | None], bool],
                batch_rows: int = 50_000) -> list[CheckHit]:
     """Text still in TCVN3 (hazard 2), found by streaming the name columns (the test is not SQL-expressible)."""
-    q = Sql(engine)
+    q = Sql(engine, db)
     hits = []
     for table, cols in TEXT_COLUMNS[db].items():
         if not q.n.has(table):
@@ -372,7 +398,7 @@ WIDER_THAN_CENTRAL: dict[str, int] = {"DV_DT": 256, "VAN_DON": 35, "SO_HD": 50, 
 
 
 def long_text(engine: Engine) -> list[CheckHit]:
-    q, t = Sql(engine), "DTOKHAIMD"
+    q, t = Sql(engine, "SXXK"), "DTOKHAIMD"
     if not q.n.has(t):
         return []
     cond = " OR ".join(f"{_length_fn(engine)}({q.c(t, c)}) > {n}" for c, n in WIDER_THAN_CENTRAL.items())
@@ -401,16 +427,19 @@ def not_run(engine: Engine, db: str, check_id: str, needs: tuple[str, ...]) -> N
     return NotRun(check_id, db, f"table {', '.join(gone)} absent from {db}") if gone else None
 
 
-def number_or_none(value: object) -> float | int | None:
+def number_re(scale: int | None, posix: bool = False) -> str:
+    """A plain decimal (no exponent, no comma) with at most ``scale`` non-zero decimals — the contract's rule."""
+    frac = r"[0-9]*" if scale is None else (r"[0-9]{0,%d}0*" % scale)
+    body = rf"[-+]?([0-9]+([.]{frac})?|[.]{frac})"
+    return rf"^[[:space:]]*{body}[[:space:]]*$" if posix else rf"\s*{body}\s*"
+
+
+def number_or_none(value: object, scale: int | None = None) -> float | int | None:
     """SQLite's ``ecm_num``: a stored value as a number, the way the input contract reads decimal text (NULL when
     it is not a number, so that step 1 and step 3 sum the same values)."""
     if value is None or isinstance(value, (int, float)):
         return value  # type: ignore[return-value]
-    if isinstance(value, str) and _NUMBER.fullmatch(value):
+    if isinstance(value, str) and re.fullmatch(number_re(scale), value):
         d = Decimal(value.strip())
         return int(d) if d == d.to_integral_value() else float(d)
     return None
-
-
-NUMBER_RE = r"^[[:space:]]*[-+]?([0-9]+([.][0-9]*)?|[.][0-9]+)[[:space:]]*$"
-_NUMBER = re.compile(r"\s*[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\s*")

@@ -97,7 +97,7 @@ def _sqlite_engine(url: str) -> Engine:
     def _text(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         from extract.review import number_or_none  # (review imports this module)
         dbapi_conn.text_factory = decoder
-        dbapi_conn.create_function("ecm_num", 1, number_or_none, deterministic=True)
+        dbapi_conn.create_function("ecm_num", 2, number_or_none, deterministic=True)
     return engine
 
 
@@ -282,6 +282,9 @@ def _column_array(raw: Sequence[object], t: pa.DataType, proc: Callable[[object]
                     pass  # out of range for the declared type: the processor path reports it
         proc = _ints_exactly(proc)
     values = raw if proc is None else list(map(proc, raw))
+    if pa.types.is_timestamp(t) and t.tz is None and any(getattr(v, "tzinfo", None) is not None for v in values):
+        # '2012-01-05 05:00:00+07:00' read by fromisoformat: Arrow would move it to UTC (another day) in silence
+        raise ValueError("a datetime with a time zone; SQL Server's datetime has none")
     return pa.array(_coerce(values, t), type=t)
 
 
@@ -304,15 +307,19 @@ class ColumnNotTyped(ExtractError):
         self.column = column
 
 
-def _as_text(v: object, scale: int | None) -> str | None:
-    """A stored value as text, for a column backed up as it is stored (floats at the column's scale, as the
-    driver's own decimal processor would print them; bytes as hex)."""
+def _as_text(v: object, scale: int | None, decode: Callable[[bytes], str] | None = None) -> str | None:
+    """A stored value as text, for a column backed up as it is stored: floats at the column's declared scale, as
+    the driver's decimal processor prints them (``"%.{scale}f"``), else in plain notation (never an exponent);
+    bytes (a text value SQLite holds as a BLOB) decoded like any text (UTF-8, else byte for byte)."""
     if v is None or isinstance(v, str):
         return v
-    if isinstance(v, float) and scale is not None:
-        return f"%.{scale}f" % v
+    if isinstance(v, float):
+        if scale is not None:
+            return f"%.{scale}f" % v
+        return format(Decimal(repr(v)), "f") if v == v and v not in (float("inf"), float("-inf")) else repr(v)
     if isinstance(v, (bytes, bytearray, memoryview)):
-        return "0x" + bytes(v).hex()
+        raw = bytes(v)
+        return (decode or _TextDecoder())(raw)
     return str(v)
 
 
@@ -328,7 +335,8 @@ def text_schema(table: sa.Table, as_text: frozenset[str]) -> pa.Schema:
 
 def iter_batches(engine: Engine, table: sa.Table, batch_rows: int = 50_000,
                  on_rows: Callable[[int], None] | None = None,
-                 as_text: frozenset[str] = frozenset()) -> Iterator[pa.RecordBatch]:
+                 as_text: frozenset[str] = frozenset(),
+                 text_scales: dict[str, int] | None = None) -> Iterator[pa.RecordBatch]:
     """Stream a whole table as Arrow record batches of at most ``batch_rows`` rows.
 
     The driver's rows are taken untyped and converted column by column with each column type's own
@@ -351,13 +359,14 @@ def iter_batches(engine: Engine, table: sa.Table, batch_rows: int = 50_000,
                 dialect, description[i][1] if description else None) for i, c in enumerate(table.columns)]
             fast = [_arrow_castable(c.type, f.type) for c, f in zip(table.columns, schema, strict=True)]
             scales = [getattr(c.type, "scale", None) if isinstance(c.type, sa.Numeric) and not
-                      isinstance(c.type, sa.Float) else None for c in table.columns]
+                      isinstance(c.type, sa.Float) and getattr(c.type, "scale", None) is not None
+                      else (text_scales or {}).get(c.name) for c in table.columns]
             for part in result.partitions(batch_rows):
                 cols = list(zip(*part, strict=True)) if part else [() for _ in schema]
                 arrays = []
                 for col, f, proc, ok, c, sc in zip(cols, schema, procs, fast, table.columns, scales, strict=True):
                     if c.name in as_text:
-                        arrays.append(pa.array([_as_text(v, sc) for v in col], type=pa.string()))
+                        arrays.append(pa.array([_as_text(v, sc, decoder) for v in col], type=pa.string()))
                         continue
                     try:
                         arrays.append(_column_array(col, f.type, proc, ok))

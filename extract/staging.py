@@ -77,9 +77,10 @@ def restore(con: duckdb.DuckDBPyConnection, package_root: Path, man: PackageMani
     con.execute(f"CREATE OR REPLACE TABLE {BAD_VALUES} (source_table VARCHAR, source_key VARCHAR, key_json VARCHAR, "
                 "detail VARCHAR, source_values VARCHAR)")
     by_db: dict[str, dict[str, str]] = {}
+    stems: dict[tuple[str, str], str] = {}
     for f in man.files:
-        check_ident(f.table, "table name")
         by_db.setdefault(f.db, {})[f.table] = str((package_root / f.path).resolve())
+        stems[(f.db, f.table)] = check_ident(Path(f.path).stem, "package file name")
     for db in sorted(set(by_db) | ({"SXXK", "SLXNK"} & set(TABLES_BY_DB))):
         schema = src_schema(db)
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
@@ -110,9 +111,10 @@ def restore(con: duckdb.DuckDBPyConnection, package_root: Path, man: PackageMani
                 n_bad = con.execute(f"SELECT count(*) FROM {BAD_VALUES} WHERE source_table = ?", [name]).fetchall()[0][0]
             staged = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
             out.read[name], out.staged[name], out.bad[name] = int(staged) + int(n_bad), int(staged), int(n_bad)
-        for t in extra:
-            con.execute(f'CREATE OR REPLACE TABLE "{schema}"."{t}" AS SELECT * FROM read_parquet({sql_str(paths[t])})')
-            n = con.execute(f'SELECT count(*) FROM "{schema}"."{t}"').fetchall()[0][0]
+        for t in extra:  # under its package file name (a plain identifier even when the table's is not)
+            st = stems[(db, t)]
+            con.execute(f'CREATE OR REPLACE TABLE "{schema}"."{st}" AS SELECT * FROM read_parquet({sql_str(paths[t])})')
+            n = con.execute(f'SELECT count(*) FROM "{schema}"."{st}"').fetchall()[0][0]
             out.read[f"{db}.{t}"] = out.staged[f"{db}.{t}"] = int(n)
     return out
 

@@ -9,13 +9,14 @@ the same transaction as the window delete: a failure anywhere leaves central as 
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import sqlalchemy as sa
 
-from load.central_model import CENTRAL, LOAD_ORDER, REFERENCES, central_metadata
+from load.central_model import CENTRAL, LEDGER, LOAD_ORDER, REFERENCES, central_metadata
 from load.errors import CentralUnavailable, LoadError
 from load.snapshot import iter_snapshot
 
@@ -44,9 +45,22 @@ def open_central(url: str) -> sa.Engine:
     return engine
 
 
+def ledger(engine: sa.Engine, branch: str) -> list[dict[str, Any]]:
+    """Central's own record of what was loaded and unloaded for ``branch``, oldest first."""
+    md = central_metadata()
+    t = md.tables[LEDGER]
+    with engine.connect() as c:
+        return [dict(r) for r in c.execute(sa.select(t).where(t.c.BRANCH == branch).order_by(t.c.ENTRY_ID)).mappings()]
+
+
+def _ledger_entry(conn: sa.Connection, md: sa.MetaData, **values: Any) -> None:
+    conn.execute(sa.insert(md.tables[LEDGER]).values(AT=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                                     **values))
+
+
 def load_branch(engine: sa.Engine, snapshot: Path, base_id: int, branch: str,
                 users: list[dict[str, Any]], roles: dict[str, str], tables: set[str] | None = None,
-                append: bool = False) -> dict[str, int]:
+                append: bool = False, entry: dict[str, Any] | None = None) -> dict[str, int]:
     """Load the snapshot into central in one transaction; returns rows inserted per table.
 
     ``tables``: the central tables this run owns (default: all). Without ``append`` their rows in the
@@ -86,6 +100,8 @@ def load_branch(engine: sa.Engine, snapshot: Path, base_id: int, branch: str,
                     conn.execute(sa.insert(md.tables["CENTRAL_USER_ROLE"]).values(
                         LOGIN=u["login"], ROLE=role, MA_HQ=u["office"]))
             loaded["CENTRAL_USER"] = len(users)
+            _ledger_entry(conn, md, BRANCH=branch, BRANCH_BASE_ID=base_id, ACTION="load",
+                          ROWS=sum(v for k, v in loaded.items() if k != "CENTRAL_USER"), **(entry or {}))
     except (sa.exc.IntegrityError, *_pg_errors()) as exc:  # COPY raises psycopg's own errors
         msg = str(getattr(exc, "orig", exc))
         hint = ("a login of this branch already belongs to another branch in central: rename it in the branch's "
@@ -167,8 +183,10 @@ def _copy_table(pg: Any, table: sa.Table, batches: Any) -> int:
     return n
 
 
-def unload_branch(engine: sa.Engine, base_id: int, branch: str) -> dict[str, int]:
-    """Remove a branch from central (its ID window and its users) in one transaction; rows removed per table."""
+def unload_branch(engine: sa.Engine, base_id: int, branch: str, by: str | None = None,
+                  reason: str | None = None) -> dict[str, int]:
+    """Remove a branch from central (its ID window and its users) in one transaction — with its ledger entry;
+    rows removed per table."""
     md = central_metadata()
     removed: dict[str, int] = {}
     with engine.begin() as conn:
@@ -180,6 +198,8 @@ def unload_branch(engine: sa.Engine, base_id: int, branch: str) -> dict[str, int
         n_users = conn.execute(sa.select(sa.func.count()).select_from(users).where(users.c.BRANCH == branch))
         removed["CENTRAL_USER"] = int(n_users.scalar_one())
         _delete_users(conn, md, branch)
+        _ledger_entry(conn, md, BRANCH=branch, BRANCH_BASE_ID=base_id, ACTION="unload",
+                      ROWS=sum(v for k, v in removed.items() if k != "CENTRAL_USER"), BY_WHOM=by, REASON=reason)
     return removed
 
 

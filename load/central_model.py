@@ -130,7 +130,20 @@ def central_metadata() -> sa.MetaData:
              sa.Column("LOGIN", sa.String(50), sa.ForeignKey("CENTRAL_USER.LOGIN"), primary_key=True),
              sa.Column("ROLE", sa.String(30), sa.ForeignKey("ROLE.ROLE"), primary_key=True),
              sa.Column("MA_HQ", sa.String(6), primary_key=True))
+    # the migration's own ledger, written in the SAME transaction as the rows it describes: no kill can leave a
+    # branch's rows in central without the record of who put them there, from which signed snapshot
+    sa.Table(LEDGER, md,
+             sa.Column("ENTRY_ID", sa.Integer, primary_key=True, autoincrement=True),
+             sa.Column("BRANCH", sa.String(20), nullable=False), sa.Column("BRANCH_BASE_ID", sa.BigInteger),
+             sa.Column("ACTION", sa.String(10), nullable=False),  # load | unload
+             sa.Column("RUN_ID", sa.String(64)), sa.Column("SNAPSHOT_SHA256", sa.String(64)),
+             sa.Column("MINUTES_SHA256", sa.String(64)), sa.Column("ROWS", sa.BigInteger),
+             sa.Column("BY_WHOM", sa.String(100)), sa.Column("REASON", sa.Text),
+             sa.Column("AT", sa.String(40), nullable=False))
     return md
+
+
+LEDGER = "ECM_LOAD_LEDGER"
 
 
 def arrow_schema_of(name: str) -> pa.Schema:

@@ -104,6 +104,16 @@ branch_events = sa.Table(
 )
 
 
+# one run per branch at a time: the holder of a branch's lease (process on a host), taken when a run starts and
+# given back when it ends; a holder that died without giving it back is seen as such (same host) or released
+# by `ecm runs close` (recorded)
+branch_leases = sa.Table(
+    "branch_leases", md,
+    sa.Column("branch", sa.String(20), primary_key=True), sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("holder", sa.String(200), nullable=False), sa.Column("acquired_at", sa.String(40), nullable=False),
+)
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -308,6 +318,35 @@ class ControlStore:
         return {"frozen": frozen, "central": central[-1]["action"] if central else None,
                 "migrated": any(e["action"] == "migrated" for e in ev)
                 and (not central or central[-1]["action"] == "migrated")}
+
+    # one run per branch ------------------------------------------------------------------------
+    def lease(self, branch: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(branch_leases).where(branch_leases.c.branch == branch)).mappings().first()
+            return dict(r) if r else None
+
+    def take_lease(self, branch: str, run_id: str, holder: str, stale: bool = False) -> bool:
+        """Take the branch's lease for ``run_id``. False when another holder has it (and it is not ``stale``: a
+        holder known to be dead). The primary key makes two takers at once impossible: one insert wins."""
+        with self.engine.begin() as c:
+            cur = c.execute(sa.select(branch_leases).where(branch_leases.c.branch == branch)).mappings().first()
+            if cur is not None:
+                if cur["run_id"] != run_id and not stale:
+                    return False
+                c.execute(sa.delete(branch_leases).where(branch_leases.c.branch == branch,
+                                                         branch_leases.c.run_id == cur["run_id"]))
+        try:
+            with self.engine.begin() as c:
+                c.execute(sa.insert(branch_leases).values(branch=branch, run_id=run_id, holder=holder,
+                                                          acquired_at=now()))
+        except sa.exc.IntegrityError:
+            return False  # another run took it between our two statements
+        return True
+
+    def give_back_lease(self, branch: str, run_id: str) -> None:
+        with self.engine.begin() as c:
+            c.execute(sa.delete(branch_leases).where(branch_leases.c.branch == branch,
+                                                     branch_leases.c.run_id == run_id))
 
     def branches(self) -> list[str]:
         with self.engine.connect() as c:

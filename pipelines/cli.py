@@ -15,11 +15,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from transform.errors import MigrationError
+from transform.errors import ConfigError, MigrationError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Customs branch migration (Phụ lục IV, 865/QĐ-TCHQ)")
 sample_app = typer.Typer(no_args_is_help=True, help="Sample branch databases")
 app.add_typer(sample_app, name="sample")
+runs_app = typer.Typer(no_args_is_help=True, help="Runs that cannot end by themselves")
+app.add_typer(runs_app, name="runs")
 console = Console(stderr=False)
 err = Console(stderr=True)
 DEFAULT_CONFIG = Path("out/demo/branch.toml")
@@ -152,7 +154,8 @@ def _quiet_known_tracebacks() -> None:
                 h.addFilter(f)
 
 
-def _run_flow(cfg: Any, run_id: str | None, auto_approve_demo: bool, debug: bool) -> dict[str, Any]:
+def _run_flow(cfg: Any, run_id: str | None, auto_approve_demo: bool, debug: bool,
+              replace: dict[str, str] | None = None) -> dict[str, Any]:
     _prefect_env()
     from pipelines import progress
     from pipelines.migrate import migrate_branch
@@ -170,7 +173,7 @@ def _run_flow(cfg: Any, run_id: str | None, auto_approve_demo: bool, debug: bool
             bar.advance(tasks[k], rows)
         progress.set_sink(sink)
         try:
-            return migrate_branch(config=cfg, run_id=run_id, auto_approve_demo=auto_approve_demo)
+            return migrate_branch(config=cfg, run_id=run_id, auto_approve_demo=auto_approve_demo, replace=replace)
         except Exception as exc:  # noqa: BLE001 - one red line, traceback only with --debug
             _fail(exc, debug)
             raise
@@ -204,6 +207,11 @@ def run(
     run_id: Annotated[Optional[str], typer.Option(help="reuse a run id (default: new)")] = None,
     auto_approve_demo: Annotated[bool, typer.Option(
         "--auto-approve-demo", help="sample data only: accept the decision gates automatically (recorded)")] = False,
+    replace: Annotated[bool, typer.Option(
+        "--replace", help="run over a MIGRATED branch, replacing it in central (needs --by and --reason; recorded)")]
+    = False,
+    by: Annotated[Optional[str], typer.Option(help="with --replace: who decides it")] = None,
+    reason: Annotated[Optional[str], typer.Option(help="with --replace: why")] = None,
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
     """Run the eight steps for one branch."""
@@ -221,10 +229,13 @@ def run(
         for which in ("slxnk", "sxxk", "admin", "control", "rehearsal_central" if cfg.rehearsal else "central"):
             cfg.resolved_url(which)
         cfg.offices_2025()
+        if replace and not ((by or "").strip() and (reason or "").strip()):
+            raise ConfigError("--replace needs --by NAME and --reason TEXT (it is recorded)")
     except MigrationError as exc:
         _fail(exc, debug)
         return
-    _print_summary(_run_flow(cfg, run_id, auto_approve_demo, debug))
+    _print_summary(_run_flow(cfg, run_id, auto_approve_demo, debug,
+                             {"by": by or "", "reason": reason or ""} if replace else None))
 
 
 @app.command()
@@ -296,6 +307,8 @@ def status(
         known = ", ".join(x["run_id"] for x in store.latest_runs(5)) or "none"
         err.print(f"[bold red]error:[/] unknown run {run_id!r}. Recent runs: {known}")
         raise typer.Exit(1)
+    from pipelines.runlock import effective_status
+    r = {**r, "status": effective_status(store, r)}  # a run whose process is gone shows as crashed
     steps = store.steps(run_id)
     findings = store.findings(run_id)
     if as_json:
@@ -326,6 +339,50 @@ def status(
                        f["owner"] or "", f["message"] or "")
         console.print(ft)
         console.print("decide with: ecm decide RUN_ID FINDING --accept|--correct FILE|--redo --reason TEXT --by NAME")
+
+
+minutes_app = typer.Typer(no_args_is_help=True, help="The minutes of step 7")
+app.add_typer(minutes_app, name="minutes")
+
+
+@minutes_app.command("reissue")
+def minutes_reissue(
+    run_id: Annotated[str, typer.Option("--run", help="the run whose minutes carry a signature that does not verify")],
+    by: Annotated[str, typer.Option(help="who reissues (name, unit); recorded")] = "",
+    reason: Annotated[str, typer.Option(help="why (which signature does not verify); recorded")] = "",
+    config: Annotated[Path, typer.Option("--config", "-c", help="branch config (TOML)")] = DEFAULT_CONFIG,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Render a new revision of a run's minutes with the same figures (steps 1–6 are not repeated). The old file is
+    kept; who, why and both SHA-256 are recorded; the six sign the new one, then `ecm resume --run RUN_ID`."""
+    from pipelines.config import load_config
+    from pipelines.steps.pl4_07_sign_off import reissue_minutes
+    try:
+        msg = reissue_minutes(load_config(config), run_id, by, reason)
+    except MigrationError as exc:
+        _fail(exc, debug)
+        return
+    console.print(msg, soft_wrap=True)
+
+
+@runs_app.command("close")
+def runs_close(
+    run_id: Annotated[str, typer.Argument(help="the run to close (see `ecm status`)")],
+    config: Annotated[Path, typer.Option("--config", "-c")] = DEFAULT_CONFIG,
+    by: Annotated[str, typer.Option(help="who closes it")] = "",
+    reason: Annotated[str, typer.Option(help="why")] = "",
+) -> None:
+    """End a run that cannot end by itself (its process died): recorded with who and why; its branch can run again."""
+    from load.control_store import ControlStore
+    from pipelines.config import load_config
+    from pipelines.runlock import close_run
+    try:
+        cfg = load_config(config)
+        done = close_run(ControlStore(cfg.resolved_url("control")), run_id, by, reason)
+    except MigrationError as exc:
+        _fail(exc, False)
+        return
+    console.print(f"run {done['run_id']} ({done['branch']}, was {done['was']}) closed; the branch can run again")
 
 
 @app.command()
@@ -407,14 +464,45 @@ def sign_cmd(
     field: Annotated[str, typer.Option(help="tong-cuc|cuc|chi-cuc + -technical|-business")],
     p12: Annotated[Path, typer.Option(help="the signer's PKCS#12 file")],
     run: Annotated[Optional[str], typer.Option("--run", help="resume this run if it waits for signatures")] = None,
-    config: Annotated[Path, typer.Option("--config", "-c")] = DEFAULT_CONFIG,
+    config: Annotated[Path, typer.Option("--config", "-c", help="branch config: its [signing] trust list, CRLs and "
+                                                               "revocation setting (unless --trust is given)")]
+    = DEFAULT_CONFIG,
+    trust: Annotated[list[Path], typer.Option(help="trusted root certificate(s) (instead of the config's)")]
+    = [],  # noqa: B006
+    certs: Annotated[list[Path], typer.Option(help="intermediate certificate(s)")] = [],  # noqa: B006
+    crl: Annotated[list[Path], typer.Option(help="CRL file(s), supplied offline")] = [],  # noqa: B006
+    revocation: Annotated[Optional[str], typer.Option(
+        metavar="[required|none-available]", help="default: the config's signing.revocation, else required")]
+    = None,
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
-    """Add one PAdES signature. The passphrase comes from ECM_P12_PASSPHRASE or a prompt, never an argument."""
+    """Add one PAdES signature — only one that will verify: the certificate (chain, expiry, revocation, party and
+    role of the field) and the minutes are checked first, and nothing is written otherwise. The passphrase comes
+    from ECM_P12_PASSPHRASE or a prompt, never an argument."""
+    from sign_off.certs import REVOCATION_MODES, Anchors
     from sign_off.signing import passphrase_from_env, sign
-    pw = passphrase_from_env() or typer.prompt(f"passphrase for {p12.name}", hide_input=True).encode()
+    from transform.errors import SignOffError
     try:
-        sign(minutes, field, p12, pw)
+        if revocation is not None and revocation not in REVOCATION_MODES:
+            raise SignOffError(f"--revocation is one of {', '.join(REVOCATION_MODES)}, not {revocation!r}")
+        if trust:
+            anchors = Anchors.of(trust, certs, crl, revocation or "required")  # type: ignore[arg-type]
+        else:
+            from pipelines.config import load_config
+            if not config.exists():
+                raise SignOffError(f"cannot check {p12.name} before signing: no trust list (config {config} not "
+                                   "found)", hint="give --config BRANCH.toml, or --trust ROOT.pem [--certs …] "
+                                                  "[--crl …]")
+            from pipelines.steps.pl4_07_sign_off import config_anchors
+            anchors = config_anchors(load_config(config))
+            if revocation is not None:
+                anchors = Anchors.of(list(anchors.trust), list(anchors.intermediates), list(anchors.crls),
+                                     revocation)  # type: ignore[arg-type]
+            if not anchors.trust:
+                raise SignOffError(f"cannot check {p12.name} before signing: {config} has no signing.trust",
+                                   hint="add the trusted root(s) to [signing] trust, or give --trust ROOT.pem")
+        pw = passphrase_from_env() or typer.prompt(f"passphrase for {p12.name}", hide_input=True).encode()
+        notes = sign(minutes, field, p12, pw, anchors=anchors)
         msg = ""
         if run:
             _prefect_env()
@@ -423,7 +511,10 @@ def sign_cmd(
     except MigrationError as exc:
         _fail(exc, debug)
         return
-    console.print(f"signed field {field} of {minutes}{msg}")
+    console.print(f"signed field {field} of {minutes} (certificate checked: chain, validity, revocation, party and "
+                  f"role){msg}", soft_wrap=True)
+    for n in notes:
+        console.print(f"[yellow]{n}[/]", soft_wrap=True)
 
 
 @app.command("verify")
@@ -433,23 +524,40 @@ def verify_cmd(
     trust: Annotated[list[Path], typer.Option(help="trusted root certificate(s)")] = [],  # noqa: B006
     crl: Annotated[list[Path], typer.Option(help="CRL file(s), supplied offline")] = [],  # noqa: B006
     certs: Annotated[list[Path], typer.Option(help="intermediate certificate(s)")] = [],  # noqa: B006
+    revocation: Annotated[str, typer.Option(
+        metavar="[required|none-available]",
+        help="required (default): every signer needs revocation information (--crl); none-available: this "
+             "deployment has none (said in the output)")] = "required",
 ) -> None:
-    """Verify the minutes offline: every signature, the six parties/roles, and the evidence bundle. Exit 0 only
-    if everything holds."""
+    """Verify the minutes offline: every signature, the six parties/roles, what each revision adds (nothing but
+    DSS/timestamps after the last signature), and the evidence bundle against the hashes in the signed revision.
+    Exit 0 only if everything holds."""
+    from sign_off.certs import REVOCATION_MODES
     from sign_off.signing import verify_minutes
-    v = verify_minutes(minutes, trust, crl, certs, evidence)
+    if revocation not in REVOCATION_MODES:
+        err.print(f"[bold red]error:[/] --revocation is one of {', '.join(REVOCATION_MODES)}, not {revocation!r}")
+        raise typer.Exit(2)
+    v = verify_minutes(minutes, trust, crl, certs, evidence, revocation=revocation)  # type: ignore[arg-type]
     t = Table(title=f"signatures of {minutes.name}")
-    for c in ("field", "signer", "party", "role", "signing time", "chain", "revoked", "intact", "result"):
+    for c in ("field", "signer", "party", "role", "signing time", "rev.", "chain", "revoked", "intact", "result"):
         t.add_column(c)
     for r in v.signatures:
-        t.add_row(r.field, r.signer, r.party, r.role, r.signing_time, "trusted" if r.trusted else "NOT trusted",
-                  "yes" if r.revoked else "no", "yes" if r.intact and r.valid else "NO",
+        t.add_row(r.field, r.signer, r.party, r.role, r.signing_time, str(r.revision),
+                  "trusted" if r.trusted else "NOT trusted", "yes" if r.revoked else "no",
+                  "yes" if r.intact and r.valid else "NO",
                   "[green]ok[/]" if r.ok else "[red]" + "; ".join(r.problems) + "[/]")
     console.print(t)
+    console.print("revisions (what each one adds, and which signatures cover it):")
+    for line in v.document.revisions:
+        console.print(("  " if line.ok else "  [red]") + line.text + ("" if line.ok else "[/]"), soft_wrap=True,
+                      markup=True, highlight=False)
     if evidence is not None:
-        console.print(f"evidence bundle: minutes {v.evidence_expected}, recomputed {v.evidence_actual}")
+        console.print(f"evidence bundle: signed binding {v.evidence_expected or 'NONE'}, recomputed "
+                      f"{v.evidence_actual}", soft_wrap=True)
+    for n in v.notes():
+        console.print(f"[yellow]{n}[/]", soft_wrap=True)
     for p in v.problems():
-        err.print(f"[bold red]problem:[/] {p}")
+        err.print(f"[bold red]problem:[/] {p}", soft_wrap=True, highlight=False)
     raise typer.Exit(0 if v.ok else 1)
 
 
@@ -464,11 +572,20 @@ def certs_check(
     certs: Annotated[list[Path], typer.Option(help="intermediate certificate(s)")] = [],  # noqa: B006
     crl: Annotated[list[Path], typer.Option(help="CRL file(s)")] = [],  # noqa: B006
     days: Annotated[int, typer.Option(help="warn about certificates expiring within this many days")] = 30,
+    revocation: Annotated[str, typer.Option(
+        metavar="[required|none-available]",
+        help="required (default): a certificate without revocation information (--crl) is a problem")]
+    = "required",
 ) -> None:
-    """Review signer certificates: expired, expiring soon, revoked, renewed more than once, not trusted."""
-    from sign_off.certs import review
+    """Review signer certificates: expired, expiring soon, revoked, no revocation information, renewed more than
+    once, not trusted."""
+    from sign_off.certs import REVOCATION_MODES, REVOCATION_NOT_CHECKED, review
     from sign_off.signing import passphrase_from_env
-    rows = review(signers, trust, certs, crl, passphrase_from_env(), days)
+    if revocation not in REVOCATION_MODES:
+        err.print(f"[bold red]error:[/] --revocation is one of {', '.join(REVOCATION_MODES)}, not {revocation!r}")
+        raise typer.Exit(2)
+    rows = review(signers, trust, certs, crl, passphrase_from_env(), days,
+                  revocation=revocation)  # type: ignore[arg-type]
     t = Table(title="signer certificates")
     for c in ("file", "subject", "valid until", "result"):
         t.add_column(c)
@@ -476,6 +593,8 @@ def certs_check(
         t.add_row(r.source, r.subject, f"{r.not_after:%Y-%m-%d}", "[green]ok[/]" if not r.problems
                   else "[red]" + "; ".join(r.problems) + "[/]")
     console.print(t)
+    if revocation == "none-available":
+        console.print(f"[yellow]{REVOCATION_NOT_CHECKED}[/]")
     raise typer.Exit(0 if all(not r.problems for r in rows) else 1)
 
 

@@ -72,6 +72,11 @@ class Signing(Strict):
     crls: list[Path] = Field(default_factory=list, description="CRLs supplied offline")
     other_certs: list[Path] = Field(default_factory=list, description="intermediate certificates")
     demo_pki: bool = Field(False, description="sign with the six DEMO signers (sample branch only)")
+    revocation: Literal["required", "none-available"] = Field("required", description=(
+        "required: every signer's certificate needs current revocation information (a CRL in `crls`), or "
+        "`ecm sign` refuses it and verification fails (hard-fail); none-available: this deployment has no "
+        "revocation service — signatures are accepted without it and every report says 'revocation not "
+        "checked: none available by configuration'"))
 
 
 class BranchConfig(Strict):

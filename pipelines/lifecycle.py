@@ -23,10 +23,48 @@ def _who(by: str, reason: str) -> None:
         raise ConfigError("say who does this and why", hint="pass --by NAME and --reason TEXT")
 
 
+def reconcile_with_central(cfg: BranchConfig, store: ControlStore) -> list[str]:
+    """Bring the control store in line with production central's ledger (written in the same transaction as the
+    rows): a run killed after its load committed but before it recorded the branch as migrated — or an unload
+    the control store missed — is recorded now. Returns what was added. A central that cannot be reached or has
+    no ledger yet changes nothing."""
+    import sqlalchemy as sa
+    from load.central import ledger
+    from load.central_model import LEDGER
+    try:
+        engine = sa.create_engine(cfg.resolved_url("central"))
+        if not sa.inspect(engine).has_table(LEDGER):
+            engine.dispose()
+            return []
+        entries = ledger(engine, cfg.branch_code)
+        engine.dispose()
+    except sa.exc.SQLAlchemyError:
+        return []
+    if not entries:
+        return []
+    last = entries[-1]
+    state = store.branch_state(cfg.branch_code)
+    added = []
+    if last["ACTION"] == "load" and not state["migrated"]:
+        store.add_branch_event(cfg.branch_code, "migrated", run_id=last["RUN_ID"], target="production central",
+                               by="ecm (reconciled from central's ledger)",
+                               reason="central holds the branch (ledger entry of its load transaction); the run "
+                                      "ended before recording it", detail={k: last[k] for k in last})
+        added.append("migrated")
+    elif last["ACTION"] == "unload" and state["migrated"]:
+        store.add_branch_event(cfg.branch_code, "unload", run_id=last["RUN_ID"], target="production central",
+                               by=last["BY_WHOM"] or "ecm (reconciled from central's ledger)",
+                               reason=last["REASON"] or "central's ledger records the unload",
+                               detail={k: last[k] for k in last})
+        added.append("unload")
+    return added
+
+
 def unfreeze(cfg: BranchConfig, by: str, reason: str) -> list[dict[str, Any]]:
     """Make the branch's source databases writable again (a redo from step 1, or an abandoned cut-over)."""
     _who(by, reason)
     store = ControlStore(cfg.resolved_url("control"))
+    reconcile_with_central(cfg, store)  # a branch loaded by a run killed before it said so is migrated all the same
     if store.branch_state(cfg.branch_code)["migrated"]:
         raise ConfigError(f"branch {cfg.branch_code} is migrated: its sources stay frozen",
                           hint="`ecm unload` it from central first if the cut-over is being rolled back")
@@ -70,7 +108,7 @@ def unload(cfg: BranchConfig, by: str, reason: str, rehearsal: bool = False) -> 
     url = cfg.resolved_url("rehearsal_central" if rehearsal else "central")
     engine = open_central(url)
     base = branch_base_id(cfg.id_cuc_hq, cfg.id_chi_cuc)
-    removed = unload_branch(engine, base, cfg.branch_code)
+    removed = unload_branch(engine, base, cfg.branch_code, by=by, reason=reason)
     left = sum(branch_counts(engine, base).values())
     engine.dispose()
     if left:

@@ -19,7 +19,8 @@ from prefect.runtime import flow_run
 
 from extract.source import redact
 from load.control_store import ControlStore
-from pipelines import memory
+from pipelines import memory, runlock
+from pipelines.lifecycle import reconcile_with_central
 from pipelines.config import BranchConfig
 from pipelines.steps import gate
 from pipelines.steps import (
@@ -110,12 +111,26 @@ def new_run_id(branch: str) -> str:
 
 
 @flow(name="migrate-branch", flow_run_name="{config.branch_code}", validate_parameters=True)
-def migrate_branch(config: BranchConfig, run_id: str | None = None, auto_approve_demo: bool = False
-                   ) -> dict[str, Any]:
-    """Phụ lục IV, steps 1–8, for one branch. Returns the run summary (also written as summary.json)."""
+def migrate_branch(config: BranchConfig, run_id: str | None = None, auto_approve_demo: bool = False,
+                   replace: dict[str, str] | None = None) -> dict[str, Any]:
+    """Phụ lục IV, steps 1–8, for one branch. Returns the run summary (also written as summary.json).
+
+    One run per branch at a time (pipelines/runlock.py); a migrated branch is not run over unless ``replace``
+    says who and why (``{"by": …, "reason": …}``, recorded)."""
     run_id = run_id or new_run_id(config.branch_code)
     memory.return_freed_memory_to_os()
     store = ControlStore(config.resolved_url("control"))
+    runlock.take(store, config.branch_code, run_id)
+    try:
+        if not config.rehearsal:  # what central's ledger says happened, even if a killed run could not record it
+            reconcile_with_central(config, store)
+        runlock.refuse_over_migrated(store, config.branch_code, config.rehearsal, config.incremental, replace, run_id)
+        return _migrate(config, store, run_id, auto_approve_demo)
+    finally:
+        runlock.give_back(store, config.branch_code, run_id)
+
+
+def _migrate(config: BranchConfig, store: ControlStore, run_id: str, auto_approve_demo: bool) -> dict[str, Any]:
     store.start_run(run_id, config.branch_code, config.rehearsal,
                     {**config.model_dump(mode="json"), "sources": {k: redact(v) for k, v in
                                                                     config.sources.model_dump().items()},
@@ -160,6 +175,14 @@ def resume_signing(config: BranchConfig, run_id: str) -> dict[str, Any]:
     memory.return_freed_memory_to_os()
     store = ControlStore(config.resolved_url("control"))
     check_resumable(store, run_id, config.branch_code)
+    runlock.take(store, config.branch_code, run_id)
+    try:
+        return _resume(config, store, run_id)
+    finally:
+        runlock.give_back(store, config.branch_code, run_id)
+
+
+def _resume(config: BranchConfig, store: ControlStore, run_id: str) -> dict[str, Any]:
     get_run_logger().info("run %s for branch %s resumes at step 7", run_id, config.branch_code)
     store.set_run_status(run_id, "running", str(flow_run.id) if flow_run.id else None)
     try:

@@ -1,8 +1,10 @@
 """Biên bản xác nhận số liệu sau chuyển đổi (Phụ lục IV bước 7), rendered as PDF from report data.
 
 The PDF embeds DejaVu Sans (full Vietnamese glyph coverage; licence in sign_off/fonts/). It carries six
-signature blocks — technical and business staff of Tổng cục, Cục and Chi cục. Real PAdES signing is the
-signatures issue: until then the minutes say in print that they are NOT signed.
+signature blocks — technical and business staff of Tổng cục, Cục and Chi cục — that sign it with PAdES
+signatures (sign_off/signing.py). The snapshot and evidence hashes are printed on the page and, in the same
+file, embedded as ``ecm-binding.json`` before the first signature (the ``/Info`` keywords are only a label:
+nothing reads them). A reissued revision says on the page which file it replaces, by whom and why.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class MinutesData:
     findings: list[dict[str, Any]] = field(default_factory=list)
     signed: bool = False
     balances: list[tuple[str, int, int]] = field(default_factory=list)  # check, compared, differing
+    reissue: dict[str, Any] | None = None  # number, replaces_sha256, by, reason, at (`reissue_minutes`)
 
 
 def _n(s: str) -> str:
@@ -96,6 +99,9 @@ def render_minutes(d: MinutesData, path: Path) -> Path:
     line(f"Mã lần chạy: {d.run_id}    Thời điểm lập: {d.created_at}")
     line(f"Mã băm dữ liệu đã chuyển đổi (SHA-256): {d.snapshot_sha256}", 8)
     line(f"Mã băm bộ hồ sơ chứng cứ (SHA-256): {d.evidence_sha256}", 8)
+    if d.reissue:
+        line(f"Lập lại lần {d.reissue['number']} ({d.reissue['at']}), cùng số liệu, thay bản có mã băm "
+             f"{d.reissue['replaces_sha256']} — người lập lại: {d.reissue['by']}; lý do: {d.reissue['reason']}", 8, True)
     pdf.ln(2)
     line("1. Số liệu trước và sau chuyển đổi theo nhóm", 11, True)
     table(["Nhóm", "Bản ghi nguồn", "Đã chuyển đổi", "Loại theo quy tắc", "Cách ly"],
@@ -121,8 +127,9 @@ def render_minutes(d: MinutesData, path: Path) -> Path:
     pdf.add_page()
     line("5. Xác nhận của các bên", 11, True)
     if not d.signed:
-        line("CHƯA KÝ SỐ: biên bản này chưa được ký. Chữ ký số PAdES của sáu cán bộ dưới đây chưa được hỗ trợ "
-             "(chức năng ký số đang xây dựng); cho đến khi đó, dữ liệu chỉ được nạp vào CSDL chạy thử.", 9, True)
+        line("Biên bản được ký số (PAdES) bởi sáu cán bộ dưới đây. Các mã băm nêu trên cũng được gắn trong tệp "
+             "ecm-binding.json của biên bản trước chữ ký đầu tiên, nên mọi chữ ký đều bao trùm. Chỉ khi đủ sáu chữ ký "
+             "hợp lệ, dữ liệu mới được nạp vào CSDL tập trung chính thức.", 9, True)
     pdf.ln(2)
     col = w / 2
     for _pk, pname in PARTIES:

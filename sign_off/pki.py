@@ -4,6 +4,10 @@ Root → intermediate → six signer certificates (technical and business staff 
 Chi cục; party in O, role in OU, name in CN), plus three bad ones for the tests: expired, revoked
 (listed in the intermediate's CRL) and one issued by an untrusted root. Keys are in PKCS#12 files
 protected by a passphrase that is generated per PKI and written next to them (never in code).
+
+Revocation is hard-fail (sign_off/certs.py), so the demo provides its CRL, valid 30 days, and keeps it current:
+the intermediate CA's key is kept (encrypted with the same passphrase) and :func:`demo_pki` issues a fresh CRL —
+same revoked certificates, next CRL number — when the one on disk is about to go stale.
 """
 
 from __future__ import annotations
@@ -47,6 +51,11 @@ class DemoPki:
     @property
     def crl(self) -> Path:
         return self.root / "demo_intermediate.crl"
+
+    @property
+    def ca_key(self) -> Path:
+        """The intermediate CA's private key (PEM, encrypted with the passphrase): to issue fresh CRLs."""
+        return self.root / "demo_intermediate_key.pem"
 
     def passphrase(self) -> bytes:
         return self.passphrase_file.read_text(encoding="utf-8").strip().encode()
@@ -95,6 +104,8 @@ def make_demo_pki(root: Path, now: dt.datetime | None = None) -> DemoPki:
     icert = _cert(iname, ik, rname, rk, True, now - 30 * day, now + 1825 * day)
     (root / "demo_root.pem").write_bytes(rcert.public_bytes(serialization.Encoding.PEM))
     (root / "demo_intermediate.pem").write_bytes(icert.public_bytes(serialization.Encoding.PEM))
+    (root / "demo_intermediate_key.pem").write_bytes(ik.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc))
 
     def signer(file: str, cn: str, party: str, role: str, start: dt.datetime, end: dt.datetime,
                issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey, x509.Certificate] = (iname, ik, icert)
@@ -114,20 +125,44 @@ def make_demo_pki(root: Path, now: dt.datetime | None = None) -> DemoPki:
     oname = _name("Untrusted Root (not on the trust list)", "Somewhere Else")
     ocert = _cert(oname, ok, oname, ok, True, now - day, now + 365 * day)
     signer("untrusted", "Người Lạ", "cuc", "technical", now - day, now + 365 * day, (oname, ok, ocert))
-    crl = (x509.CertificateRevocationListBuilder().issuer_name(iname).last_update(now - day)
-           .next_update(now + 30 * day)
-           .add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(revoked.serial_number)
-                                    .revocation_date(now - day / 2).build())
-           .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ik.public_key()), critical=False)
-           .add_extension(x509.CRLNumber(1), critical=False)
-           .sign(ik, hashes.SHA256()))
-    (root / "demo_intermediate.crl").write_bytes(crl.public_bytes(serialization.Encoding.DER))
+    _write_crl(root / "demo_intermediate.crl", iname, ik, [(revoked.serial_number, now - day / 2)], 1, now)
     return DemoPki(root, root / "PASSPHRASE")
 
 
+CRL_DAYS = 30
+
+
+def _write_crl(path: Path, issuer: x509.Name, key: ec.EllipticCurvePrivateKey, revoked: list[tuple[int, dt.datetime]],
+               number: int, now: dt.datetime) -> None:
+    b = (x509.CertificateRevocationListBuilder().issuer_name(issuer).last_update(now - dt.timedelta(days=1))
+         .next_update(now + dt.timedelta(days=CRL_DAYS))
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(key.public_key()), critical=False)
+         .add_extension(x509.CRLNumber(number), critical=False))
+    for serial, when in revoked:
+        b = b.add_revoked_certificate(x509.RevokedCertificateBuilder().serial_number(serial)
+                                      .revocation_date(when).build())
+    path.write_bytes(b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+
+
+def refresh_crl(p: DemoPki, now: dt.datetime | None = None) -> None:
+    """Issue the next CRL of the DEMO intermediate: the same revoked certificates, valid from now."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    old = x509.load_der_x509_crl(p.crl.read_bytes())
+    key = serialization.load_pem_private_key(p.ca_key.read_bytes(), p.passphrase())
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    number = old.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
+    _write_crl(p.crl, old.issuer, key, [(r.serial_number, r.revocation_date_utc) for r in old], number, now)
+
+
 def demo_pki(root: Path) -> DemoPki:
-    """The demo PKI under ``root``: reused when complete, made otherwise."""
+    """The demo PKI under ``root``: reused when complete (its CRL renewed when it goes stale within a day), made
+    otherwise."""
     p = DemoPki(root, root / "PASSPHRASE")
     if p.passphrase_file.exists() and p.crl.exists() and all(p.p12(f).exists() for f in DEMO_SIGNERS):
-        return p
+        now = dt.datetime.now(dt.timezone.utc)
+        if x509.load_der_x509_crl(p.crl.read_bytes()).next_update_utc > now + dt.timedelta(days=1):
+            return p
+        if p.ca_key.exists():
+            refresh_crl(p, now)
+            return p
     return make_demo_pki(root)

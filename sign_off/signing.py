@@ -1,33 +1,77 @@
-"""PAdES signatures on the minutes (pyHanko): six signature fields, incremental signing, offline verification."""
+"""PAdES signatures on the minutes (pyHanko): six signature fields, incremental signing, offline verification.
+
+What the six signers vouch for is bound *inside* the signed content. The minutes print the snapshot and
+evidence-bundle hashes on the page, and the incremental update that adds the six empty signature fields also
+embeds ``ecm-binding.json`` (run, branch, snapshot SHA-256, evidence SHA-256 and the SHA-256 of every evidence
+file). That revision comes before the first signature, so every signature covers it. Verification reads the
+binding from the bytes the *first* signature covers (never from ``/Info`` or XMP, which any incremental
+update may rewrite), checks that every later signature covers the same binding, and accepts nothing after the
+last signature except DSS/document-timestamp updates (long-term validation material). Bytes after the end of
+the last revision, or any other update after the last signature, fail verification, naming the revision.
+"""
 
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asn1crypto import pem, x509 as asn1_x509
+from pyhanko.pdf_utils import embed, misc
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
-from pyhanko.sign.validation import validate_pdf_signature
-from pyhanko_certvalidator import ValidationContext
+from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel, SuspiciousModification
+from pyhanko.sign.validation import validate_pdf_signature, validate_pdf_timestamp
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 
+from sign_off.certs import (
+    NEXT_ACTION, REVOCATION_NOT_CHECKED, Anchors, Revocation, chain_problems, load_certs, party_role_problem,
+    signer_problems,
+)
+from sign_off.evidence import BUNDLE_MANIFEST
 from sign_off.minutes import PARTIES, ROLES, SIGNATURE_FIELDS
-from sign_off.pki import PARTY_NAMES, ROLE_NAMES
 from transform.errors import SignOffError
 
 PASSPHRASE_ENV = "ECM_P12_PASSPHRASE"
+BINDING_NAME = "ecm-binding.json"
+BINDING_FORMAT = "ecm-minutes-binding/1"
+REISSUE_HINT = ("render a new revision of the minutes with the same figures: `ecm minutes reissue --run RUN_ID "
+                "--config BRANCH.toml --by NAME --reason TEXT`, then the six sign it")
+# /Info entries a viewer shows; pyHanko itself rewrites /Producer and /ModDate on every incremental update
+_INFO_SHOWN = ("/Title", "/Author", "/Subject", "/Keywords", "/Creator", "/CreationDate")
+_XMP_VOLATILE = re.compile(rb'<(xmp:ModifyDate|xmp:MetadataDate|pdf:Producer)>.*?</\1>'
+                           rb'|\s(xmp:ModifyDate|xmp:MetadataDate|pdf:Producer)="[^"]*"', re.S)
+
+_load_certs = load_certs  # the name tests and older callers use
 
 
-def add_signature_fields(pdf: Path, only: str | None = None) -> None:
+# ---- writing ------------------------------------------------------------------------------------------------
+
+def minutes_binding(*, run_id: str, branch: str, snapshot_sha256: str, evidence_dir: Path, evidence_sha256: str,
+                    reissue: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the signers vouch for: embedded in the minutes before the first signature (see the module doc)."""
+    files = json.loads((evidence_dir / BUNDLE_MANIFEST).read_text(encoding="utf-8"))["files"]
+    out: dict[str, Any] = {"format": BINDING_FORMAT, "run_id": run_id, "branch": branch,
+                           "snapshot_sha256": snapshot_sha256, "evidence_sha256": evidence_sha256,
+                           "evidence_files": files}
+    if reissue:
+        out["reissue"] = reissue
+    return out
+
+
+def add_signature_fields(pdf: Path, only: str | None = None, binding: dict[str, Any] | None = None) -> None:
     """Add the six empty signature fields (technical, business × Tổng cục, Cục, Chi cục) on the last page,
-    or just the field ``only`` (the backup report carries the branch's technical signature alone)."""
+    or just the field ``only`` (the backup report carries the branch's technical signature alone); embed
+    ``binding`` as ``ecm-binding.json`` in the same revision, so every signature covers it."""
     with pdf.open("rb") as f:
         w = IncrementalPdfFileWriter(f)
         last = int(w.root["/Pages"]["/Count"]) - 1
@@ -39,31 +83,77 @@ def add_signature_fields(pdf: Path, only: str | None = None) -> None:
                 y1 = 740 - i * 91
                 fields.append_signature_field(w, fields.SigFieldSpec(
                     f"{pk}-{rk}", on_page=last, box=(x0, y1 - 62, x0 + 250, y1 - 6)))
+        if binding is not None:
+            data = json.dumps(binding, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
+            ef = embed.EmbeddedFileObject.from_file_data(w, data, params=embed.EmbeddedFileParams())
+            embed.embed_file(w, embed.FileSpec(
+                file_spec_string=BINDING_NAME, file_name=BINDING_NAME, embedded_data=ef,
+                description="Mã băm dữ liệu và hồ sơ chứng cứ được các bên ký xác nhận (hashes the signers vouch for)"))
         buf = io.BytesIO()
         w.write(buf)
     pdf.write_bytes(buf.getvalue())
 
 
-def sign(pdf: Path, field_name: str, p12: Path, passphrase: bytes, reason: str = "Xác nhận số liệu sau chuyển đổi"
-         ) -> None:
-    """Sign one field of ``pdf`` in place, as an incremental PAdES update."""
-    if field_name not in SIGNATURE_FIELDS:
-        raise SignOffError(f"unknown signature field {field_name!r}; fields: {', '.join(SIGNATURE_FIELDS)}")
+def load_signer(p12: Path, passphrase: bytes) -> signers.SimpleSigner:
     signer = signers.SimpleSigner.load_pkcs12(str(p12), passphrase=passphrase)
     if signer is None:
         raise SignOffError(f"cannot open {p12.name}: wrong passphrase or not a PKCS#12 file", table=str(p12),
                            hint=f"set {PASSPHRASE_ENV} or type the passphrase at the prompt")
+    return signer
+
+
+def check_before_signing(pdf: Path, field_name: str, signer: signers.SimpleSigner, source: str,
+                         anchors: Anchors) -> None:
+    """Refuse, before anything is written, a signature that `ecm verify` would reject: the certificate (chain,
+    expiry, revocation, party and role of the field) and minutes that already fail verification."""
+    cert = signer.signing_cert
+    chain = [c for c in signer.cert_registry if c.dump() != cert.dump()]
+    problems = signer_problems(cert, chain, field_name, anchors)
+    if problems:
+        first = problems[0]
+        raise SignOffError(f"{source} cannot sign field {field_name}: " + "; ".join(p.message for p in problems)
+                           + f" (certificate of {cert.subject.native.get('common_name', '?')}; nothing was written)",
+                           hint=NEXT_ACTION[first.kind])
+    with _quiet_pyhanko():
+        reps, doc = _inspect(pdf, anchors)
+    bad = [f"{r.field}: {p}" for r in reps for p in r.problems] + doc.problems
+    with pdf.open("rb") as f:
+        present = {name for name, _v, _f in fields.enumerate_sig_fields(PdfFileReader(f))}
+    if set(SIGNATURE_FIELDS) <= present and doc.binding is None:  # the six-party minutes, rendered before binding
+        bad.append(f"the minutes carry no {BINDING_NAME}: no signature on them can be tied to the evidence")
+    if bad:
+        raise SignOffError(f"the minutes {pdf.name} already fail verification, so a signature added now would be "
+                           "lost: " + "; ".join(bad[:4]) + " (nothing was written)", hint=REISSUE_HINT)
+
+
+def sign(pdf: Path, field_name: str, p12: Path, passphrase: bytes, reason: str = "Xác nhận số liệu sau chuyển đổi",
+         anchors: Anchors | None = None) -> list[str]:
+    """Sign one field of ``pdf`` in place, as an incremental PAdES update; return notes for the operator.
+
+    With ``anchors`` (what `ecm sign` and step 7 pass), the certificate and the minutes are checked first
+    (:func:`check_before_signing`) and nothing is written unless the signature would verify. Without them
+    the caller has already decided (tests that need a bad signature in the file, as another tool would write).
+    """
+    if field_name not in SIGNATURE_FIELDS:
+        raise SignOffError(f"unknown signature field {field_name!r}; fields: {', '.join(SIGNATURE_FIELDS)}")
+    signer = load_signer(p12, passphrase)
+    with pdf.open("rb") as f:
+        existing = {s.field_name for s in PdfFileReader(f).embedded_signatures}
+    if field_name in existing:
+        raise SignOffError(f"field {field_name} is already signed", table=str(pdf))
+    if anchors is not None:
+        check_before_signing(pdf, field_name, signer, p12.name, anchors)
     meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm="sha256", reason=reason,
                                         location="Việt Nam", subfilter=fields.SigSeedSubFilter.PADES)
     with pdf.open("rb") as f:
         w = IncrementalPdfFileWriter(f)
-        existing = {s.field_name for s in PdfFileReader(f).embedded_signatures}
-        if field_name in existing:
-            raise SignOffError(f"field {field_name} is already signed", table=str(pdf))
         with tempfile.NamedTemporaryFile(delete=False, dir=pdf.parent, suffix=".pdf") as tmp:
             signers.sign_pdf(w, meta, signer=signer, output=tmp)
     shutil.move(tmp.name, pdf)
+    return anchors.notes() if anchors is not None else []
 
+
+# ---- verifying ----------------------------------------------------------------------------------------------
 
 @dataclass
 class SignatureReport:
@@ -79,67 +169,303 @@ class SignatureReport:
     expected_party_role: bool
     covers_to_end: bool
     problems: list[str] = field(default_factory=list)
+    revision: int = -1
+    coverage: str = ""
+    modification: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
 
-def _load_certs(paths: list[Path]) -> list[asn1_x509.Certificate]:
-    out = []
-    for p in paths:
-        data = p.read_bytes()
-        if pem.detect(data):
-            for _t, _h, der in pem.unarmor(data, multiple=True):
-                out.append(asn1_x509.Certificate.load(der))
+@dataclass
+class RevisionLine:
+    revision: int
+    text: str
+    ok: bool = True
+
+
+@dataclass
+class DocumentReport:
+    """What is true of the file as a whole: which revision covers what, and what may not be there."""
+
+    revisions: list[RevisionLine] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    binding: dict[str, Any] | None = None
+    binding_revision: int | None = None
+    binding_signed: bool = False
+
+
+@contextmanager
+def _quiet_pyhanko() -> Iterator[None]:
+    """pyHanko logs every failed check with a traceback; the reports name them instead."""
+    loggers = [logging.getLogger(n) for n in ("pyhanko", "pyhanko_certvalidator")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for lg, lv in zip(loggers, levels, strict=True):
+            lg.setLevel(lv)
+
+
+def _revision_end(data: bytes, r: PdfFileReader, rev: int) -> int | None:
+    """Offset just after revision ``rev``'s ``%%EOF`` marker (and one end-of-line)."""
+    meta = r.xrefs.get_xref_container_info(rev)
+    i = data.find(b"%%EOF", meta.end_location)
+    if i < 0:
+        return None
+    end = i + 5
+    if data[end:end + 2] == b"\r\n":
+        return end + 2
+    return end + 1 if data[end:end + 1] in (b"\n", b"\r") else end
+
+
+def _signed_end(sig: EmbeddedPdfSignature) -> int:
+    _s1, len1, start2, len2 = (int(x) for x in sig.byte_range)
+    return start2 + len2 if len(sig.byte_range) == 4 else len1
+
+
+def _binding_in(data: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """The ``ecm-binding.json`` of the document ``data`` (its latest revision), or why there is none."""
+    try:
+        r = PdfFileReader(io.BytesIO(data))
+        names = r.root.get("/Names")
+        tree = names.get_object().get("/EmbeddedFiles") if names is not None else None
+        found: list[Any] = []
+
+        def walk(node: Any) -> None:
+            node = node.get_object()
+            arr = node.get("/Names")
+            if arr is not None:
+                arr = arr.get_object()
+                for i in range(0, len(arr) - 1, 2):
+                    if str(arr[i]) == BINDING_NAME:
+                        found.append(arr[i + 1].get_object())
+            for kid in node.get("/Kids", []) or []:
+                walk(kid)
+        if tree is not None:
+            walk(tree)
+        if not found:
+            return None, None
+        if len(found) > 1:
+            return None, f"{len(found)} embedded files are named {BINDING_NAME}"
+        b = json.loads(found[0]["/EF"]["/F"].get_object().data.decode("utf-8"))
+        if not isinstance(b, dict) or b.get("format") != BINDING_FORMAT:
+            return None, f"{BINDING_NAME} is not an {BINDING_FORMAT} document"
+        return b, None
+    except (misc.PdfError, KeyError, ValueError, AttributeError, TypeError) as exc:
+        return None, f"{BINDING_NAME} cannot be read ({type(exc).__name__}: {exc})"
+
+
+def binding_in(pdf: Path) -> dict[str, Any] | None:
+    """The binding a minutes file carries in its latest revision, signed or not (for `reissue`: what it
+    replaces). Verification never uses this: see :func:`verify_minutes`."""
+    return _binding_in(pdf.read_bytes())[0]
+
+
+def _state(prefix: bytes) -> dict[str, Any]:
+    """What a viewer or a long-term validator reads outside the page, in the document ``prefix`` (one revision):
+    the shown /Info entries, the XMP metadata without the fields pyHanko refreshes on every update, the DSS."""
+    try:
+        r = PdfFileReader(io.BytesIO(prefix))
+        info = r.trailer_view.get("/Info")
+        info = info.get_object() if info is not None else {}
+        m = r.root.get("/Metadata")
+        xmp = _XMP_VOLATILE.sub(b"", m.get_object().data) if m is not None else None
+        dss = r.root.get("/DSS")
+        dss = dss.get_object() if dss is not None else {}
+        return {"info": {k: str(info.get(k)) for k in _INFO_SHOWN if k in info}, "xmp": xmp,
+                "dss": sorted((k, len(v.get_object()) if isinstance(v.get_object(), (list, dict)) else 1)
+                              for k, v in dss.items())}
+    except (misc.PdfError, KeyError, AttributeError, ValueError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def _level_name(level: Any) -> str:
+    return getattr(level, "name", str(level or ""))
+
+
+def _check_after_last(data: bytes, r: PdfFileReader, last: EmbeddedPdfSignature, timestamps: dict[int, str],
+                      doc: DocumentReport) -> None:
+    """Every revision after the last signature must be a DSS or document-timestamp update and nothing else."""
+    base = last.signed_revision
+    n = r.xrefs.total_revisions
+    before = _state(data[:_signed_end(last)])
+    for k in range(base + 1, n):
+        why: list[str] = []
+        try:
+            res = DEFAULT_DIFF_POLICY.apply(old=r.get_historical_resolver(base), new=r.get_historical_resolver(k))
+            if res.modification_level > ModificationLevel.LTA_UPDATES:
+                why.append(f"it changes the document ({_level_name(res.modification_level)})")
+        except SuspiciousModification as exc:
+            why.append("it changes the document: " + str(exc).splitlines()[0])
+        except (misc.PdfError, KeyError, ValueError) as exc:
+            why.append(f"it cannot be analysed ({type(exc).__name__}: {exc})")
+        end_k = _revision_end(data, r, k)
+        now = _state(data[:end_k]) if end_k is not None else {"error": "no end-of-file marker"}
+        prev = _state(data[:_revision_end(data, r, k - 1) or 0]) if k - 1 > base else before
+        if "error" in now:
+            why.append(f"it cannot be read ({now['error']})")
         else:
-            out.append(asn1_x509.Certificate.load(data))
-    return out
+            changed_info = sorted(x for x in set(before["info"]) | set(now["info"])
+                                  if before["info"].get(x) != now["info"].get(x))
+            if changed_info:
+                why.append("it rewrites /Info " + ", ".join(changed_info))
+            if now["xmp"] != before["xmp"]:
+                why.append("it rewrites the XMP metadata")
+        is_lta = k in timestamps or ("error" not in now and "error" not in prev and now["dss"] != prev["dss"])
+        if not is_lta:
+            why.append("it adds no DSS or document timestamp")
+        if why:
+            text = (f"revision {k}, after the last signature ({last.field_name}, revision {base}), is not a "
+                    f"permitted DSS/timestamp update: " + "; ".join(why))
+            doc.problems.append(text)
+            doc.revisions.append(RevisionLine(k, text, ok=False))
+        else:
+            what = f"document timestamp {timestamps[k]}" if k in timestamps else "DSS update"
+            doc.revisions.append(RevisionLine(k, f"revision {k}: {what} after the last signature (long-term "
+                                                 "validation material; permitted, covered by no signature)"))
 
 
-def verify(pdf: Path, trust: list[Path], crls: list[Path], other_certs: list[Path] | None = None
-           ) -> list[SignatureReport]:
-    """Verify every signature of ``pdf`` offline against the trust list and CRLs; name every problem."""
-    vc_args: dict[str, Any] = {"trust_roots": _load_certs(trust), "other_certs": _load_certs(other_certs or []),
-                               "crls": [c.read_bytes() for c in crls], "allow_fetching": False,
-                               "revocation_mode": "soft-fail"}
-    reports = []
-    with pdf.open("rb") as f:
-        r = PdfFileReader(f)
-        sigs = r.embedded_signatures
-        for sig in sigs:
-            st = validate_pdf_signature(sig, ValidationContext(**vc_args))
-            subj = st.signing_cert.subject.native
-            name, org, unit = subj.get("common_name", ""), subj.get("organization_name", ""), \
-                subj.get("organizational_unit_name", "")
-            fname = sig.field_name
-            party, _, role = fname.rpartition("-")
-            expected = fname in SIGNATURE_FIELDS and PARTY_NAMES.get(party) == org and ROLE_NAMES.get(role) == unit
-            problems = []
-            if fname not in SIGNATURE_FIELDS:
-                problems.append(f"signature in an unexpected field {fname!r} (not one of the six parties/roles)")
-            elif not expected:
-                problems.append(f"certificate is for {org!r} / {unit!r}, not the party and role of field {fname}")
-            if not st.intact or not st.valid:
-                problems.append("the document was changed after this signature (digest or signature invalid)")
-            if st.revoked:
-                problems.append("the signer's certificate is revoked (CRL)")
-            elif not st.trusted:
-                why = str(getattr(st, "trust_problem_indic", "") or "")
-                if "EXPIRED" in why.upper() or "OUT_OF_BOUNDS" in why.upper() or _expired(st):
-                    problems.append("the signer's certificate was expired at signing time")
-                else:
+def _inspect(pdf: Path, anchors: Anchors) -> tuple[list[SignatureReport], DocumentReport]:
+    data = pdf.read_bytes()
+    doc = DocumentReport()
+    reports: list[SignatureReport] = []
+    r = PdfFileReader(io.BytesIO(data))
+    n = r.xrefs.total_revisions
+    all_sigs = sorted(r.embedded_signatures, key=lambda s: s.signed_revision)
+    sigs = [s for s in all_sigs if s.sig_object_type == "/Sig"]
+    stamps = [s for s in all_sigs if s.sig_object_type == "/DocTimeStamp"]
+    timestamps: dict[int, str] = {}
+    for s in stamps:
+        try:
+            ts = validate_pdf_timestamp(s, validation_context=anchors.validation_context())
+            intact, trusted = bool(ts.intact and ts.valid), bool(ts.trusted)
+        except Exception:  # noqa: BLE001 - any failure means "does not verify", named below
+            intact, trusted = False, False
+        # it vouches for nothing this tool reads: intact is required, a TSA outside the trust list is only said
+        timestamps[s.signed_revision] = s.field_name + ("" if trusted else " (TSA not on the trust list)")
+        if not intact:
+            doc.problems.append(f"document timestamp {s.field_name} (revision {s.signed_revision}) does not verify")
+
+    for s in sigs:
+        st = validate_pdf_signature(s, anchors.validation_context())
+        cert = st.signing_cert
+        subj = cert.subject.native
+        name, org, unit = subj.get("common_name", ""), subj.get("organization_name", ""), \
+            subj.get("organizational_unit_name", "")
+        fname = s.field_name
+        problems = []
+        pr = party_role_problem(cert, fname)
+        if fname not in SIGNATURE_FIELDS:
+            problems.append(f"signature in an unexpected field {fname!r} (not one of the six parties/roles)")
+        elif pr is not None:
+            problems.append(pr.message)
+        if not st.intact or not st.valid:
+            problems.append("the document was changed after this signature (digest or signature invalid)")
+        if st.revoked:
+            problems.append("the signer's certificate is revoked (CRL)")
+        elif not st.trusted:
+            if _expired(st):
+                problems.append("the signer's certificate was expired at signing time")
+            else:
+                why = chain_problems(cert, list(s.other_embedded_certs), anchors)
+                kind = why[0].kind if why else "untrusted"
+                if kind == "untrusted":
                     problems.append("the signer's certificate does not chain to the trust list")
-            level = getattr(st, "modification_level", None)
-            if level is not None and getattr(level, "name", "") not in ("NONE", "LTA_UPDATES", "FORM_FILLING"):
-                problems.append(f"changes after this signature go beyond adding signatures ({level.name})")
-            reports.append(SignatureReport(
-                field=fname, signer=name, party=org, role=unit,
-                signing_time=str(st.signer_reported_dt or ""), trusted=bool(st.trusted), valid=bool(st.valid),
-                intact=bool(st.intact), revoked=bool(st.revoked), expected_party_role=expected,
-                covers_to_end=(getattr(st.coverage, "name", "") in ("ENTIRE_FILE", "ENTIRE_REVISION")),
-                problems=problems))
-    return reports
+                elif kind == "revoked":
+                    problems.append(f"the signer's certificate is revoked: {why[0].message}")
+                else:
+                    problems.append(f"the signer's certificate: {why[0].message}")
+        coverage = _level_name(st.coverage)
+        if coverage not in ("ENTIRE_FILE", "ENTIRE_REVISION"):
+            problems.append(f"the signature does not cover its whole revision ({coverage})")
+        level = st.modification_level
+        if level is None or _level_name(level) not in ("NONE", "LTA_UPDATES", "FORM_FILLING"):
+            problems.append(f"changes after this signature (revision {s.signed_revision}) go beyond adding "
+                            f"signatures ({_level_name(level) or 'not analysed'})")
+        reports.append(SignatureReport(
+            field=fname, signer=name, party=org, role=unit,
+            signing_time=str(st.signer_reported_dt or ""), trusted=bool(st.trusted), valid=bool(st.valid),
+            intact=bool(st.intact), revoked=bool(st.revoked), expected_party_role=pr is None,
+            covers_to_end=coverage == "ENTIRE_FILE", problems=problems, revision=s.signed_revision,
+            coverage=coverage, modification=_level_name(level)))
+
+    # the binding: read from the bytes the first signature covers, the same in what every later one covers
+    if sigs:
+        first = sigs[0]
+        doc.binding, err = _binding_in(data[:_signed_end(first)])
+        doc.binding_signed = doc.binding is not None
+        if err:
+            doc.problems.append(f"the revision covered by the first signature ({first.field_name}, revision "
+                                f"{first.signed_revision}): {err}")
+        for s in sigs[1:]:
+            b, _e = _binding_in(data[:_signed_end(s)])
+            if b != doc.binding:
+                doc.problems.append(f"{s.field_name} (revision {s.signed_revision}) covers a different "
+                                    f"{BINDING_NAME} than the first signature (revision {first.signed_revision})")
+        limit = first.signed_revision
+    else:
+        doc.binding, _e = _binding_in(data)  # provisional: no signature covers it yet
+        limit = n
+    if doc.binding is not None:
+        for k in range(limit):
+            end = _revision_end(data, r, k)
+            if end is not None and _binding_in(data[:end])[0] == doc.binding:
+                doc.binding_revision = k
+                break
+
+    first_rev = sigs[0].signed_revision if sigs else n
+    for k in range(min(first_rev, n)):
+        cov = f"covered by all {len(sigs)} signatures" if sigs else "covered by no signature yet"
+        if k == doc.binding_revision and doc.binding is not None:
+            b = doc.binding
+            doc.revisions.append(RevisionLine(k, f"revision {k}: signature fields and the signed binding "
+                                                 f"{BINDING_NAME} (evidence {b.get('evidence_sha256', '?')}, snapshot "
+                                                 f"{b.get('snapshot_sha256', '?')}, run {b.get('run_id', '?')}) — {cov}"))
+        elif k == 0:
+            doc.revisions.append(RevisionLine(k, f"revision 0: the document as rendered (hashes printed on the "
+                                                 f"page) — {cov}"))
+        else:
+            doc.revisions.append(RevisionLine(k, f"revision {k}: update before the first signature — {cov}"))
+    if sigs and doc.binding is None:
+        doc.revisions.append(RevisionLine(first_rev, f"no signed binding ({BINDING_NAME}) in the revisions the "
+                                                     f"signatures cover", ok=False))
+    by_rev = {s.signed_revision: s for s in sigs}
+    rep_by_field = {rp.field: rp for rp in reports}
+    for k in range(first_rev, (sigs[-1].signed_revision + 1) if sigs else first_rev):
+        if k in by_rev:
+            s = by_rev[k]
+            rp = rep_by_field[s.field_name]
+            doc.revisions.append(RevisionLine(k, f"revision {k}: signature {s.field_name} ({rp.signer}) — covers "
+                                                 f"revisions 0–{k} ({rp.coverage})", ok=rp.ok))
+        elif k in timestamps:
+            doc.revisions.append(RevisionLine(k, f"revision {k}: document timestamp {timestamps[k]}"))
+        else:
+            later = ", ".join(s.field_name for s in sigs if s.signed_revision > k)
+            doc.revisions.append(RevisionLine(k, f"revision {k}: unsigned update, covered by the later signatures "
+                                                 f"({later})"))
+    if sigs:
+        _check_after_last(data, r, sigs[-1], timestamps, doc)
+    end = _revision_end(data, r, n - 1)
+    if end is None or len(data) > end:
+        extra = len(data) - end if end is not None else "some"
+        after = (f"after the last signature ({sigs[-1].field_name}, revision {sigs[-1].signed_revision})"
+                 if sigs else "")
+        text = (f"{extra} bytes after the end of revision {n - 1} (the last one) belong to no revision: appended "
+                f"{after or 'to the file'}, covered by no signature")
+        doc.problems.append(text)
+        doc.revisions.append(RevisionLine(n, text, ok=False))
+    return reports, doc
+
+
+def verify(pdf: Path, trust: list[Path], crls: list[Path], other_certs: list[Path] | None = None,
+           revocation: Revocation = "required") -> list[SignatureReport]:
+    """Verify every signature of ``pdf`` offline against the trust list and CRLs; name every problem."""
+    with _quiet_pyhanko():
+        return _inspect(pdf, Anchors.of(trust, other_certs or [], crls, revocation))[0]
 
 
 def _expired(st: Any) -> bool:
@@ -149,16 +475,6 @@ def _expired(st: Any) -> bool:
         return False
     v = c["tbs_certificate"]["validity"]
     return not (v["not_before"].native <= t <= v["not_after"].native)
-
-
-def evidence_hash_in(pdf: Path) -> str | None:
-    """The evidence-bundle SHA-256 the minutes carry (in their metadata keywords)."""
-    with pdf.open("rb") as f:
-        info = PdfFileReader(f).trailer_view.get("/Info")
-        info = info.get_object() if info is not None else None
-        kw = str(info.get("/Keywords", "")) if info is not None else ""
-    m = re.search(r"evidence-sha256:([0-9a-f]{64})", kw)
-    return m.group(1) if m else None
 
 
 def passphrase_from_env() -> bytes | None:
@@ -172,32 +488,84 @@ class MinutesVerification:
     missing_fields: list[str]
     evidence_expected: str | None
     evidence_actual: str | None
+    document: DocumentReport = field(default_factory=DocumentReport)
+    revocation: Revocation = "required"
+    evidence_problem: str | None = None
+
+    @property
+    def binding(self) -> dict[str, Any] | None:
+        """The hashes the signers vouch for, from the revision covered by the first signature."""
+        return self.document.binding
+
+    @property
+    def binding_revision(self) -> int | None:
+        return self.document.binding_revision
 
     @property
     def ok(self) -> bool:
-        return (all(r.ok for r in self.signatures) and not self.missing_fields
+        return (all(r.ok for r in self.signatures) and not self.missing_fields and not self.document.problems
                 and (self.evidence_actual is None or self.evidence_actual == self.evidence_expected))
+
+    @property
+    def tampered(self) -> bool:
+        """A signature that does not verify, or a file changed outside signing: waiting will not fix it."""
+        return (any(not r.ok for r in self.signatures) or bool(self.document.problems)
+                or (self.evidence_actual is not None and self.evidence_actual != self.evidence_expected))
 
     def problems(self) -> list[str]:
         out = [f"{r.field}: {p}" for r in self.signatures for p in r.problems]
+        out += list(self.document.problems)
         out += [f"{f}: not signed" for f in self.missing_fields]
-        if self.evidence_actual is not None and self.evidence_actual != self.evidence_expected:
-            out.append(f"evidence bundle hash {self.evidence_actual[:16]}… differs from the minutes' "
-                       f"{(self.evidence_expected or '')[:16]}…")
+        if self.evidence_problem:
+            out.append(self.evidence_problem)
         return out
+
+    def notes(self) -> list[str]:
+        return [REVOCATION_NOT_CHECKED] if self.revocation == "none-available" else []
+
+    def revision_lines(self) -> list[str]:
+        return [x.text for x in self.document.revisions]
+
+
+def _evidence_problem(binding: dict[str, Any] | None, signed: bool, evidence_dir: Path, actual: str) -> str | None:
+    if binding is None:
+        return (f"evidence bundle {actual[:16]}…: the minutes carry no signed binding ({BINDING_NAME}) in the "
+                "revision the signatures cover, so nothing ties the evidence to the signatures")
+    expected = str(binding.get("evidence_sha256"))
+    if actual == expected:
+        return None
+    if actual.startswith("invalid:"):
+        return f"evidence bundle {evidence_dir}: {actual[9:]}"
+    try:
+        files = json.loads((evidence_dir / BUNDLE_MANIFEST).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError):
+        files = {}
+    signed_files: dict[str, str] = binding.get("evidence_files") or {}
+    diff = sorted(n for n in set(files) | set(signed_files) if files.get(n) != signed_files.get(n))
+    what = "signed" if signed else "recorded (not yet signed)"
+
+    def how(n: str) -> str:
+        return "altered" if n in files and n in signed_files else "missing" if n in signed_files else "added"
+    return (f"evidence bundle hash {actual[:16]}… differs from the {what} {expected[:16]}… of {BINDING_NAME}: "
+            + (", ".join(f"{n} {how(n)}" for n in diff) or "its manifest differs"))
 
 
 def verify_minutes(pdf: Path, trust: list[Path], crls: list[Path], other_certs: list[Path],
-                   evidence_dir: Path | None = None, required: list[str] | None = None) -> MinutesVerification:
-    """All of it: every signature, the required fields present, and the evidence bundle's hash."""
+                   evidence_dir: Path | None = None, required: list[str] | None = None,
+                   revocation: Revocation = "required") -> MinutesVerification:
+    """All of it: every signature, the required fields present, nothing after the last signature but DSS and
+    timestamps, and the evidence bundle's hash against the binding in the signed revision."""
     from sign_off.evidence import verify_bundle
-    reps = verify(pdf, trust, crls, other_certs)
+    with _quiet_pyhanko():
+        reps, doc = _inspect(pdf, Anchors.of(trust, other_certs, crls, revocation))
     signed = {r.field for r in reps}
     missing = [f for f in (required if required is not None else SIGNATURE_FIELDS) if f not in signed]
-    actual = None
+    actual, problem = None, None
+    expected = str(doc.binding["evidence_sha256"]) if doc.binding and "evidence_sha256" in doc.binding else None
     if evidence_dir is not None:
         try:
             actual = verify_bundle(evidence_dir)
         except SignOffError as exc:
             actual = f"invalid: {exc}"
-    return MinutesVerification(reps, missing, evidence_hash_in(pdf), actual)
+        problem = _evidence_problem(doc.binding, doc.binding_signed, evidence_dir, actual)
+    return MinutesVerification(reps, missing, expected, actual, doc, revocation, problem)

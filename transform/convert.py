@@ -134,6 +134,10 @@ class Lookups:
     # (SoTK, Ma_LH, Ma_HQ, NamDK, MA_PHU, LAN_DC, LAN_DC_CT) of the DHANGMDDC_CT tax details that the goods
     # of a quarantined declaration would have taken (the driver's chosen_ct holds those of converted lines)
     held_ct: set[tuple[Any, ...]] = field(default_factory=set)
+    # declarations that cannot be converted whole because one of their rows (a goods line, a tax detail, the
+    # ecsToKhaiMD extension, a self-supplied material) was set aside at step 4 for a value that does not cast:
+    # converting the rest would let an older line stand in for the missing one. (db, key) -> what was set aside
+    blocked_decls: dict[tuple[str, DeclKey], str] = field(default_factory=dict)
     unmapped_units: set[str] = field(default_factory=set)
     unmapped_offices: set[str] = field(default_factory=set)
     text_fixes: list[tuple[str, str, str, str]] = field(default_factory=list)  # table, column, before, after
@@ -185,6 +189,17 @@ def note_quarantined_declaration(lk: Lookups, db: str, key: tuple[Any, ...],
     if len(k) != 4 or any(blank(v) for v in k):
         return
     lk.quarantined_decls.setdefault((db, k), reason)
+
+
+def block_declaration(lk: Lookups, db: str, key: tuple[Any, ...], what: str) -> None:
+    """Register, before declarations are converted, that the declaration of ``db`` with ``key`` lost a row at step 4
+    (``what``: its table, key and bad value). If it is selected it is quarantined whole (Q-CHILD-BAD-VALUE), and its
+    other rows with it (Q-PARENT-QUARANTINED)."""
+    if db not in DECL_DBS:
+        raise ValueError(f"declaration database must be one of {DECL_DBS}, got {db!r}")
+    k = _clean_key(key)
+    if len(k) == 4 and not any(blank(v) for v in k):
+        lk.blocked_decls.setdefault((db, k), what)
 
 
 def decl_missing(lk: Lookups, db: str, key: tuple[Any, ...]) -> Fate:
@@ -619,6 +634,9 @@ def _convert_declaration(row: Row, ecs: Row | None, source_db: str, ctx: Convert
     if fate:
         return fate
     key = decl_key(row)
+    held = lk.blocked_decls.get((source_db, _clean_key(key)))
+    if held is not None:  # selected, but one of its rows never reached staging: the whole declaration waits
+        return Fate.quarantined("Q-CHILD-BAD-VALUE", held)
     if key in lk.decls:
         other = decl_db(lk.decls[key])
         what = f"SoTK={key[0]} Ma_LH={key[1]} NamDK={key[3]}"

@@ -61,4 +61,8 @@ def label(code: str) -> str:
 
 RULES["Q-BAD-VALUE"] = ("Giá trị không đúng kiểu dữ liệu khai báo (ví dụ chữ trong cột số, ngày không tồn tại)",
                         "a value does not cast to its column's declared type (set aside at step 4)")
+RULES["Q-CHILD-BAD-VALUE"] = ("Một dòng của tờ khai (dòng hàng, chi tiết thuế, thông tin bổ sung) có giá trị sai kiểu: "
+                              "tờ khai được cách ly nguyên vẹn",
+                              "a row of the declaration (goods line, tax detail, extension) holds a value that does not "
+                              "cast: the declaration is quarantined whole")
 RULES["R-TABLE-NOT-CONVERTED"] = ("Bảng không thuộc phạm vi chuyển đổi", "table outside the conversion scope")

@@ -36,7 +36,7 @@ def run(ctx: StepContext) -> StepOutcome:
     trust, crls, others = ctx.signing_anchors()
     if trust:
         v = verify_minutes(received / "reports" / "buoc2_bao_cao_sao_luu.pdf", trust, crls, others,
-                           required=["chi-cuc-technical"])
+                           required=["chi-cuc-technical"], revocation=ctx.cfg.signing.revocation)
         sig_check = {"check_id": "backup_report_signature", "table_name": "buoc2_bao_cao_sao_luu.pdf", "key": None,
                       "field": "chi-cuc-technical", "expected": "signed and verified",
                       "actual": "; ".join(v.problems()) or "signed and verified", "status": "pass" if v.ok else "fail"}

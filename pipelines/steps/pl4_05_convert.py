@@ -293,6 +293,12 @@ def run(ctx: StepContext) -> StepOutcome:
 
 
 BAD_VALUE = "Q-BAD-VALUE"
+# rows without which a declaration cannot be converted whole, and the database(s) of that declaration
+_DECL_CHILDREN: dict[str, tuple[str, ...]] = {
+    "SXXK.DHANGMDTH": ("SXXK",), "SXXK.DHANGMDDC": ("SXXK",), "SXXK.DHANGMDDK": ("SXXK",),
+    "SXXK.DHANGMDDC_CT": ("SXXK",), "SLXNK.DHangMD": ("SLXNK",), "SLXNK.ecsNPLTCU": ("SLXNK",),
+    "SLXNK.ecsNPLTCU_CT": ("SLXNK",), "SLXNK.ecsToKhaiMD": ("SXXK", "SLXNK"),
+}
 _DECL_HEADERS = {"SXXK.DTOKHAIMD": ("SOTK", "MA_LH", "MA_HQ", "NAMDK"), "SLXNK.DToKhaiMD": ("SoTK", "Ma_LH", "Ma_HQ", "NamDK")}
 
 
@@ -301,10 +307,16 @@ def _take_bad_value(sink: _Sink, lk: cv.Lookups, r: dict[str, Any]) -> None:
     sink.quarantine.append({"source_table": table, "reason": BAD_VALUE, "detail": r["detail"],
                             "source_key": r["source_key"], "source_values": r["source_values"]})
     sink.fates[(table, "quarantined", BAD_VALUE)] += 1
+    raw = json.loads(str(r["key_json"]))
     if table in _DECL_HEADERS:
-        raw = json.loads(str(r["key_json"]))
         sotk, ma_lh, ma_hq, namdk = (raw.get(k) for k in _DECL_HEADERS[table])
         cv.note_quarantined_declaration(lk, table.split(".")[0], (_int(sotk), ma_lh, ma_hq, _int(namdk)))
+    elif table in _DECL_CHILDREN:  # the declaration cannot be converted whole without this row
+        for db in _DECL_CHILDREN[table]:
+            cols = _DECL_HEADERS["SXXK.DTOKHAIMD" if table.startswith("SXXK.") else "SLXNK.DToKhaiMD"]
+            sotk, ma_lh, ma_hq, namdk = (raw.get(k) for k in cols)
+            cv.block_declaration(lk, db, (_int(sotk), ma_lh, ma_hq, _int(namdk)),
+                                 f"{r['source_key']}: {r['detail']}")
 
 
 def _int(v: Any) -> Any:

@@ -55,10 +55,13 @@ def run(ctx: StepContext) -> StepOutcome:
         if not minutes:
             raise LoadRefused("there are no minutes for this run", hint="run step 7 first")
         pdf = Path(minutes[-1]["path"])
-        v = verify_minutes(pdf, *ctx.signing_anchors(), ctx.run_dir / "evidence")
+        v = verify_minutes(pdf, *ctx.signing_anchors(), ctx.run_dir / "evidence",
+                           revocation=cfg.signing.revocation)
         if not v.ok:
             raise LoadRefused("the minutes are not signed and verified; only a rehearsal run may load them: "
-                              + "; ".join(v.problems()[:8]), table=pdf.name,
+                              + "; ".join(v.problems()[:8]) + ("" if cfg.signing.revocation == "required" else
+                                                               " (revocation not checked: none available by "
+                                                               "configuration)"), table=pdf.name,
                               hint="collect the missing signatures with `ecm sign`, or re-run with "
                                    "`ecm run --rehearsal` to load the rehearsal central")
     url = cfg.resolved_url("rehearsal_central" if cfg.rehearsal else "central")
@@ -75,7 +78,10 @@ def run(ctx: StepContext) -> StepOutcome:
     before = branch_counts(engine, ctx.base_id)
     t_load = time.perf_counter()
     loaded = load_branch(engine, ctx.snapshot_dir, ctx.base_id, cfg.branch_code, users,
-                         {r: r for u in users for r in u["roles"]}, tables=owned, append=cfg.incremental)
+                         {r: r for u in users for r in u["roles"]}, tables=owned, append=cfg.incremental,
+                         entry={"RUN_ID": rid, "SNAPSHOT_SHA256": snap["snapshot_sha256"],
+                                "MINUTES_SHA256": minutes[-1]["sha256"] if minutes else None,
+                                "BY_WHOM": "ecm (step 8)", "REASON": "Phụ lục IV bước 8"})
     load_secs = time.perf_counter() - t_load
     n_loaded = sum(loaded.get(k, 0) for k in owned)
     in_central = branch_counts(engine, ctx.base_id)

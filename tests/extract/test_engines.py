@@ -304,3 +304,31 @@ def test_a_wrong_password_names_the_source_and_what_to_do(mariadb_branch, pg_adm
     with pytest.raises(ExtractError) as e2:
         open_source(gone, label="SXXK")
     assert "SXXK" in str(e2.value) and "ecm_no_such_db" in str(e2.value)
+
+
+@pytest.mark.db
+def test_step1_on_a_postgresql_export_that_stored_numbers_and_dates_as_text(pg_database: str) -> None:
+    """Mixed-case tables, decimal and date text: step 1 compares numbers as numbers and dates as dates — no raw
+    'operator does not exist: text < timestamp' from the server."""
+    from extract import review
+    adm = sa.create_engine(pg_database, isolation_level="AUTOCOMMIT")
+    with adm.connect() as c:
+        c.exec_driver_sql('CREATE TABLE "dnplnhap" ("Sotk" int, "Ma_Lh" char(5), "NAMDK" smallint, "ma_hq" char(6), '
+                          '"MA_NPL" varchar(30), "Ma_Dv" varchar(14), "Luong" text, "Ton" text)')
+        c.exec_driver_sql("INSERT INTO dnplnhap VALUES (1,'NSX01',2013,'C47D','V1','01','10.0','9.5'),"
+                          "(2,'NSX01',2013,'C47D','V2','01','9.5','10.0'),(3,'NSX01',2013,'C47D','V3','01','-1','-2'),"
+                          "(4,'NSX01',2013,'C47D','V4','01','12,5','1')")
+        c.exec_driver_sql('CREATE TABLE "DToKhaiMD" ("SOTK" int, "MA_LH" char(5), "MA_HQ" char(6), "NAMDK" smallint, '
+                          '"Ngay_Dk" text)')
+        c.exec_driver_sql("INSERT INTO \"DToKhaiMD\" VALUES (1,'NSX01','C47D',2013,'2013-05-02 08:00:00.000'),"
+                          "(2,'NSX01','C47D',2013,'1985-01-01 00:00:00.000')")
+    adm.dispose()
+    eng = open_source(pg_database, label="SXXK")
+    above = review.stock_above_import(eng)  # '9.5' > '10.0' as text, not as numbers
+    assert [[r["SOTK"] for r in h.keys] for h in above] == [[2]]
+    neg = review.negative_quantities(eng, "SXXK")
+    assert [(h.table, [r["SOTK"] for r in h.keys]) for h in neg] == [("SXXK.DNPLNHAP", [3])]
+    dates = review.impossible_dates(eng, "SXXK", "1990-01-01", "2026-01-01 00:00:00")
+    assert [[r["SOTK"] for r in h.keys] for h in dates] == [[2]]
+    stock = {r["MA_NPL"]: r["luong"] for r in review.closing_stock(eng, ["C47D"])}
+    assert stock["V4"] is None and float(stock["V1"]) == 10.0  # '12,5' is not a number here either (as at step 4)

@@ -80,6 +80,7 @@ CASES: dict[str, tuple[str, Callable[[dict[str, Path]], None], str]] = {
     "package file and its manifest entry, between steps 2 and 3": ("pl4_03_handover", _package, "manifest.json"),
     "received copy, between steps 3 and 4": ("pl4_04_restore", _received, "SXXK/DNPLNHAP.parquet"),
     "snapshot file, between steps 5 and 6": ("pl4_06_validate", _snapshot, "DSX_NPL_NHAP_TL.parquet"),
+    "snapshot file, between steps 6 and 7": ("pl4_07_sign_off", _snapshot, "DSX_NPL_NHAP_TL.parquet"),
     "snapshot file and its manifest, before the load": ("pl4_08_load", _snapshot_and_manifest, "manifest.json"),
     "snapshot file, before the load": ("pl4_08_load", _snapshot, "DSX_NPL_NHAP_TL.parquet"),
 }

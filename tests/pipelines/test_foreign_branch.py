@@ -53,8 +53,10 @@ def _restored(store: ControlStore, run_id: str) -> dict[str, int]:
 
 def test_a_sql_server_export_converts_to_the_same_snapshot_as_our_own_shape(tmp_path: Path) -> None:
     """Decimal text, mixed-case names, absent optional tables, extra columns, NFD text: same SHA-256."""
-    ours, store_o, _, _ = _run(tmp_path, "ours", GenParams(optional=()))
-    theirs, store_t, cfg, _ = _run(tmp_path, "theirs", GenParams(shape=EXPORT, optional=()))
+    defects = {"ton_gt_luong": 0.03, "negative_qty": 0.03, "sohang_mismatch": 0.03, "impossible_date": 0.03,
+               "decl_without_goods": 0.03, "duplicate_key": 0.03, "tcvn3_text": 0.05, "long_text": 0.03}
+    ours, store_o, _, _ = _run(tmp_path, "ours", GenParams(optional=(), defects=defects))
+    theirs, store_t, cfg, _ = _run(tmp_path, "theirs", GenParams(shape=EXPORT, optional=(), defects=defects))
     for s in (ours, theirs):
         assert [st["status"] for st in s["steps"]] == ["completed"] * len(s["steps"]), s["steps"]
     sha_o = _step(store_o, ours["run_id"], "pl4_05_convert")["snapshot_sha256"]
@@ -67,6 +69,8 @@ def test_a_sql_server_export_converts_to_the_same_snapshot_as_our_own_shape(tmp_
         return {(f["check_id"], f["table_name"]): f["n_keys"] for f in store.findings(run_id)
                 if f["step"] == "pl4_01_review"}
     assert review(store_t, theirs["run_id"]) == review(store_o, ours["run_id"])
+    assert {c for c, _t in review(store_t, theirs["run_id"])} >= {"ton_gt_luong", "negative_qty", "sohang_mismatch",
+                                                                   "impossible_date", "duplicate_key", "tcvn3_text"}
     # step 3 found the package equal to the reports; step 4 names the differences and none blocks
     theirs_f = store_t.findings(theirs["run_id"])
     assert not [f for f in theirs_f if f["step"] == "pl4_03_handover"]
@@ -119,6 +123,10 @@ def test_values_that_do_not_cast_are_quarantined_named_and_the_rest_still_loads(
         return keys
     assert converted(clean) - converted(s) <= quarantined
     assert converted(clean) - converted(s)
+    # and nothing is converted that the clean export did not convert: a goods line set aside does not let the
+    # registered line (or an older adjustment) stand in for it — its declaration waits whole
+    assert converted(s) <= converted(clean)
+    assert any(r[1] == "Q-CHILD-BAD-VALUE" for r in rows)
     # the findings say what to do, in the table's declared spelling
     f = [x for x in store.findings(s["run_id"]) if x["check_id"] == "bad_value"]
     assert {x["table_name"] for x in f} == {t for t, _c, _k in injected}

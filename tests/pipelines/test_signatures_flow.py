@@ -115,3 +115,66 @@ def test_a_run_whose_wait_timed_out_resumes_at_step_7_keeping_the_signatures(tmp
     assert central.execute("SELECT count(*) FROM DTO_KHAI_MD").fetchone()[0] > 0
     with pytest.raises(SignOffError, match="only a run waiting for signatures"):
         resume_signing(config=cfg, run_id=rid)
+
+
+def test_a_wrong_signature_is_recovered_by_reissuing_the_minutes(tmp_path: Path, sample_branch: Path) -> None:
+    """Five good signatures and one made with a revoked certificate (outside `ecm sign`, which refuses it): step 7
+    fails naming it. `reissue_minutes` renders a new revision of the minutes with the same figures (the evidence
+    bundle rebuilt from the control store must hash the same), recorded with who, why and both file hashes; the
+    six sign again and `ecm resume` loads — steps 1–6 are not run again."""
+    import hashlib
+
+    from pipelines.config import load_config
+    from pipelines.migrate import migrate_branch, resume_signing
+    from pipelines.steps.pl4_07_sign_off import reissue_minutes
+    from sign_off.signing import sign, verify_minutes
+    from transform.errors import SignOffError
+
+    pki, cfg_path = _signers_config(tmp_path, sample_branch, wait_seconds=3)
+    cfg = load_config(cfg_path)
+    store = ControlStore(f"sqlite:///{tmp_path / 'control.sqlite'}")
+    rid = migrate_branch(config=cfg)["run_id"]
+    assert store.run(rid)["status"] == "waiting-signatures"
+    steps_before = {s.step: s for s in store.steps(rid)}
+    pdf = tmp_path / "runs" / rid / "reports" / "bien_ban_xac_nhan_so_lieu.pdf"
+    anchors = ([pki.trust], [pki.crl], [pki.intermediate], tmp_path / "runs" / rid / "evidence")
+    fields = list(DEMO_SIGNERS)
+    for field in fields[:5]:
+        sign(pdf, field, pki.p12(field), pki.passphrase())
+    sign(pdf, fields[5], pki.p12("revoked"), pki.passphrase())
+    with pytest.raises(Exception, match="revoked"):
+        resume_signing(config=cfg, run_id=rid)
+    failed = store.run(rid)
+    assert failed["status"] == "failed" and "ecm minutes reissue" in failed["error"], failed["error"]
+    old = hashlib.sha256(pdf.read_bytes()).hexdigest()
+    old_binding = verify_minutes(pdf, *anchors).binding
+
+    msg = reissue_minutes(cfg, rid, by="Trần Văn Kiểm (Cục CNTT)", reason="chi-cuc-business ký bằng chứng thư "
+                          "đã thu hồi")
+    new = hashlib.sha256(pdf.read_bytes()).hexdigest()
+    assert new != old and old[:16] in msg and new[:16] in msg
+    assert store.run(rid)["status"] == "waiting-signatures"
+    ev = [e for e in store.branch_events(cfg.branch_code) if e["action"] == "minutes-reissue"]
+    assert len(ev) == 1 and ev[0]["by"] == "Trần Văn Kiểm (Cục CNTT)" and "thu hồi" in ev[0]["reason"]
+    assert ev[0]["detail"]["old_sha256"] == old and ev[0]["detail"]["new_sha256"] == new
+    kept = Path(ev[0]["detail"]["superseded"])
+    assert kept.exists() and hashlib.sha256(kept.read_bytes()).hexdigest() == old  # the old file is kept
+    v = verify_minutes(pdf, *anchors)
+    assert v.signatures == [] and sorted(v.missing_fields) == sorted(fields)
+    assert v.binding is not None and old_binding is not None
+    assert v.binding["evidence_sha256"] == old_binding["evidence_sha256"]  # the same figures
+    assert v.binding["snapshot_sha256"] == old_binding["snapshot_sha256"]
+    assert v.binding["reissue"]["replaces_sha256"] == old and v.binding["reissue"]["number"] == 1
+
+    for field in fields:
+        sign(pdf, field, pki.p12(field), pki.passphrase())
+    resume_signing(config=cfg, run_id=rid)
+    assert store.run(rid)["status"] == "completed"
+    assert verify_minutes(pdf, *anchors).ok
+    after = {s.step: s for s in store.steps(rid)}
+    for step in ("pl4_01_review", "pl4_05_convert", "pl4_06_validate"):  # not run again
+        assert after[step] == steps_before[step]
+    central = sqlite3.connect(tmp_path / "central.sqlite")
+    assert central.execute("SELECT count(*) FROM DTO_KHAI_MD").fetchone()[0] > 0
+    with pytest.raises(SignOffError, match="loaded"):  # nothing to reissue once loaded
+        reissue_minutes(cfg, rid, by="X", reason="y")

@@ -13,7 +13,7 @@ from pyhanko.sign import fields, signers
 from sign_off.evidence import build_bundle
 from sign_off.minutes import SIGNATURE_FIELDS, MinutesData, render_minutes
 from sign_off.pki import DEMO_SIGNERS, DemoPki, make_demo_pki
-from sign_off.signing import add_signature_fields, sign, verify_minutes
+from sign_off.signing import add_signature_fields, minutes_binding, sign, verify_minutes
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +21,15 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> DemoPki:
     return make_demo_pki(tmp_path_factory.mktemp("pki"))
 
 
-def _minutes(tmp: Path, evidence_hash: str) -> Path:
+def _minutes(tmp: Path, evidence_hash: str, evidence: Path | None = None) -> Path:
+    """Minutes as step 7 renders them; with ``evidence``, the signed binding of its hashes is embedded."""
     d = MinutesData("C47D", "Chi cục Hải quan Biên Hòa", "Cục Hải quan Đồng Nai", [("C47D", "47D1")], "r1",
                     "2026-11-24", False, "a" * 64, evidence_hash, [("Tờ khai", 10, 8, 2, 0)], [("DTO_KHAI_MD", 8)],
                     [], 865, 0.95, 0.01)
     pdf = render_minutes(d, tmp / "bien_ban.pdf")
-    add_signature_fields(pdf)
+    binding = None if evidence is None else minutes_binding(
+        run_id="r1", branch="C47D", snapshot_sha256="a" * 64, evidence_dir=evidence, evidence_sha256=evidence_hash)
+    add_signature_fields(pdf, binding=binding)
     return pdf
 
 
@@ -38,7 +41,7 @@ def _check(pdf: Path, pki: DemoPki, evidence: Path | None = None, required: list
 def signed(tmp_path: Path, pki: DemoPki) -> tuple[Path, Path]:
     ev = tmp_path / "evidence"
     h = build_bundle(ev, {}, {"accounting.json": [{"t": "SXXK.DTOKHAIMD", "rows": 10}]})
-    pdf = _minutes(tmp_path, h)
+    pdf = _minutes(tmp_path, h, ev)
     for f in DEMO_SIGNERS:
         sign(pdf, f, pki.p12(f), pki.passphrase())
     return pdf, ev
