@@ -34,7 +34,7 @@ def main() -> None:  # noqa: C901 - one drill, read top to bottom
     from load.central import branch_counts, ledger, open_central
     from load.control_store import ControlStore
     from pipelines.config import load_config
-    from pipelines.lifecycle import unload
+    from pipelines.lifecycle import reconcile_with_central, unload
     from sample_data.demo import write_config
     from sample_data.generator import GenParams, generate_branch
     from transform.convert import branch_base_id
@@ -58,6 +58,7 @@ def main() -> None:  # noqa: C901 - one drill, read top to bottom
     results, broken = [], []
     full: int | None = None
     for i in range(args.kills):
+        reconcile_with_central(cfg, store)  # a kill right after the commit left it loaded: central's ledger says so
         if store.branch_state(cfg.branch_code)["migrated"]:  # back to "not in central" for the next kill
             unload(cfg, "kill drill", f"reset before kill {i + 1}")
         step = ("pl4_05_convert", "pl4_08_load")[i % 2]
@@ -66,8 +67,9 @@ def main() -> None:  # noqa: C901 - one drill, read top to bottom
         p = _ecm(["run", "--config", str(cfg_path), "--auto-approve-demo"], home)
         run_id = None
         while time.time() - t0 < 300 and p.poll() is None:
-            lease = store.lease(cfg.branch_code)
-            if lease and (run_id := lease["run_id"]) and any(s.step == step for s in store.steps(run_id)):
+            lease = store.lease(cfg.branch_code)  # this process's run (not the lease a killed one left behind)
+            if lease and lease["holder"].endswith(f":{p.pid}") and (run_id := lease["run_id"]) and \
+                    any(s.step == step for s in store.steps(run_id)):
                 break
             time.sleep(0.05)
         time.sleep(delay)
@@ -81,7 +83,8 @@ def main() -> None:  # noqa: C901 - one drill, read top to bottom
         last = led[-1]["ACTION"] if led else None
         if rows and last == "load":
             full = full or rows
-        ok = (rows == 0 and last in (None, "unload")) or (rows == (full or rows) and last == "load")
+        ok = run_id is not None and ((rows == 0 and last in (None, "unload")) or
+                                     (rows == (full or rows) and last == "load"))
         r = {"kill": i + 1, "step": step, "delay_s": round(delay, 3), "run_id": run_id, "central_rows": rows,
              "ledger_last": last, "finished_before_kill": finished_first, "all_or_nothing_and_ledger_agrees": ok}
         results.append(r)
@@ -89,6 +92,7 @@ def main() -> None:  # noqa: C901 - one drill, read top to bottom
         if not ok:
             broken.append(r)
     # after the last kill: the branch runs again to the end (taking the dead holder's lease over)
+    reconcile_with_central(cfg, store)
     replace = ["--replace", "--by", "kill drill", "--reason", "final run"] \
         if store.branch_state(cfg.branch_code)["migrated"] else []
     final = subprocess.run([sys.executable, "-c", "from pipelines.cli import main; main()", "run", "--config",

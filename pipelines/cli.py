@@ -240,26 +240,38 @@ def run(
 
 @app.command()
 def resume(
-    run_id: Annotated[str, typer.Option("--run", help="the run whose wait for the six signatures timed out")],
+    run_id: Annotated[str, typer.Option("--run", help="a run waiting for signatures, or one that crashed or failed")],
     config: Annotated[Path, typer.Option("--config", "-c", help="branch config (TOML)")],
+    auto_approve_demo: Annotated[bool, typer.Option(
+        "--auto-approve-demo", help="sample data only: accept the decision gates automatically (recorded)")] = False,
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
-    """Continue a run left 'waiting-signatures' (its wait timed out): step 7 on the same minutes — signatures
-    already made are kept — then step 8. Steps 1–6 are not repeated."""
+    """Continue a run where it stopped. A run left 'waiting-signatures' (its wait timed out): step 7 on the same
+    minutes — signatures already made are kept — then step 8. A run that crashed (its process was killed) or
+    failed: after its last completed step; what earlier steps wrote is re-verified by the steps that read it."""
     _prefect_env()  # before Prefect is imported
     from load.control_store import ControlStore
     from pipelines.config import load_config
-    from pipelines.migrate import check_resumable, resume_signing
+    from pipelines.migrate import check_crash_resumable, check_resumable, resume_run, resume_signing
     try:
         cfg = load_config(config)
         for which in ("control", "rehearsal_central" if cfg.rehearsal else "central"):
             cfg.resolved_url(which)
-        check_resumable(ControlStore(cfg.resolved_url("control")), run_id, cfg.branch_code)
+        store = ControlStore(cfg.resolved_url("control"))
+        run = store.run(run_id)
+        waiting = run is not None and run["status"] == "waiting-signatures"
+        if waiting:
+            check_resumable(store, run_id, cfg.branch_code)
+        else:
+            check_crash_resumable(store, run_id, cfg.branch_code)
     except MigrationError as exc:
         _fail(exc, debug)
         return
+    if not debug:
+        _quiet_known_tracebacks()
     try:
-        _print_summary(resume_signing(config=cfg, run_id=run_id))
+        _print_summary(resume_signing(config=cfg, run_id=run_id) if waiting else
+                       resume_run(config=cfg, run_id=run_id, auto_approve_demo=auto_approve_demo))
     except Exception as exc:  # noqa: BLE001 - one red line, traceback only with --debug
         _fail(exc, debug)
         raise

@@ -130,31 +130,104 @@ def migrate_branch(config: BranchConfig, run_id: str | None = None, auto_approve
         runlock.give_back(store, config.branch_code, run_id)
 
 
-def _migrate(config: BranchConfig, store: ControlStore, run_id: str, auto_approve_demo: bool) -> dict[str, Any]:
-    store.start_run(run_id, config.branch_code, config.rehearsal,
-                    {**config.model_dump(mode="json"), "sources": {k: redact(v) for k, v in
-                                                                    config.sources.model_dump().items()},
-                     "central_url": redact(config.central_url)})
-    get_run_logger().info("run %s for branch %s (rehearsal=%s)", run_id, config.branch_code, config.rehearsal)
+# the order in which a run's steps complete (the correction rounds repeat 5, 6 and the second gate)
+ORDER = ("pl4_01_review", "pl4_02_freeze_backup", "pl4_03_handover", "pl4_04_restore", gate.gate_name("pl4_04_restore"),
+         "pl4_05_convert", "pl4_06_validate", gate.gate_name("pl4_06_validate"), "pl4_07_sign_off", "pl4_08_load")
+
+
+def _migrate(config: BranchConfig, store: ControlStore, run_id: str, auto_approve_demo: bool,
+             done: tuple[str, ...] = (), resume_signing_step: bool = False, resumed: bool = False) -> dict[str, Any]:
+    """The steps in order; ``done`` (a resumed run) are the steps already completed, skipped."""
+    if not resumed:
+        store.start_run(run_id, config.branch_code, config.rehearsal,
+                        {**config.model_dump(mode="json"), "sources": {k: redact(v) for k, v in
+                                                                        config.sources.model_dump().items()},
+                         "central_url": redact(config.central_url)})
+        get_run_logger().info("run %s for branch %s (rehearsal=%s)", run_id, config.branch_code, config.rehearsal)
+    else:
+        get_run_logger().info("run %s for branch %s resumes after %s", run_id, config.branch_code,
+                              done[-1] if done else "nothing")
     store.set_run_status(run_id, "running", str(flow_run.id) if flow_run.id else None)
     a = (config, run_id, auto_approve_demo)
+
+    def step(task: Any, name: str, **kw: Any) -> dict[str, Any]:
+        if name in done:
+            return {"step": name, "status": "completed", **store.step_detail(run_id, name)}
+        return task(*a, **kw)
     try:
-        review_branch(*a)              # 1. rà soát, danh sách hiệu chỉnh, bảng kê chốt tồn
-        freeze_and_backup(*a)          # 2. READ ONLY, thống kê, backup
-        hand_over(*a)                  # 3. bàn giao, kiểm tra khi nhận (đối chiếu với báo cáo)
-        restore_to_staging(*a)         # 4. phục hồi vào CSDL trung gian, kiểm tra cấu trúc/số lượng
-        decide_after_restore(*a)       #    chấp nhận sai lệch hoặc làm lại từ bước 1
+        step(review_branch, "pl4_01_review")              # 1. rà soát, danh sách hiệu chỉnh, bảng kê chốt tồn
+        step(freeze_and_backup, "pl4_02_freeze_backup")   # 2. READ ONLY, thống kê, backup
+        step(hand_over, "pl4_03_handover")                # 3. bàn giao, kiểm tra khi nhận (đối chiếu với báo cáo)
+        step(restore_to_staging, "pl4_04_restore")        # 4. phục hồi vào CSDL trung gian, kiểm tra cấu trúc/số lượng
+        step(decide_after_restore, ORDER[4])              #    chấp nhận sai lệch hoặc làm lại từ bước 1
         for _round in range(config.policy.max_correction_rounds + 1):
-            convert_records(*a)        # 5. chuyển đổi GC, SXXK, CX
-            validate_converted(*a)     # 6. đối chiếu trước/sau, cân đối, chọn mẫu
-            if decide_after_validation(*a)["outcome"] != "rerun":  # chấp nhận / hiệu chỉnh / làm lại
+            step(convert_records, "pl4_05_convert")       # 5. chuyển đổi GC, SXXK, CX
+            step(validate_converted, "pl4_06_validate")   # 6. đối chiếu trước/sau, cân đối, chọn mẫu
+            if step(decide_after_validation, ORDER[7]).get("outcome") != "rerun":  # chấp nhận / hiệu chỉnh / làm lại
                 break
-        sign_minutes(*a)               # 7. biên bản xác nhận
-        load_central(*a)               # 8. nạp CSDL tập trung, phân quyền
+            done = ()  # a correction round: 5 and 6 again
+        step(sign_minutes, "pl4_07_sign_off", resuming=resume_signing_step)  # 7. biên bản xác nhận
+        step(load_central, "pl4_08_load")                 # 8. nạp CSDL tập trung, phân quyền
     except (gate.RedoFromStep1, AwaitingSignatures):
         return write_summary(config, store, run_id, [])
     store.end_run(run_id, "completed")
     return write_summary(config, store, run_id, [])
+
+
+def completed_steps(store: ControlStore, run_id: str) -> tuple[str, ...]:
+    """The steps of a run that completed, in order, up to the first that did not (a correction decided at the
+    second gate sends 5 and 6 back)."""
+    recs = {s.step: s for s in store.steps(run_id)}
+    done: list[str] = []
+    for name in ORDER:
+        r = recs.get(name)
+        if r is None or r.status != "completed":
+            break
+        done.append(name)
+    if ORDER[7] in done and (recs[ORDER[7]].detail or {}).get("outcome") == "rerun":
+        done = done[:done.index("pl4_05_convert")]
+    return tuple(done)
+
+
+def check_crash_resumable(store: ControlStore, run_id: str, branch_code: str) -> tuple[str, ...]:
+    """A run of this branch that crashed or failed can go on after its last completed step; returns those steps."""
+    run = store.run(run_id)
+    status = runlock.effective_status(store, run) if run else "unknown"
+    if run is None or status not in ("crashed", "failed"):
+        raise SignOffError(f"run {run_id} is {status}: only a crashed or failed run goes on where it stopped "
+                           "(a run waiting for signatures: `ecm resume` too)",
+                           hint="see `ecm status latest`; start a new run with `ecm run`")
+    if run["branch"] != branch_code:
+        raise SignOffError(f"run {run_id} belongs to branch {run['branch']}, not {branch_code}",
+                           hint="pass that branch's config")
+    return completed_steps(store, run_id)
+
+
+@flow(name="resume-run", flow_run_name="{config.branch_code}-resume-run", validate_parameters=True)
+def resume_run(config: BranchConfig, run_id: str, auto_approve_demo: bool = False) -> dict[str, Any]:
+    """Continue a crashed (killed) or failed run after its last completed step. What those steps wrote is checked
+    by the steps that read it (the package and the snapshot are re-hashed against their producers' records);
+    a step that was cut off runs again from its start — except step 7, which goes on with the same minutes."""
+    memory.return_freed_memory_to_os()
+    store = ControlStore(config.resolved_url("control"))
+    done = check_crash_resumable(store, run_id, config.branch_code)
+    runlock.take(store, config.branch_code, run_id)
+    try:
+        if not config.rehearsal:
+            reconcile_with_central(config, store)
+            mig = [e for e in store.branch_events(config.branch_code) if e["action"] == "migrated"]
+            if store.branch_state(config.branch_code)["migrated"] and mig and mig[-1]["run_id"] != run_id:
+                raise runlock.BranchMigrated(
+                    f"branch {config.branch_code} was migrated by run {mig[-1]['run_id']} since run {run_id} stopped",
+                    table=config.branch_code, hint="this run's figures are not central's: close it "
+                    "(`ecm runs close`) — or unload the branch first if it must replace them")
+        minutes = [d for d in store.documents(run_id) if d["kind"] == "minutes"]
+        store.add_branch_event(config.branch_code, "resume-run", run_id=run_id, by="ecm resume",
+                               reason=f"continues after {done[-1] if done else 'nothing'}")
+        return _migrate(config, store, run_id, auto_approve_demo, done,
+                        resume_signing_step=bool(minutes) and "pl4_07_sign_off" not in done, resumed=True)
+    finally:
+        runlock.give_back(store, config.branch_code, run_id)
 
 
 def check_resumable(store: ControlStore, run_id: str, branch_code: str) -> None:

@@ -161,3 +161,25 @@ def test_a_run_killed_right_after_its_load_committed_leaves_the_branch_migrated(
     with pytest.raises(BranchMigrated):
         migrate_branch(config=cfg, auto_approve_demo=True)
     assert any(e["action"] == "migrated" for e in store.branch_events(cfg.branch_code))
+
+
+def test_a_killed_run_goes_on_after_its_last_completed_step(tmp_path: Path, waiting_branch: Path) -> None:
+    from pipelines.migrate import resume_run
+    cfg = make_config(tmp_path, waiting_branch)
+    store = ControlStore(cfg.control_url)
+    p = _ecm("run", "--config", str(cfg.output_dir / "branch.toml"), home=tmp_path / "ph1")
+    run_id = _wait_for(lambda: (store.lease(cfg.branch_code) or {}).get("run_id"))
+    _wait_for(lambda: (store.run(run_id) or {}).get("status") == "waiting-decision")
+    os.kill(p.pid, signal.SIGKILL)  # killed while waiting at the step-4 gate
+    p.wait(timeout=30)
+    before = {s.step: (s.seconds, s.detail) for s in store.steps(run_id)}
+    assert set(before) >= {"pl4_01_review", "pl4_04_restore"}
+    s = resume_run(config=cfg, run_id=run_id, auto_approve_demo=True)
+    assert s["status"] == "completed" and s["run_id"] == run_id
+    after = {st.step: (st.seconds, st.detail) for st in store.steps(run_id)}
+    for step in ("pl4_01_review", "pl4_02_freeze_backup", "pl4_03_handover", "pl4_04_restore"):
+        assert after[step] == before[step], step  # not run again
+    assert after["pl4_08_load"]  # the rest ran
+    assert [e["action"] for e in store.branch_events(cfg.branch_code)].count("resume-run") == 1
+    with pytest.raises(Exception, match="only a crashed or failed run"):
+        resume_run(config=cfg, run_id=run_id, auto_approve_demo=True)  # a completed run does not go on
