@@ -540,10 +540,13 @@ def verify_cmd(
         metavar="[required|none-available]",
         help="required (default): every signer needs revocation information (--crl); none-available: this "
              "deployment has none (said in the output)")] = "required",
+    signatures_only: Annotated[bool, typer.Option(
+        "--signatures-only", help="check the signatures alone, knowingly (without it, --evidence is required)")]
+    = False,
 ) -> None:
     """Verify the minutes offline: every signature, the six parties/roles, what each revision adds (nothing but
     DSS/timestamps after the last signature), and the evidence bundle against the hashes in the signed revision.
-    Exit 0 only if everything holds."""
+    Exit 0 only if everything holds; the last line is the verdict."""
     from sign_off.certs import REVOCATION_MODES
     from sign_off.signing import verify_minutes
     if revocation not in REVOCATION_MODES:
@@ -563,14 +566,30 @@ def verify_cmd(
     for line in v.document.revisions:
         console.print(("  " if line.ok else "  [red]") + line.text + ("" if line.ok else "[/]"), soft_wrap=True,
                       markup=True, highlight=False)
+    problems = list(v.problems())
     if evidence is not None:
+        same = v.evidence_expected is not None and v.evidence_expected == v.evidence_actual
         console.print(f"evidence bundle: signed binding {v.evidence_expected or 'NONE'}, recomputed "
-                      f"{v.evidence_actual}", soft_wrap=True)
+                      f"{v.evidence_actual} — {'the same' if same else 'DIFFERENT'}", soft_wrap=True)
+    elif not signatures_only:
+        problems.append("the evidence bundle was not checked: pass --evidence DIR (the folder handed over with the "
+                        "minutes), or --signatures-only to check the signatures alone")
+    else:
+        console.print("[yellow]evidence bundle: NOT CHECKED (--signatures-only)[/]", soft_wrap=True)
     for n in v.notes():
         console.print(f"[yellow]{n}[/]", soft_wrap=True)
-    for p in v.problems():
+    for p in problems:
         err.print(f"[bold red]problem:[/] {p}", soft_wrap=True, highlight=False)
-    raise typer.Exit(0 if v.ok else 1)
+    n_ok = sum(1 for r in v.signatures if r.ok)
+    if not problems:
+        console.print(f"[bold green]VERDICT: VALID[/] — {n_ok} of 6 signatures verify, nothing but long-term "
+                      "validation material follows the last one" +
+                      (", and the evidence bundle is exactly what they signed" if evidence is not None else
+                       "; the evidence bundle was NOT checked"), soft_wrap=True)
+    else:
+        err.print(f"[bold red]VERDICT: NOT VALID[/] — {len(problems)} problem(s) above; {n_ok} of 6 signatures "
+                  "verify", soft_wrap=True)
+    raise typer.Exit(0 if not problems else 1)
 
 
 certs_app = typer.Typer(no_args_is_help=True, help="Signer certificates")

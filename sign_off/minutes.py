@@ -49,10 +49,30 @@ def _n(s: str) -> str:
     return unicodedata.normalize("NFC", s)
 
 
+# The six signature fields sit at fixed places on the last page, shared with sign_off/signing.py, so that the
+# printed boxes frame the fields exactly (PDF points, origin top-left here; signing.py converts).
+GRID_TOP_PT, GRID_ROW_PT, FIELD_H_PT, GRID_X0_PT, GRID_COL_PT, FIELD_W_PT = 190, 110, 64, 30, 275, 250
+MM = 25.4 / 72
+
+
+def field_box_pt(party: int, role: int) -> tuple[float, float, float, float]:
+    """(left, top, right, bottom) of a signature field in points from the page's top-left corner."""
+    x0 = GRID_X0_PT + role * GRID_COL_PT
+    top = GRID_TOP_PT + party * GRID_ROW_PT
+    return x0, top, x0 + FIELD_W_PT, top + FIELD_H_PT
+
+
+STATUS_VI = {"open": "Chưa quyết định", "accepted": "Chấp nhận", "corrected": "Đã hiệu chỉnh", "redo": "Làm lại"}
+SEVERITY_VI = {"critical": "Nghiêm trọng", "major": "Lớn", "minor": "Nhỏ"}
+
+
 class _Pdf(FPDF):
+    step_label = "Bước 7"
+
     def header(self) -> None:
         self.set_font("DejaVu", "", 8)
-        self.cell(0, 5, _n("Phụ lục IV — Quyết định 865/QĐ-TCHQ — Bước 7"), align="R", new_x="LMARGIN", new_y="NEXT")
+        self.cell(0, 5, _n(f"Phụ lục IV — Quyết định 865/QĐ-TCHQ — {self.step_label}"), align="R",
+                  new_x="LMARGIN", new_y="NEXT")
 
     def footer(self) -> None:
         self.set_y(-12)
@@ -118,30 +138,32 @@ def render_minutes(d: MinutesData, path: Path) -> Path:
           [(s["table"], s["population"], s["sample"], s["mismatches"]) for s in d.sampling], [70, 35, 35, 30])
     line("4. Các phát hiện và quyết định xử lý", 11, True)
     if d.findings:
-        table(["Mã", "Mức độ", "Số khóa", "Trạng thái", "Lý do", "Người quyết định"],
-              [(f["check_id"][:28], f["severity"], f["n_keys"], f["status"], (f.get("reason") or "")[:40],
-                (f.get("decided_by") or "")[:26]) for f in d.findings],
-              [40, 16, 16, 20, 60, 38])
+        pdf.set_font("DejaVu", "", 7.5)
+        with pdf.table(col_widths=(8, 34, 16, 28, 11, 20, 36, 27), text_align="LEFT", line_height=3.6,
+                       padding=0.8, first_row_as_headings=True) as t:
+            t.row([_n(h) for h in ("Số", "Mã kiểm tra", "Mức độ", "Bảng", "Số khóa", "Trạng thái", "Lý do",
+                                   "Người quyết định")])
+            for f in d.findings:
+                t.row([str(f.get("finding_id") or ""), _n(str(f["check_id"])),
+                       _n(SEVERITY_VI.get(str(f["severity"]), str(f["severity"]))), _n(str(f.get("table_name") or "")),
+                       str(f["n_keys"]), _n(STATUS_VI.get(str(f["status"]), str(f["status"]))),
+                       _n(str(f.get("reason") or "")), _n(str(f.get("decided_by") or ""))])
+        pdf.ln(2)
     else:
         line("Không có phát hiện.", 9)
     pdf.add_page()
     line("5. Xác nhận của các bên", 11, True)
-    if not d.signed:
-        line("Biên bản được ký số (PAdES) bởi sáu cán bộ dưới đây. Các mã băm nêu trên cũng được gắn trong tệp "
-             "ecm-binding.json của biên bản trước chữ ký đầu tiên, nên mọi chữ ký đều bao trùm. Chỉ khi đủ sáu chữ ký "
-             "hợp lệ, dữ liệu mới được nạp vào CSDL tập trung chính thức.", 9, True)
-    pdf.ln(2)
-    col = w / 2
-    for _pk, pname in PARTIES:
-        y = pdf.get_y()
-        for i, (_rk, rname) in enumerate(ROLES):
-            pdf.set_xy(pdf.l_margin + i * col, y)
+    line("Biên bản được ký số (PAdES) bởi sáu cán bộ dưới đây, mỗi người vào ô của mình. Các mã băm nêu trên cũng "
+         "được gắn trong tệp ecm-binding.json của biên bản trước chữ ký đầu tiên, nên mọi chữ ký đều bao trùm. "
+         "Hình hiển thị trong ô chỉ để đọc; giá trị của chữ ký là chữ ký số, kiểm tra bằng `ecm verify` (ngoại tuyến). "
+         "Chỉ khi đủ sáu chữ ký hợp lệ, dữ liệu mới được nạp vào CSDL tập trung chính thức.", 9)
+    for i, (_pk, pname) in enumerate(PARTIES):
+        for j, (_rk, rname) in enumerate(ROLES):
+            left, top, right, bottom = field_box_pt(i, j)
+            pdf.set_xy(left * MM, top * MM - 6)
             pdf.set_font("DejaVu", "B", 9)
-            pdf.cell(col - 4, 6, _n(f"{rname} — {pname}"), border="LTR")
-            pdf.set_xy(pdf.l_margin + i * col, y + 6)
-            pdf.set_font("DejaVu", "", 8)
-            pdf.cell(col - 4, 22, _n("(chưa ký)" if not d.signed else ""), border="LBR", align="C")
-        pdf.set_y(y + 32)
+            pdf.cell((right - left) * MM, 6, _n(f"{rname} — {pname}"), border="LTR")
+            pdf.rect(left * MM, top * MM, (right - left) * MM, (bottom - top) * MM)
     path.parent.mkdir(parents=True, exist_ok=True)
     pdf.output(str(path))
     return path
@@ -150,6 +172,7 @@ def render_minutes(d: MinutesData, path: Path) -> Path:
 def render_backup_report(report: dict[str, Any], path: Path) -> Path:
     """Báo cáo sao lưu dữ liệu (Phụ lục IV 2.2), signed by the branch's technical staff before handover."""
     pdf = _Pdf(format="A4")
+    pdf.step_label = "Bước 2"
     pdf.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
     pdf.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
     pdf.set_title(_n(f"Báo cáo sao lưu dữ liệu — {report['branch']}"))

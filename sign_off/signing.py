@@ -12,6 +12,7 @@ the last revision, or any other update after the last signature, fail verificati
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import logging
@@ -38,7 +39,7 @@ from sign_off.certs import (
     signer_problems,
 )
 from sign_off.evidence import BUNDLE_MANIFEST
-from sign_off.minutes import PARTIES, ROLES, SIGNATURE_FIELDS
+from sign_off.minutes import FONT_DIR, PARTIES, ROLES, SIGNATURE_FIELDS, field_box_pt
 from transform.errors import SignOffError
 
 PASSPHRASE_ENV = "ECM_P12_PASSPHRASE"
@@ -77,12 +78,13 @@ def add_signature_fields(pdf: Path, only: str | None = None, binding: dict[str, 
         last = int(w.root["/Pages"]["/Count"]) - 1
         if only:
             fields.append_signature_field(w, fields.SigFieldSpec(only, on_page=last, box=(30, 60, 280, 116)))
+        page_h = float(w.root["/Pages"]["/Kids"][last]["/MediaBox"][3]) if "/MediaBox" in \
+            w.root["/Pages"]["/Kids"][last] else 841.89
         for i, (pk, _pn) in enumerate(PARTIES if not only else []):
             for j, (rk, _rn) in enumerate(ROLES):
-                x0 = 30 + j * 275
-                y1 = 740 - i * 91
+                left, top, right, bottom = field_box_pt(i, j)  # the boxes the minutes print (top-left origin)
                 fields.append_signature_field(w, fields.SigFieldSpec(
-                    f"{pk}-{rk}", on_page=last, box=(x0, y1 - 62, x0 + 250, y1 - 6)))
+                    f"{pk}-{rk}", on_page=last, box=(int(left), int(page_h - bottom), int(right), int(page_h - top))))
         if binding is not None:
             data = json.dumps(binding, ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
             ef = embed.EmbeddedFileObject.from_file_data(w, data, params=embed.EmbeddedFileParams())
@@ -92,6 +94,41 @@ def add_signature_fields(pdf: Path, only: str | None = None, binding: dict[str, 
         buf = io.BytesIO()
         w.write(buf)
     pdf.write_bytes(buf.getvalue())
+
+
+@functools.lru_cache(maxsize=1)
+def _stamp_font() -> str:
+    """DejaVu Sans at 1000 units per em. pyHanko writes a TrueType font's advance widths as they are into the PDF's
+    /W array, which counts thousandths of an em: DejaVu's 2048-unit widths would space every letter twice as far.
+    Scaled once per process into a private temporary file (the shipped font is not modified)."""
+    from fontTools.ttLib import TTFont
+    from fontTools.ttLib.scaleUpem import scale_upem
+    font = TTFont(str(FONT_DIR / "DejaVuSans.ttf"))
+    if font["head"].unitsPerEm != 1000:
+        scale_upem(font, 1000)
+    fd, path = tempfile.mkstemp(prefix="ecm-dejavu-1000-", suffix=".ttf")
+    with os.fdopen(fd, "wb") as f:
+        font.save(f)
+    return path
+
+
+def _stamp_style() -> Any:
+    """The visible stamp: who signed, in which capacity, when — in Vietnamese, drawn with the embedded DejaVu Sans
+    (an OpenType font subset into the file; pyHanko's default font has no Vietnamese glyphs)."""
+    from pyhanko.pdf_utils.font.opentype import GlyphAccumulatorFactory
+    from pyhanko.pdf_utils.text import TextBoxStyle
+    from pyhanko.stamp import TextStampStyle
+    return TextStampStyle(
+        stamp_text="Đã ký số bởi: %(signer)s\n%(capacity)s\nThời điểm ký: %(ts)s",
+        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(_stamp_font(), font_size=8)),
+        timestamp_format="%d/%m/%Y %H:%M:%S %Z", border_width=1)
+
+
+def _stamp_params(signer: signers.SimpleSigner) -> dict[str, str]:
+    subject = signer.signing_cert.subject.native
+    capacity = " — ".join(x for x in (subject.get("organizational_unit_name"), subject.get("organization_name"))
+                          if isinstance(x, str))
+    return {"signer": str(subject.get("common_name", "")), "capacity": capacity}
 
 
 def load_signer(p12: Path, passphrase: bytes) -> signers.SimpleSigner:
@@ -148,7 +185,8 @@ def sign(pdf: Path, field_name: str, p12: Path, passphrase: bytes, reason: str =
     with pdf.open("rb") as f:
         w = IncrementalPdfFileWriter(f)
         with tempfile.NamedTemporaryFile(delete=False, dir=pdf.parent, suffix=".pdf") as tmp:
-            signers.sign_pdf(w, meta, signer=signer, output=tmp)
+            signers.PdfSigner(meta, signer=signer, stamp_style=_stamp_style()).sign_pdf(
+                w, output=tmp, appearance_text_params=_stamp_params(signer))
     shutil.move(tmp.name, pdf)
     return anchors.notes() if anchors is not None else []
 

@@ -157,7 +157,7 @@ def test_ecm_verify_is_hard_fail_and_says_when_revocation_is_not_checked(tmp_pat
     pdf = _minutes(tmp_path)
     for f in DEMO_SIGNERS:
         sign(pdf, f, pki.p12(f), pki.passphrase())
-    base = ["verify", str(pdf), "--trust", str(pki.trust), "--certs", str(pki.intermediate)]
+    base = ["verify", str(pdf), "--trust", str(pki.trust), "--certs", str(pki.intermediate), "--signatures-only"]
     no_crl = CliRunner().invoke(app, base)
     assert no_crl.exit_code == 1 and "no revocation information" in _flat(no_crl.output), no_crl.output
     declared = CliRunner().invoke(app, [*base, "--revocation", "none-available"])
@@ -197,3 +197,18 @@ def test_the_demo_pki_renews_its_crl_before_it_goes_stale(tmp_path: Path) -> Non
     fresh = x509.load_der_x509_crl(p.crl.read_bytes())
     assert fresh.next_update_utc > dt.datetime.now(dt.timezone.utc)  # … with a current CRL
     assert any(r.serial_number for r in fresh)  # still listing the revoked signer
+
+
+def test_ecm_verify_without_evidence_is_not_a_pass_and_ends_with_a_verdict(tmp_path: Path, pki: DemoPki) -> None:
+    """An auditor who forgets --evidence must not read exit 0 as 'all checked'; the last line says what holds."""
+    from pipelines.cli import app
+    pdf = _minutes(tmp_path)
+    for f in DEMO_SIGNERS:
+        sign(pdf, f, pki.p12(f), pki.passphrase())
+    base = ["verify", str(pdf), "--trust", str(pki.trust), "--certs", str(pki.intermediate), "--crl", str(pki.crl)]
+    r = CliRunner().invoke(app, base)
+    out = _flat(r.output)
+    assert r.exit_code == 1 and "evidence bundle was not checked" in out and "VERDICT: NOT VALID" in out
+    knowingly = CliRunner().invoke(app, [*base, "--signatures-only"])
+    out = _flat(knowingly.output)
+    assert knowingly.exit_code == 0 and "VERDICT: VALID" in out and "NOT checked" in out

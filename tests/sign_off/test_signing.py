@@ -119,3 +119,59 @@ def test_certs_check_names_each_bad_certificate(pki: DemoPki) -> None:
     assert any("trust list" in p for p in rows["untrusted.p12"])
     soon = review([pki.p12("cuc-business")], [pki.trust], [pki.intermediate], [], pki.passphrase(), days=400)
     assert any("expires within 400 days" in p for p in soon[0].problems)
+
+
+def _appearance_texts(pdf: Path) -> dict[str, str]:
+    """The text each signature's visible stamp shows (its /ActualText), and the widths its font declares."""
+    import re as _re
+
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    out = {}
+    with pdf.open("rb") as f:
+        r = PdfFileReader(f)
+        for s in r.embedded_signatures:
+            texts, stack = [], [s.sig_field["/AP"]["/N"].get_object()]
+            while stack:
+                x = stack.pop()
+                data = getattr(x, "data", b"")
+                for m in _re.finditer(rb"/ActualText \((.*?)\)\s*>>", data, _re.S):
+                    raw = m.group(1).decode("latin-1").encode("latin-1").decode("unicode_escape").encode("latin-1")
+                    texts.append(raw.decode("utf-16"))
+                res = x.get("/Resources") or {}
+                stack += [v.get_object() for v in (res.get("/XObject") or {}).values()]
+            out[s.field_name] = " | ".join(texts)
+    return out
+
+
+def test_stamps_say_who_signed_in_which_capacity_when_readably(signed: tuple[Path, Path]) -> None:
+    """The visible stamp reads 'Đã ký số bởi: <name>', the capacity and the time — not 'þÿ D i g i t a l l y'."""
+    pdf, _ev = signed
+    texts = _appearance_texts(pdf)
+    assert set(texts) == set(DEMO_SIGNERS)
+    for field, text in texts.items():
+        assert text.startswith("Đã ký số bởi: DEMO "), (field, text)
+        assert "Thời điểm ký: " in text and "þÿ" not in text
+    assert "Cán bộ nghiệp vụ — Cục Hải quan Đồng Nai" in texts["cuc-business"]
+    # the font's widths are in thousandths of an em (DejaVu's own 2048-unit widths would space letters apart)
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    with pdf.open("rb") as f:
+        r = PdfFileReader(f)
+        ap = r.embedded_signatures[0].sig_field["/AP"]["/N"].get_object()
+        fonts, stack = [], [ap]
+        while stack:
+            x = stack.pop()
+            res = x.get("/Resources") or {}
+            fonts += [v.get_object() for v in (res.get("/Font") or {}).values()]
+            stack += [v.get_object() for v in (res.get("/XObject") or {}).values()]
+        widths = [int(w) for font in fonts for d in font["/DescendantFonts"]
+                  for item in d.get_object()["/W"] if isinstance(item, list) for w in item]
+    assert widths and max(widths) <= 1000
+
+
+def test_the_minutes_never_say_they_are_unsigned(tmp_path: Path) -> None:
+    """What the page says is true before, during and after signing (issue: minutes an auditor can trust)."""
+    pdf = _minutes(tmp_path, "b" * 64)
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "chưa ký" not in text.casefold() and "chưa được hỗ trợ" not in text and "CHƯA KÝ SỐ" not in text
+    assert "Đã ký số bởi" not in text  # the page itself claims no signature; the stamps do, when they exist
+    assert "ecm verify" in text
