@@ -441,6 +441,27 @@ def _pg_x(c: sa.Connection, sql: str) -> sa.CursorResult[typing.Any]:
     return c.exec_driver_sql(sql, execution_options={"no_parameters": True})
 
 
+@contextmanager
+def _pg_transaction(c: sa.Connection, done: list[str]) -> Iterator[Callable[[list[str]], None]]:
+    """An explicit transaction on the admin's autocommit connection: everything or nothing (a failure, or an
+    interrupt, rolls it back). Yields ``run``, which executes statements and records them in ``done``."""
+    def run(sqls: list[str]) -> None:
+        for sql in sqls:
+            _pg_x(c, sql)
+        done.append("; ".join(sqls))
+
+    _pg_x(c, "BEGIN")
+    try:
+        yield run
+        _pg_x(c, "COMMIT")
+    except BaseException:
+        try:
+            _pg_x(c, "ROLLBACK")
+        except sa.exc.DBAPIError:
+            pass
+        raise
+
+
 def _pg_engine(url: str | URL, database: str | None = None, override: bool = False) -> sa.Engine:
     """An AUTOCOMMIT engine (transactions are begun and ended by statements); ``override``: with the
     connection option that turns the read-only default off."""
@@ -524,14 +545,7 @@ def _pg_lock_down(c: sa.Connection, roles: _PgRoles,
     with what it holds), own the database, take every write privilege and CONNECT, CONNECT for the reader."""
     db = dialect_of("postgresql").identifier_preparer.quote_identifier(database)
     done: list[str] = []
-
-    def run(sqls: list[str]) -> None:
-        for sql in sqls:
-            _pg_x(c, sql)
-        done.append("; ".join(sqls))
-
-    _pg_x(c, "BEGIN")
-    try:
+    with _pg_transaction(c, done) as run:
         objs = _pg_objects(c)
         record = _pg_read_record(c, database) or {
             "database": database, "admin": roles.admin, "reader": roles.reader, "objects": [],
@@ -570,13 +584,6 @@ def _pg_lock_down(c: sa.Connection, roles: _PgRoles,
         if (roles.reader not in roles.exempt and not roles.reader_super
                 and not _pg_x(c, f"SELECT {connect}::int").scalar()):
             run([f"GRANT CONNECT ON DATABASE {db} TO {roles.reader}"])
-        _pg_x(c, "COMMIT")
-    except BaseException:
-        try:
-            _pg_x(c, "ROLLBACK")
-        except sa.exc.DBAPIError:
-            pass
-        raise
     return record, done
 
 
@@ -788,14 +795,8 @@ def _pg_restore(url: str, admin_url: str | None, plan: FreezePlan, database: str
             "`ecm unfreeze` again")
     try:
         with eng.connect() as c:
-            def run(sqls: list[str]) -> None:
-                for sql in sqls:
-                    _pg_x(c, sql)
-                done.append("; ".join(sqls))
-
             _pg_x(c, "SET default_transaction_read_only = off")
-            _pg_x(c, "BEGIN")
-            try:
+            with _pg_transaction(c, done) as run:
                 owner = next(o for o in record["objects"] if o["kind"] == "database")["owner"]
                 now = _pg_objects(c)
                 if now[next(k for k in now if k[0] == "database")]["owner"] != owner:
@@ -828,13 +829,6 @@ def _pg_restore(url: str, admin_url: str | None, plan: FreezePlan, database: str
                     raise SourceUnavailable(f"the privileges of {database} could not be restored as "
                                             "recorded: " + "; ".join(differ[:3]), table=database, hint=kept)
                 run([f"ALTER DATABASE {db} RESET {PG_RECORD}"])
-                _pg_x(c, "COMMIT")
-            except BaseException:
-                try:
-                    _pg_x(c, "ROLLBACK")
-                except sa.exc.DBAPIError:
-                    pass
-                raise
     except sa.exc.DBAPIError as exc:
         raise SourceUnavailable(f"cannot restore the privileges of {database} on {redact(eng.url)}: "
                                 f"{exc.orig}", table=database, hint=kept) from exc

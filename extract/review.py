@@ -173,11 +173,6 @@ def _hit(check_id: str, table: str, rows: list[dict[str, object]], message: str)
     return [CheckHit(check_id, table, rows, message)] if rows else []
 
 
-def present_tables(engine: Engine) -> set[str]:
-    """The source's tables in their own spelling."""
-    return set(names(engine).tables.values())
-
-
 def missing_tables(engine: Engine, db: str) -> list[CheckHit]:
     """Required tables the source lacks (an absent *optional* table — CX, self-supplied GC materials — is no finding:
     a branch that never used them has none)."""

@@ -15,11 +15,11 @@ STEP = "pl4_03_handover"
 
 
 def run(ctx: StepContext) -> StepOutcome:
-    recorded = ctx.recorded_package_sha256()
-    sent = verify_package_custody(ctx.package_dir, recorded, "step 3, before sending")
+    # the sent package is step 2's (its manifest hashes as recorded, every file as its manifest says); the received
+    # copy then has that same manifest and every file hashing to it (verify_package): the chain holds on receipt
+    sent = verify_package_custody(ctx.package_dir, ctx.recorded_package_sha256(), "step 3, before sending")
     received = copy_package(ctx.package_dir, ctx.received_dir)
     man = verify_package(received, expected=sent)
-    verify_package_custody(received, recorded, "step 3, on receipt")
     total = sum(f.rows for f in man.files)
     report = json.loads((received / "reports" / "buoc2_bao_cao_thong_ke.json").read_text(encoding="utf-8"))
     stock = json.loads((received / "reports" / "buoc1_bang_ke_chot_ton.json").read_text(encoding="utf-8"))
