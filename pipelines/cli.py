@@ -486,6 +486,11 @@ def sign_cmd(
     revocation: Annotated[Optional[str], typer.Option(
         metavar="[required|none-available]", help="default: the config's signing.revocation, else required")]
     = None,
+    tsa_url: Annotated[Optional[str], typer.Option(help="RFC 3161 time-stamping authority (default: the config's "
+                                                        "signing.tsa_url)")] = None,
+    ocsp_url: Annotated[Optional[str], typer.Option(help="OCSP responder for the signer's and the TSA's "
+                                                         "certificates (default: the config's signing.ocsp_url)")]
+    = None,
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
     """Add one PAdES signature — only one that will verify: the certificate (chain, expiry, revocation, party and
@@ -497,6 +502,8 @@ def sign_cmd(
     try:
         if revocation is not None and revocation not in REVOCATION_MODES:
             raise SignOffError(f"--revocation is one of {', '.join(REVOCATION_MODES)}, not {revocation!r}")
+        from sign_off.trust_services import Services
+        services = Services(tsa_url, ocsp_url) if tsa_url else None
         if trust:
             anchors = Anchors.of(trust, certs, crl, revocation or "required")  # type: ignore[arg-type]
         else:
@@ -505,8 +512,10 @@ def sign_cmd(
                 raise SignOffError(f"cannot check {p12.name} before signing: no trust list (config {config} not "
                                    "found)", hint="give --config BRANCH.toml, or --trust ROOT.pem [--certs …] "
                                                   "[--crl …]")
-            from pipelines.steps.pl4_07_sign_off import config_anchors
-            anchors = config_anchors(load_config(config))
+            from pipelines.steps.pl4_07_sign_off import config_anchors, config_services
+            cfg = load_config(config)
+            anchors = config_anchors(cfg)
+            services = services or config_services(cfg)
             if revocation is not None:
                 anchors = Anchors.of(list(anchors.trust), list(anchors.intermediates), list(anchors.crls),
                                      revocation)  # type: ignore[arg-type]
@@ -514,7 +523,7 @@ def sign_cmd(
                 raise SignOffError(f"cannot check {p12.name} before signing: {config} has no signing.trust",
                                    hint="add the trusted root(s) to [signing] trust, or give --trust ROOT.pem")
         pw = passphrase_from_env() or typer.prompt(f"passphrase for {p12.name}", hide_input=True).encode()
-        notes = sign(minutes, field, p12, pw, anchors=anchors)
+        notes = sign(minutes, field, p12, pw, anchors=anchors, services=services)
         msg = ""
         if run:
             _prefect_env()

@@ -77,6 +77,13 @@ class Signing(Strict):
         "`ecm sign` refuses it and verification fails (hard-fail); none-available: this deployment has no "
         "revocation service — signatures are accepted without it and every report says 'revocation not "
         "checked: none available by configuration'"))
+    tsa_url: str | None = Field(None, pattern=r"^https?://", description=(
+        "the RFC 3161 time-stamping authority every signature is time-stamped by (PAdES B-T) and that adds the "
+        "archive time-stamp (B-LTA); without it signatures carry no trusted time and stop verifying once the "
+        "certificates expire. The DEMO PKI runs its own on 127.0.0.1"))
+    ocsp_url: str | None = Field(None, pattern=r"^https?://", description=(
+        "the OCSP responder for the signers' and the TSA's certificates: its answers are embedded at signing "
+        "(PAdES B-LT), so the signatures verify offline years later"))
 
 
 class BranchConfig(Strict):

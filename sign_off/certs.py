@@ -64,10 +64,12 @@ class Anchors:
     def notes(self) -> list[str]:
         return [REVOCATION_NOT_CHECKED] if self.revocation == "none-available" else []
 
-    def validation_context(self, moment: dt.datetime | None = None) -> ValidationContext:
+    def validation_context(self, moment: dt.datetime | None = None, ocsps: list[bytes] | None = None,
+                           extra_certs: list[asn1_x509.Certificate] | None = None) -> ValidationContext:
         return ValidationContext(
-            trust_roots=load_certs(list(self.trust)), other_certs=load_certs(list(self.intermediates)),
-            crls=load_crls(list(self.crls)), allow_fetching=False, moment=moment,
+            trust_roots=load_certs(list(self.trust)),
+            other_certs=load_certs(list(self.intermediates)) + list(extra_certs or []),
+            crls=load_crls(list(self.crls)), ocsps=list(ocsps or []), allow_fetching=False, moment=moment,
             revinfo_policy=HARD_FAIL if self.revocation == "required" else NONE_AVAILABLE)
 
 

@@ -12,16 +12,14 @@ the last revision, or any other update after the last signature, fail verificati
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import io
 import json
-import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +36,10 @@ from sign_off.certs import (
     NEXT_ACTION, REVOCATION_NOT_CHECKED, Anchors, Revocation, chain_problems, load_certs, party_role_problem,
     signer_problems,
 )
+from sign_off.ltv import (
+    captured_pyhanko_log, issuer_of, last_archive_timestamp, lta_validate, signature_timestamp_time, tsa_certificate,
+)
+from sign_off.trust_services import Services, fetch_ocsp
 from sign_off.evidence import BUNDLE_MANIFEST
 from sign_off.minutes import FONT_DIR, PARTIES, ROLES, SIGNATURE_FIELDS, field_box_pt
 from transform.errors import SignOffError
@@ -151,7 +153,7 @@ def check_before_signing(pdf: Path, field_name: str, signer: signers.SimpleSigne
         raise SignOffError(f"{source} cannot sign field {field_name}: " + "; ".join(p.message for p in problems)
                            + f" (certificate of {cert.subject.native.get('common_name', '?')}; nothing was written)",
                            hint=NEXT_ACTION[first.kind])
-    with _quiet_pyhanko():
+    with captured_pyhanko_log():
         reps, doc = _inspect(pdf, anchors)
     bad = [f"{r.field}: {p}" for r in reps for p in r.problems] + doc.problems
     with pdf.open("rb") as f:
@@ -164,12 +166,14 @@ def check_before_signing(pdf: Path, field_name: str, signer: signers.SimpleSigne
 
 
 def sign(pdf: Path, field_name: str, p12: Path, passphrase: bytes, reason: str = "Xác nhận số liệu sau chuyển đổi",
-         anchors: Anchors | None = None) -> list[str]:
+         anchors: Anchors | None = None, services: Services | None = None) -> list[str]:
     """Sign one field of ``pdf`` in place, as an incremental PAdES update; return notes for the operator.
 
     With ``anchors`` (what `ecm sign` and step 7 pass), the certificate and the minutes are checked first
     (:func:`check_before_signing`) and nothing is written unless the signature would verify. Without them
     the caller has already decided (tests that need a bad signature in the file, as another tool would write).
+    With ``services`` (the configured TSA and OCSP responder) the signature is PAdES B-LT: an RFC 3161
+    time-stamp over it, and the revocation data of the signer's and the TSA's certificates embedded (DSS).
     """
     if field_name not in SIGNATURE_FIELDS:
         raise SignOffError(f"unknown signature field {field_name!r}; fields: {', '.join(SIGNATURE_FIELDS)}")
@@ -180,15 +184,85 @@ def sign(pdf: Path, field_name: str, p12: Path, passphrase: bytes, reason: str =
         raise SignOffError(f"field {field_name} is already signed", table=str(pdf))
     if anchors is not None:
         check_before_signing(pdf, field_name, signer, p12.name, anchors)
+    notes = anchors.notes() if anchors is not None else []
+    meta_kw: dict[str, Any] = {}
+    timestamper = None
+    if services is not None:
+        timestamper, vc = _long_term_material(signer, anchors, services)
+        meta_kw = {"embed_validation_info": True, "validation_context": vc}
+    else:
+        notes.append(NO_TSA_NOTE)
     meta = signers.PdfSignatureMetadata(field_name=field_name, md_algorithm="sha256", reason=reason,
-                                        location="Việt Nam", subfilter=fields.SigSeedSubFilter.PADES)
+                                        location="Việt Nam", subfilter=fields.SigSeedSubFilter.PADES, **meta_kw)
     with pdf.open("rb") as f:
         w = IncrementalPdfFileWriter(f)
         with tempfile.NamedTemporaryFile(delete=False, dir=pdf.parent, suffix=".pdf") as tmp:
-            signers.PdfSigner(meta, signer=signer, stamp_style=_stamp_style()).sign_pdf(
-                w, output=tmp, appearance_text_params=_stamp_params(signer))
+            try:
+                with captured_pyhanko_log():
+                    signers.PdfSigner(meta, signer=signer, stamp_style=_stamp_style(),
+                                      timestamper=timestamper).sign_pdf(
+                        w, output=tmp, appearance_text_params=_stamp_params(signer))
+            except SignOffError:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise
+            except Exception as exc:  # noqa: BLE001 - pyHanko/TSA failure: nothing written, named
+                Path(tmp.name).unlink(missing_ok=True)
+                raise SignOffError(f"signing field {field_name} failed: {type(exc).__name__}: {exc} (nothing was "
+                                   "written)", table=str(pdf),
+                                   hint="check the time-stamping and OCSP services (signing.tsa_url, "
+                                        "signing.ocsp_url)") from exc
     shutil.move(tmp.name, pdf)
-    return anchors.notes() if anchors is not None else []
+    return notes
+
+
+ARCHIVE_FIELD_PREFIX = "luu-tru-"  # archive time-stamp fields: luu-tru-1, luu-tru-2 (renewals) …
+NO_TSA_NOTE = ("no time-stamping authority configured (signing.tsa_url): this signature carries no trusted time, "
+               "so once its certificate expires nothing proves it was made while the certificate was valid")
+
+
+def _long_term_material(signer: signers.SimpleSigner, anchors: Anchors | None,
+                        services: Services) -> tuple[Any, Any]:
+    """The TSA client and a validation context holding current OCSP responses for the signer's and the TSA's
+    certificates: pyHanko embeds what it validated with into the DSS (B-LT)."""
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+    ts = HTTPTimeStamper(services.tsa_url)
+    anchors = anchors or Anchors.of([])
+    tsa = tsa_certificate(ts)
+    pool = load_certs(list(anchors.intermediates)) + list(signer.cert_registry) + load_certs(list(anchors.trust))
+    ocsps = []
+    if services.ocsp_url:
+        for cert in (signer.signing_cert, tsa):
+            ocsps.append(fetch_ocsp(services.ocsp_url, cert, issuer_of(cert, pool)))
+    return ts, anchors.validation_context(ocsps=ocsps, extra_certs=[tsa])
+
+
+def add_archive_timestamp(pdf: Path, anchors: Anchors, services: Services) -> dt.datetime:
+    """PAdES B-LTA: the DSS completed with the TSA's revocation data, then a document time-stamp over the whole
+    file (after the last signature, or after the last archive time-stamp: ``ecm timestamp --renew``)."""
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+    ts = HTTPTimeStamper(services.tsa_url)
+    tsa = tsa_certificate(ts)
+    pool = load_certs(list(anchors.intermediates)) + load_certs(list(anchors.trust))
+    ocsps = [fetch_ocsp(services.ocsp_url, tsa, issuer_of(tsa, pool))] if services.ocsp_url else []
+    vc = anchors.validation_context(ocsps=ocsps, extra_certs=[tsa])
+    with pdf.open("rb") as f:
+        r = PdfFileReader(f)
+        n = 1 + sum(1 for s in r.embedded_signatures if s.sig_object_type == "/DocTimeStamp")
+        f.seek(0)
+        w = IncrementalPdfFileWriter(f)
+        with tempfile.NamedTemporaryFile(delete=False, dir=pdf.parent, suffix=".pdf") as tmp:
+            try:
+                with captured_pyhanko_log():
+                    signers.PdfTimeStamper(ts, field_name=f"{ARCHIVE_FIELD_PREFIX}{n}").timestamp_pdf(
+                        w, "sha256", vc, output=tmp)
+            except Exception as exc:  # noqa: BLE001 - nothing written, named
+                Path(tmp.name).unlink(missing_ok=True)
+                raise SignOffError(f"the archive time-stamp failed: {type(exc).__name__}: {exc} (nothing was "
+                                   "written)", table=str(pdf), hint="check signing.tsa_url / signing.ocsp_url") from exc
+    shutil.move(tmp.name, pdf)
+    last = last_archive_timestamp(pdf)
+    assert last is not None
+    return last[0]
 
 
 # ---- verifying ----------------------------------------------------------------------------------------------
@@ -210,6 +284,8 @@ class SignatureReport:
     revision: int = -1
     coverage: str = ""
     modification: str = ""
+    timestamp: str = ""   # the time in the signature's RFC 3161 time-stamp, if it has one
+    trust: str = ""       # how the certificate was found trustworthy (now, or by long-term validation)
 
     @property
     def ok(self) -> bool:
@@ -232,20 +308,6 @@ class DocumentReport:
     binding: dict[str, Any] | None = None
     binding_revision: int | None = None
     binding_signed: bool = False
-
-
-@contextmanager
-def _quiet_pyhanko() -> Iterator[None]:
-    """pyHanko logs every failed check with a traceback; the reports name them instead."""
-    loggers = [logging.getLogger(n) for n in ("pyhanko", "pyhanko_certvalidator")]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL)
-    try:
-        yield
-    finally:
-        for lg, lv in zip(loggers, levels, strict=True):
-            lg.setLevel(lv)
 
 
 def _revision_end(data: bytes, r: PdfFileReader, rev: int) -> int | None:
@@ -367,7 +429,37 @@ def _check_after_last(data: bytes, r: PdfFileReader, last: EmbeddedPdfSignature,
                                                  "validation material; permitted, covered by no signature)"))
 
 
-def _inspect(pdf: Path, anchors: Anchors) -> tuple[list[SignatureReport], DocumentReport]:
+def _trust_problem(st: Any, s: EmbeddedPdfSignature, cert: Any, anchors: Anchors, moment: dt.datetime,
+                   ts_time: dt.datetime | None, lta: Any) -> str:
+    """Why the signer's certificate is not trusted as of ``moment``, said precisely."""
+    not_after = cert["tbs_certificate"]["validity"]["not_after"].native
+    reported = st.signer_reported_dt
+    if st.revoked:
+        return ("the signer's certificate is revoked (CRL/OCSP)" + ("" if ts_time else ", and the signature carries "
+                "no time-stamp that would prove it was made before") + f" [{lta.indication}]")
+    if reported is not None and reported > not_after:
+        return (f"the signer's certificate was expired at signing time (it expired on {not_after:%Y-%m-%d}; the "
+                f"signature says {reported:%Y-%m-%d %H:%M})")
+    if reported is not None and reported < cert["tbs_certificate"]["validity"]["not_before"].native:
+        return f"the signer's certificate was not yet valid at signing time ({reported:%Y-%m-%d %H:%M})"
+    if not_after < moment:
+        if ts_time is None:
+            return (f"no trusted time: the signature carries no RFC 3161 time-stamp, and its certificate expired on "
+                    f"{not_after:%Y-%m-%d} (before {moment:%Y-%m-%d}), so nothing proves it was made while the "
+                    "certificate was valid; minutes signed with a time-stamping authority (signing.tsa_url) keep "
+                    "verifying")
+        return (f"its certificate expired on {not_after:%Y-%m-%d} and long-term validation failed "
+                f"[{lta.indication}]: {lta.message}")
+    why = chain_problems(cert, list(s.other_embedded_certs), anchors, moment)
+    kind = why[0].kind if why else "untrusted"
+    if kind == "untrusted":
+        return "the signer's certificate does not chain to the trust list"
+    if kind == "revoked":
+        return f"the signer's certificate is revoked: {why[0].message}"
+    return f"the signer's certificate: {why[0].message} (long-term validation: {lta.indication})"
+
+
+def _inspect(pdf: Path, anchors: Anchors, at: dt.datetime | None = None) -> tuple[list[SignatureReport], DocumentReport]:
     data = pdf.read_bytes()
     doc = DocumentReport()
     reports: list[SignatureReport] = []
@@ -379,17 +471,21 @@ def _inspect(pdf: Path, anchors: Anchors) -> tuple[list[SignatureReport], Docume
     timestamps: dict[int, str] = {}
     for s in stamps:
         try:
-            ts = validate_pdf_timestamp(s, validation_context=anchors.validation_context())
+            ts = validate_pdf_timestamp(s, validation_context=anchors.validation_context(moment=at))
             intact, trusted = bool(ts.intact and ts.valid), bool(ts.trusted)
+            when = f" {ts.timestamp:%Y-%m-%d %H:%M:%S %Z}" if getattr(ts, "timestamp", None) else ""
         except Exception:  # noqa: BLE001 - any failure means "does not verify", named below
-            intact, trusted = False, False
-        # it vouches for nothing this tool reads: intact is required, a TSA outside the trust list is only said
-        timestamps[s.signed_revision] = s.field_name + ("" if trusted else " (TSA not on the trust list)")
+            intact, trusted, when = False, False, ""
+        # intact is required; its TSA's trust is what long-term validation of each signature relies on and checks
+        timestamps[s.signed_revision] = (f"{s.field_name}{when}" + ("" if trusted else
+                                         " (its TSA is not trusted on the revocation data current at the "
+                                         "verification date by itself; long-term validation checks its chain)"))
         if not intact:
             doc.problems.append(f"document timestamp {s.field_name} (revision {s.signed_revision}) does not verify")
 
+    moment = at or dt.datetime.now(dt.timezone.utc)
     for s in sigs:
-        st = validate_pdf_signature(s, anchors.validation_context())
+        st = validate_pdf_signature(s, anchors.validation_context(moment=at))
         cert = st.signing_cert
         subj = cert.subject.native
         name, org, unit = subj.get("common_name", ""), subj.get("organization_name", ""), \
@@ -403,20 +499,18 @@ def _inspect(pdf: Path, anchors: Anchors) -> tuple[list[SignatureReport], Docume
             problems.append(pr.message)
         if not st.intact or not st.valid:
             problems.append("the document was changed after this signature (digest or signature invalid)")
-        if st.revoked:
-            problems.append("the signer's certificate is revoked (CRL)")
-        elif not st.trusted:
-            if _expired(st):
-                problems.append("the signer's certificate was expired at signing time")
+        ts_time = signature_timestamp_time(s)
+        trust_how = "certificate valid, revocation checked" if st.trusted and not st.revoked else ""
+        if st.intact and st.valid and not (st.trusted and not st.revoked):
+            # not trusted as of the moment: long-term validation decides with the embedded time-stamps and
+            # revocation data (a certificate that expired or was revoked *after* the trusted time stays good)
+            lta = lta_validate(s, anchors, moment)
+            if lta.ok:
+                trust_how = (f"long-term validation as of {moment:%Y-%m-%d}: existed at "
+                             f"{lta.best_time:%Y-%m-%d %H:%M:%S %Z} (time-stamp), certificate and revocation data "
+                             "valid then")
             else:
-                why = chain_problems(cert, list(s.other_embedded_certs), anchors)
-                kind = why[0].kind if why else "untrusted"
-                if kind == "untrusted":
-                    problems.append("the signer's certificate does not chain to the trust list")
-                elif kind == "revoked":
-                    problems.append(f"the signer's certificate is revoked: {why[0].message}")
-                else:
-                    problems.append(f"the signer's certificate: {why[0].message}")
+                problems.append(_trust_problem(st, s, cert, anchors, moment, ts_time, lta))
         coverage = _level_name(st.coverage)
         if coverage not in ("ENTIRE_FILE", "ENTIRE_REVISION"):
             problems.append(f"the signature does not cover its whole revision ({coverage})")
@@ -426,10 +520,11 @@ def _inspect(pdf: Path, anchors: Anchors) -> tuple[list[SignatureReport], Docume
                             f"signatures ({_level_name(level) or 'not analysed'})")
         reports.append(SignatureReport(
             field=fname, signer=name, party=org, role=unit,
-            signing_time=str(st.signer_reported_dt or ""), trusted=bool(st.trusted), valid=bool(st.valid),
-            intact=bool(st.intact), revoked=bool(st.revoked), expected_party_role=pr is None,
+            signing_time=str(st.signer_reported_dt or ""), trusted=bool(trust_how), valid=bool(st.valid),
+            intact=bool(st.intact), revoked=bool(st.revoked) and not trust_how, expected_party_role=pr is None,
             covers_to_end=coverage == "ENTIRE_FILE", problems=problems, revision=s.signed_revision,
-            coverage=coverage, modification=_level_name(level)))
+            coverage=coverage, modification=_level_name(level),
+            timestamp=f"{ts_time:%Y-%m-%d %H:%M:%S %Z}" if ts_time else "", trust=trust_how))
 
     # the binding: read from the bytes the first signature covers, the same in what every later one covers
     if sigs:
@@ -500,19 +595,11 @@ def _inspect(pdf: Path, anchors: Anchors) -> tuple[list[SignatureReport], Docume
 
 
 def verify(pdf: Path, trust: list[Path], crls: list[Path], other_certs: list[Path] | None = None,
-           revocation: Revocation = "required") -> list[SignatureReport]:
-    """Verify every signature of ``pdf`` offline against the trust list and CRLs; name every problem."""
-    with _quiet_pyhanko():
-        return _inspect(pdf, Anchors.of(trust, other_certs or [], crls, revocation))[0]
-
-
-def _expired(st: Any) -> bool:
-    c = st.signing_cert
-    t = st.signer_reported_dt
-    if t is None:
-        return False
-    v = c["tbs_certificate"]["validity"]
-    return not (v["not_before"].native <= t <= v["not_after"].native)
+           revocation: Revocation = "required", at: dt.datetime | None = None) -> list[SignatureReport]:
+    """Verify every signature of ``pdf`` offline against the trust list and CRLs, as of ``at`` (now); name every
+    problem."""
+    with captured_pyhanko_log():
+        return _inspect(pdf, Anchors.of(trust, other_certs or [], crls, revocation), at)[0]
 
 
 def passphrase_from_env() -> bytes | None:
@@ -590,12 +677,12 @@ def _evidence_problem(binding: dict[str, Any] | None, signed: bool, evidence_dir
 
 def verify_minutes(pdf: Path, trust: list[Path], crls: list[Path], other_certs: list[Path],
                    evidence_dir: Path | None = None, required: list[str] | None = None,
-                   revocation: Revocation = "required") -> MinutesVerification:
+                   revocation: Revocation = "required", at: dt.datetime | None = None) -> MinutesVerification:
     """All of it: every signature, the required fields present, nothing after the last signature but DSS and
     timestamps, and the evidence bundle's hash against the binding in the signed revision."""
     from sign_off.evidence import verify_bundle
-    with _quiet_pyhanko():
-        reps, doc = _inspect(pdf, Anchors.of(trust, other_certs, crls, revocation))
+    with captured_pyhanko_log():
+        reps, doc = _inspect(pdf, Anchors.of(trust, other_certs, crls, revocation), at)
     signed = {r.field for r in reps}
     missing = [f for f in (required if required is not None else SIGNATURE_FIELDS) if f not in signed]
     actual, problem = None, None

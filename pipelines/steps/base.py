@@ -52,7 +52,7 @@ class StepContext:
         sg = self.cfg.signing
         demo = sg.demo_pki
         return ([*sg.trust, *([self.pki_dir / "demo_root.pem"] if demo else [])],
-                [*sg.crls, *([self.pki_dir / "demo_intermediate.crl"] if demo else [])],
+                [*sg.crls, *([self.pki_dir / "demo_intermediate.crl", self.pki_dir / "demo_root.crl"] if demo else [])],
                 [*sg.other_certs, *([self.pki_dir / "demo_intermediate.pem"] if demo else [])])
 
     @property

@@ -27,8 +27,10 @@ from sign_off.evidence import build_bundle, verify_bundle
 from sign_off.minutes import SIGNATURE_FIELDS, MinutesData, render_minutes
 from sign_off.pki import demo_pki
 from sign_off.signing import (
-    BINDING_NAME, MinutesVerification, add_signature_fields, binding_in, minutes_binding, sign, verify_minutes,
+    BINDING_NAME, MinutesVerification, add_archive_timestamp, add_signature_fields, binding_in, minutes_binding, sign,
+    verify_minutes,
 )
+from sign_off.trust_services import Services, running_services
 from transform.errors import SignOffError
 from transform.codes import new_office_code, office_map
 
@@ -51,7 +53,14 @@ def config_anchors(cfg: BranchConfig) -> Anchors:
     demo = sg.demo_pki
     return Anchors.of([*sg.trust, *([pki / "demo_root.pem"] if demo else [])],
                       [*sg.other_certs, *([pki / "demo_intermediate.pem"] if demo else [])],
-                      [*sg.crls, *([pki / "demo_intermediate.crl"] if demo else [])], sg.revocation)
+                      [*sg.crls, *([pki / "demo_intermediate.crl", pki / "demo_root.crl"] if demo else [])],
+                      sg.revocation)
+
+
+def config_services(cfg: BranchConfig) -> Services | None:
+    """The configured time-stamping authority and OCSP responder (production); None without a TSA."""
+    sg = cfg.signing
+    return Services(tsa_url=sg.tsa_url, ocsp_url=sg.ocsp_url) if sg.tsa_url else None
 
 
 def _verify(pdf: Path, anchors: Anchors, evidence_dir: Path) -> MinutesVerification:
@@ -73,15 +82,20 @@ def run(ctx: StepContext) -> StepOutcome:
     ehash = build_bundle(evidence_dir, files, data)
     pdf = _render(ctx, snap, ehash, _minutes_path(ctx))
     if cfg.signing.demo_pki:  # the sample branch: the six DEMO signers sign, as six people would
-        pki = demo_pki(ctx.pki_dir)  # renews its CRL when stale: revocation is checked, hard-fail
+        pki = demo_pki(ctx.pki_dir)  # renews its CRLs when stale: revocation is checked, hard-fail
         anchors = config_anchors(cfg)
-        for field in SIGNATURE_FIELDS:
-            sign(pdf, field, pki.p12(field), pki.passphrase(), reason="Xác nhận số liệu (DEMO)", anchors=anchors)
+        with running_services(ctx.pki_dir) as services:  # the DEMO TSA and OCSP responder, on 127.0.0.1
+            for field in SIGNATURE_FIELDS:
+                sign(pdf, field, pki.p12(field), pki.passphrase(), reason="Xác nhận số liệu (DEMO)", anchors=anchors,
+                     services=services)
+            archived = add_archive_timestamp(pdf, anchors, services)
         v = _verify(pdf, anchors, evidence_dir)
         if not v.ok:
             raise SignOffError("the demo signatures do not verify: " + "; ".join(v.problems()), table=str(pdf))
-        signed, note = True, _with_notes("signed by the six DEMO signers; verified offline (trust list + CRL, "
-                                         f"evidence bound in {BINDING_NAME})", anchors)
+        signed, note = True, _with_notes(
+            "signed by the six DEMO signers, each time-stamped, revocation data embedded, archive time-stamp "
+            f"{archived:%Y-%m-%d %H:%M:%S %Z} (PAdES B-LTA); verified offline (evidence bound in {BINDING_NAME})",
+            anchors)
     elif cfg.signing.trust:  # real signers: wait until all six signatures are there and verify
         note = _with_notes("unsigned: waiting for the six signatures (`ecm sign`)", config_anchors(cfg))
         store.add_document(rid, "minutes", str(pdf), sha256_file(pdf), signed=False, note=note)
@@ -204,7 +218,20 @@ def _wait_for_signatures(ctx: StepContext, pdf: Path, evidence_dir: Path) -> tup
             raise SignOffError("the minutes do not verify: " + "; ".join(v.problems()[:6]), table=str(pdf),
                                hint=_reissue_hint(ctx))
         if v.ok:
-            return True, _with_notes("signed by all six parties and roles; verified offline", anchors)
+            services = config_services(cfg)
+            if services is None:
+                return True, _with_notes("signed by all six parties and roles; verified offline; NO archive "
+                                         "time-stamp (no signing.tsa_url configured)", anchors)
+            if not (v.document.revisions and "document timestamp" in v.document.revisions[-1].text):
+                archived = add_archive_timestamp(pdf, anchors, services)
+                v = _verify(pdf, anchors, evidence_dir)
+                if not v.ok:
+                    raise SignOffError("the minutes do not verify after the archive time-stamp: "
+                                       + "; ".join(v.problems()[:6]), table=str(pdf), hint=_reissue_hint(ctx))
+                return True, _with_notes("signed by all six parties and roles; archive time-stamp "
+                                         f"{archived:%Y-%m-%d %H:%M:%S %Z} (PAdES B-LTA); verified offline", anchors)
+            return True, _with_notes("signed by all six parties and roles, archive time-stamp present; verified "
+                                     "offline", anchors)
         store.set_run_status(rid, "waiting-signatures")
         store.add_document(rid, "minutes", str(pdf), sha256_file(pdf), signed=False,
                            note=_with_notes("waiting for: " + ", ".join(v.missing_fields), anchors))

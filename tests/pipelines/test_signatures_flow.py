@@ -27,7 +27,8 @@ def _signers_config(tmp_path: Path, sample_branch: Path, wait_seconds: int) -> t
     pki = make_demo_pki(tmp_path / "signers")
     cfg_path = write_config(tmp_path, sample_branch, rehearsal=False, demo_pki=False)
     text = cfg_path.read_text(encoding="utf-8").replace("demo_pki = false", (
-        f'demo_pki = false\ntrust = ["{pki.trust}"]\ncrls = ["{pki.crl}"]\nother_certs = ["{pki.intermediate}"]'))
+        f'demo_pki = false\ntrust = ["{pki.trust}"]\ncrls = ["{pki.crl}", "{pki.root_crl}"]\n'
+        f'other_certs = ["{pki.intermediate}"]'))
     cfg_path.write_text(text + f"\n[policy]\npoll_seconds = 1\ndecision_timeout_seconds = {wait_seconds}\n"
                         "block = {}\n", encoding="utf-8")
     return pki, cfg_path
@@ -66,7 +67,8 @@ def test_run_waits_for_signatures_then_loads(tmp_path: Path, sample_branch: Path
     central = sqlite3.connect(tmp_path / "central.sqlite")  # the real central, not the rehearsal one
     assert central.execute("SELECT count(*) FROM DTO_KHAI_MD").fetchone()[0] > 0
     v = subprocess.run([ECM, "verify", str(pdf), "--evidence", str(tmp_path / "runs" / rid / "evidence"),
-                        "--trust", str(pki.trust), "--crl", str(pki.crl), "--certs", str(pki.intermediate)],
+                        "--trust", str(pki.trust), "--crl", str(pki.crl), "--crl", str(pki.root_crl),
+                        "--certs", str(pki.intermediate)],
                        capture_output=True, text=True, timeout=120)
     assert v.returncode == 0, v.stdout + v.stderr
 
@@ -89,7 +91,7 @@ def test_a_run_whose_wait_timed_out_resumes_at_step_7_keeping_the_signatures(tmp
     assert store.run(rid)["status"] == "waiting-signatures"
     steps_before = {s.step: s for s in store.steps(rid)}
     pdf = tmp_path / "runs" / rid / "reports" / "bien_ban_xac_nhan_so_lieu.pdf"
-    anchors = ([pki.trust], [pki.crl], [pki.intermediate], tmp_path / "runs" / rid / "evidence")
+    anchors = ([pki.trust], pki.crls, [pki.intermediate], tmp_path / "runs" / rid / "evidence")
     fields = list(DEMO_SIGNERS)
     for field in fields[:3]:
         sign(pdf, field, pki.p12(field), pki.passphrase())
@@ -137,7 +139,7 @@ def test_a_wrong_signature_is_recovered_by_reissuing_the_minutes(tmp_path: Path,
     assert store.run(rid)["status"] == "waiting-signatures"
     steps_before = {s.step: s for s in store.steps(rid)}
     pdf = tmp_path / "runs" / rid / "reports" / "bien_ban_xac_nhan_so_lieu.pdf"
-    anchors = ([pki.trust], [pki.crl], [pki.intermediate], tmp_path / "runs" / rid / "evidence")
+    anchors = ([pki.trust], pki.crls, [pki.intermediate], tmp_path / "runs" / rid / "evidence")
     fields = list(DEMO_SIGNERS)
     for field in fields[:5]:
         sign(pdf, field, pki.p12(field), pki.passphrase())

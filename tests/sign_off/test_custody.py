@@ -60,7 +60,7 @@ def copy(six_signed: tuple[Path, Path, str], tmp_path: Path) -> tuple[Path, Path
 
 
 def _check(pdf: Path, pki: DemoPki, ev: Path | None):  # type: ignore[no-untyped-def]
-    return verify_minutes(pdf, [pki.trust], [pki.crl], [pki.intermediate], ev)
+    return verify_minutes(pdf, [pki.trust], pki.crls, [pki.intermediate], ev)
 
 
 def _last_revision(pdf: Path) -> int:
@@ -211,7 +211,7 @@ def test_ecm_verify_names_the_tampering_and_exits_1(copy: tuple[Path, Path], pki
     from pipelines.cli import app
     pdf, ev = copy
     args = ["verify", str(pdf), "--evidence", str(ev), "--trust", str(pki.trust), "--certs", str(pki.intermediate),
-            "--crl", str(pki.crl)]
+            "--crl", str(pki.crl), "--crl", str(pki.root_crl)]
     ok = CliRunner().invoke(app, args)
     assert ok.exit_code == 0, ok.output
     assert "revision 1" in ok.output and "binding" in ok.output

@@ -40,7 +40,7 @@ def _config(tmp: Path, pki: DemoPki, crls: bool = True, revocation: str | None =
     from sample_data.demo import write_config
     cfg = write_config(tmp, tmp / "branch", rehearsal=False, demo_pki=False)
     extra = f'trust = ["{pki.trust}"]\nother_certs = ["{pki.intermediate}"]\n'
-    extra += f'crls = ["{pki.crl}"]\n' if crls else ""
+    extra += f'crls = ["{pki.crl}", "{pki.root_crl}"]\n' if crls else ""
     extra += f'revocation = "{revocation}"\n' if revocation else ""
     cfg.write_text(cfg.read_text(encoding="utf-8").replace("demo_pki = false", "demo_pki = false\n" + extra),
                    encoding="utf-8")
@@ -75,7 +75,7 @@ def test_no_revocation_information_fails_unless_the_deployment_has_none(tmp_path
     assert none.ok, none.problems()
     assert NOT_CHECKED in none.notes()
     # with a CRL and the default, it verifies and says nothing about unchecked revocation
-    full = verify_minutes(pdf, [pki.trust], [pki.crl], [pki.intermediate], required=["cuc-technical"])
+    full = verify_minutes(pdf, [pki.trust], pki.crls, [pki.intermediate], required=["cuc-technical"])
     assert full.ok and NOT_CHECKED not in full.notes()
 
 
@@ -110,7 +110,7 @@ def test_ecm_sign_signs_with_a_good_certificate_and_says_what_it_checked(tmp_pat
                            env={"ECM_P12_PASSPHRASE": pki.passphrase().decode()})
     assert r.exit_code == 0, r.output
     assert "signed field tong-cuc-business" in r.output
-    v = verify_minutes(pdf, [pki.trust], [pki.crl], [pki.intermediate], required=["tong-cuc-business"])
+    v = verify_minutes(pdf, [pki.trust], pki.crls, [pki.intermediate], required=["tong-cuc-business"])
     assert v.ok, v.problems()
 
 
@@ -163,7 +163,7 @@ def test_ecm_verify_is_hard_fail_and_says_when_revocation_is_not_checked(tmp_pat
     declared = CliRunner().invoke(app, [*base, "--revocation", "none-available"])
     assert declared.exit_code == 0, declared.output
     assert NOT_CHECKED in _flat(declared.output)
-    with_crl = CliRunner().invoke(app, [*base, "--crl", str(pki.crl)])
+    with_crl = CliRunner().invoke(app, [*base, "--crl", str(pki.crl), "--crl", str(pki.root_crl)])
     assert with_crl.exit_code == 0 and NOT_CHECKED not in _flat(with_crl.output), with_crl.output
 
 
@@ -205,7 +205,8 @@ def test_ecm_verify_without_evidence_is_not_a_pass_and_ends_with_a_verdict(tmp_p
     pdf = _minutes(tmp_path)
     for f in DEMO_SIGNERS:
         sign(pdf, f, pki.p12(f), pki.passphrase())
-    base = ["verify", str(pdf), "--trust", str(pki.trust), "--certs", str(pki.intermediate), "--crl", str(pki.crl)]
+    base = ["verify", str(pdf), "--trust", str(pki.trust), "--certs", str(pki.intermediate), "--crl", str(pki.crl),
+            "--crl", str(pki.root_crl)]
     r = CliRunner().invoke(app, base)
     out = _flat(r.output)
     assert r.exit_code == 1 and "evidence bundle was not checked" in out and "VERDICT: NOT VALID" in out

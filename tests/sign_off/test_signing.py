@@ -34,7 +34,7 @@ def _minutes(tmp: Path, evidence_hash: str, evidence: Path | None = None) -> Pat
 
 
 def _check(pdf: Path, pki: DemoPki, evidence: Path | None = None, required: list[str] | None = None):  # type: ignore[no-untyped-def]
-    return verify_minutes(pdf, [pki.trust], [pki.crl], [pki.intermediate], evidence, required)
+    return verify_minutes(pdf, [pki.trust], pki.crls, [pki.intermediate], evidence, required)
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_partial_and_extra_signatures(tmp_path: Path, pki: DemoPki) -> None:
 def test_certs_check_names_each_bad_certificate(pki: DemoPki) -> None:
     from sign_off.certs import review
     files = [pki.p12(n) for n in (*DEMO_SIGNERS, "expired", "revoked", "untrusted")]
-    rows = {r.source: r.problems for r in review(files, [pki.trust], [pki.intermediate], [pki.crl], pki.passphrase())}
+    rows = {r.source: r.problems for r in review(files, [pki.trust], [pki.intermediate], pki.crls, pki.passphrase())}
     assert all(not rows[f"{n}.p12"] for n in DEMO_SIGNERS)
     assert any("expired" in p for p in rows["expired.p12"])
     assert any("revoked" in p for p in rows["revoked.p12"])
