@@ -538,66 +538,124 @@ def sign_cmd(
         console.print(f"[yellow]{n}[/]", soft_wrap=True)
 
 
+def _parse_at(text: str | None) -> Any:
+    from datetime import datetime, timezone
+    if text is None:
+        return None
+    try:
+        d = datetime.fromisoformat(text)
+    except ValueError:
+        err.print(f"[bold red]error:[/] --at {text!r} is not a date (YYYY-MM-DD, or YYYY-MM-DDTHH:MM[+07:00])")
+        raise typer.Exit(2) from None
+    return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
+
+
 @app.command("verify")
 def verify_cmd(
-    minutes: Annotated[Path, typer.Argument(help="the signed minutes PDF")],
-    evidence: Annotated[Optional[Path], typer.Option(help="the evidence bundle directory")] = None,
-    trust: Annotated[list[Path], typer.Option(help="trusted root certificate(s)")] = [],  # noqa: B006
+    target: Annotated[Path, typer.Argument(help="the auditor's folder (hồ sơ kiểm tra), or the signed minutes PDF")],
+    evidence: Annotated[Optional[Path], typer.Option(help="the evidence bundle directory (with a minutes PDF)")]
+    = None,
+    no_evidence: Annotated[bool, typer.Option(
+        "--no-evidence", help="check the signatures alone, knowingly (the output says the evidence was not checked)")]
+    = False,
+    at: Annotated[Optional[str], typer.Option(
+        help="verify as of this date (default now), from the time-stamps and revocation data embedded in the "
+             "minutes, offline; e.g. --at 2035-01-01")] = None,
+    trust: Annotated[list[Path], typer.Option(help="trusted root certificate(s) (default in a folder: tin_cay/)")]
+    = [],  # noqa: B006
     crl: Annotated[list[Path], typer.Option(help="CRL file(s), supplied offline")] = [],  # noqa: B006
     certs: Annotated[list[Path], typer.Option(help="intermediate certificate(s)")] = [],  # noqa: B006
     revocation: Annotated[str, typer.Option(
         metavar="[required|none-available]",
-        help="required (default): every signer needs revocation information (--crl); none-available: this "
+        help="required (default): every signer needs revocation information; none-available: this "
              "deployment has none (said in the output)")] = "required",
-    signatures_only: Annotated[bool, typer.Option(
-        "--signatures-only", help="check the signatures alone, knowingly (without it, --evidence is required)")]
-    = False,
 ) -> None:
-    """Verify the minutes offline: every signature, the six parties/roles, what each revision adds (nothing but
-    DSS/timestamps after the last signature), and the evidence bundle against the hashes in the signed revision.
-    Exit 0 only if everything holds; the last line is the verdict."""
-    from sign_off.certs import REVOCATION_MODES
+    """Verify offline, as an auditor: every signature (as of --at, by long-term validation when the certificates
+    have expired), the six parties/roles, what each revision adds, the evidence against the signed hashes — and,
+    for a folder, its SHA256SUMS and the load report. The first line is the verdict; exit 0 only if it is VALID."""
+    from sign_off import audit_folder as af
+    from sign_off.certs import REVOCATION_MODES, Anchors
+    from sign_off.ltv import captured_pyhanko_log
     from sign_off.signing import verify_minutes
     if revocation not in REVOCATION_MODES:
         err.print(f"[bold red]error:[/] --revocation is one of {', '.join(REVOCATION_MODES)}, not {revocation!r}")
         raise typer.Exit(2)
-    v = verify_minutes(minutes, trust, crl, certs, evidence, revocation=revocation)  # type: ignore[arg-type]
+    moment = _parse_at(at)
+    problems: list[str] = []
+    lines: list[str] = []
+    folder = target if target.is_dir() else None
+    if folder is not None:
+        minutes = folder / af.MINUTES
+        sums = af.check_sums(folder)
+        problems += sums.problems
+        lines += sums.lines
+        if not trust:
+            trust, certs, crl = af.anchors_in(folder)
+            lines += [f"trust anchor (tin_cay/): {cn} — SHA-256 {fp}: compare with the fingerprint the CA publishes"
+                      for cn, fp in af.fingerprints(trust)]
+        if evidence is None and not no_evidence:
+            evidence = folder / af.EVIDENCE
+    else:
+        minutes = target
+    if not minutes.is_file():
+        err.print(f"KẾT LUẬN: KHÔNG HỢP LỆ — VERDICT: NOT VALID — {minutes} not found", soft_wrap=True)
+        raise typer.Exit(1)
+    with captured_pyhanko_log() as log:
+        try:
+            v = verify_minutes(minutes, trust, crl, certs, evidence, revocation=revocation,  # type: ignore[arg-type]
+                               at=moment)
+        except Exception as exc:  # noqa: BLE001 - an unreadable file is a verdict, not a traceback
+            err.print(f"KẾT LUẬN: KHÔNG HỢP LỆ — VERDICT: NOT VALID — {minutes.name} cannot be read as signed "
+                      f"minutes: {type(exc).__name__}: {exc}", soft_wrap=True)
+            raise typer.Exit(1) from None
+    problems += v.problems()
+    if folder is not None:
+        lr = af.check_load_report(folder, (v.binding or {}).get("snapshot_sha256"),
+                                  Anchors.of(trust, certs, crl, revocation))  # type: ignore[arg-type]
+        problems += lr.problems
+        lines += lr.lines
+    if evidence is not None:
+        same = v.evidence_expected is not None and v.evidence_expected == v.evidence_actual
+        lines.append(f"evidence bundle: signed binding {v.evidence_expected or 'NONE'}, recomputed "
+                     f"{v.evidence_actual} — {'the same' if same else 'DIFFERENT'}")
+    elif no_evidence:
+        lines.append("evidence bundle: NOT CHECKED (--no-evidence)")
+    else:
+        problems.append("the evidence bundle was not checked: pass the auditor's folder, or --evidence DIR (the "
+                        "folder handed over with the minutes), or --no-evidence to check the signatures alone")
+    n_ok = sum(1 for r in v.signatures if r.ok)
+    when = f"as of {moment:%Y-%m-%d}" if moment else "as of now"
+    if not problems:
+        console.print(f"[bold green]KẾT LUẬN: HỢP LỆ — VERDICT: VALID[/] — {n_ok} of 6 signatures verify {when}"
+                      + (", and the evidence bundle is exactly what they signed" if evidence is not None else
+                         "; the evidence bundle was NOT checked (--no-evidence)"), soft_wrap=True, highlight=False)
+    else:
+        console.print(f"[bold red]KẾT LUẬN: KHÔNG HỢP LỆ — VERDICT: NOT VALID[/] — {len(problems)} problem(s), "
+                      f"{n_ok} of 6 signatures verify {when}", soft_wrap=True, highlight=False)
     t = Table(title=f"signatures of {minutes.name}")
-    for c in ("field", "signer", "party", "role", "signing time", "rev.", "chain", "revoked", "intact", "result"):
+    for c in ("field", "signer", "party / role", "time-stamp (RFC 3161)", "rev.", "intact", "result"):
         t.add_column(c)
     for r in v.signatures:
-        t.add_row(r.field, r.signer, r.party, r.role, r.signing_time, str(r.revision),
-                  "trusted" if r.trusted else "NOT trusted", "yes" if r.revoked else "no",
-                  "yes" if r.intact and r.valid else "NO",
-                  "[green]ok[/]" if r.ok else "[red]" + "; ".join(r.problems) + "[/]")
+        t.add_row(r.field, r.signer, f"{r.party} / {r.role}", r.timestamp or "[red]none[/]", str(r.revision),
+                  "yes" if r.intact and r.valid else "NO", "[green]ok[/]" if r.ok else "[red]NOT VALID[/]")
     console.print(t)
+    for r in v.signatures:
+        console.print(f"  {r.field}: " + (r.trust if r.ok else "[red]" + "; ".join(r.problems) + "[/]"),
+                      soft_wrap=True, highlight=False)
     console.print("revisions (what each one adds, and which signatures cover it):")
     for line in v.document.revisions:
         console.print(("  " if line.ok else "  [red]") + line.text + ("" if line.ok else "[/]"), soft_wrap=True,
                       markup=True, highlight=False)
-    problems = list(v.problems())
-    if evidence is not None:
-        same = v.evidence_expected is not None and v.evidence_expected == v.evidence_actual
-        console.print(f"evidence bundle: signed binding {v.evidence_expected or 'NONE'}, recomputed "
-                      f"{v.evidence_actual} — {'the same' if same else 'DIFFERENT'}", soft_wrap=True)
-    elif not signatures_only:
-        problems.append("the evidence bundle was not checked: pass --evidence DIR (the folder handed over with the "
-                        "minutes), or --signatures-only to check the signatures alone")
-    else:
-        console.print("[yellow]evidence bundle: NOT CHECKED (--signatures-only)[/]", soft_wrap=True)
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False)
     for n in v.notes():
         console.print(f"[yellow]{n}[/]", soft_wrap=True)
     for p in problems:
-        err.print(f"[bold red]problem:[/] {p}", soft_wrap=True, highlight=False)
-    n_ok = sum(1 for r in v.signatures if r.ok)
-    if not problems:
-        console.print(f"[bold green]VERDICT: VALID[/] — {n_ok} of 6 signatures verify, nothing but long-term "
-                      "validation material follows the last one" +
-                      (", and the evidence bundle is exactly what they signed" if evidence is not None else
-                       "; the evidence bundle was NOT checked"), soft_wrap=True)
-    else:
-        err.print(f"[bold red]VERDICT: NOT VALID[/] — {len(problems)} problem(s) above; {n_ok} of 6 signatures "
-                  "verify", soft_wrap=True)
+        console.print(f"[bold red]problem:[/] {p}", soft_wrap=True, highlight=False)
+    if problems and log:
+        console.print("pyHanko's validation log (first line of each message):", highlight=False)
+        for entry in log[:20]:
+            console.print(f"  {entry}", soft_wrap=True, highlight=False, markup=False)
     raise typer.Exit(0 if not problems else 1)
 
 

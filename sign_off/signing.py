@@ -500,15 +500,15 @@ def _inspect(pdf: Path, anchors: Anchors, at: dt.datetime | None = None) -> tupl
         if not st.intact or not st.valid:
             problems.append("the document was changed after this signature (digest or signature invalid)")
         ts_time = signature_timestamp_time(s)
-        trust_how = "certificate valid, revocation checked" if st.trusted and not st.revoked else ""
+        trust_how = (f"certificate valid {moment:%Y-%m-%d}, revocation checked" if st.trusted and not st.revoked
+                     else "")
         if st.intact and st.valid and not (st.trusted and not st.revoked):
             # not trusted as of the moment: long-term validation decides with the embedded time-stamps and
             # revocation data (a certificate that expired or was revoked *after* the trusted time stays good)
             lta = lta_validate(s, anchors, moment)
             if lta.ok:
-                trust_how = (f"long-term validation as of {moment:%Y-%m-%d}: existed at "
-                             f"{lta.best_time:%Y-%m-%d %H:%M:%S %Z} (time-stamp), certificate and revocation data "
-                             "valid then")
+                trust_how = (f"long-term validation: existed {lta.best_time:%Y-%m-%d %H:%M} UTC (time-stamp), "
+                             "certificate and revocation data valid then")
             else:
                 problems.append(_trust_problem(st, s, cert, anchors, moment, ts_time, lta))
         coverage = _level_name(st.coverage)

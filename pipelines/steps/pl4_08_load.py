@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -20,7 +21,9 @@ from load.errors import LoadError, LoadRefused
 from pipelines.steps.base import StepContext, StepOutcome
 from pipelines.steps.users import add_unknown_roles, branch_users
 from pipelines.steps.pl4_05_convert import REGISTRY_FILE
+from sign_off import audit_folder
 from sign_off.signing import verify_minutes
+from transform.errors import SignOffError
 from transform import registry
 from transform.scope import target_in_scope
 from validate.fingerprint import reconcile
@@ -163,10 +166,14 @@ def run(ctx: StepContext) -> StepOutcome:
         store.add_branch_event(cfg.branch_code, "migrated", run_id=rid, target=redact(url), by="ecm (step 8)",
                                reason="central verified row by row against the signed snapshot")
     minutes_sha = minutes[-1]["sha256"] if minutes else None
+    minutes_signed = _minutes_signed(Path(minutes[-1]["path"])) if minutes else None
     state = store.branch_state(cfg.branch_code)
-    report = write_json(ctx.reports_dir / "buoc8_bao_cao_nap.json", {
+    report = write_json(ctx.reports_dir / audit_folder.LOAD_REPORT, {
         "branch": cfg.branch_code, "run_id": rid, "central": kind, "central_url": redact(url),
+        "loaded_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "snapshot_sha256": snap["snapshot_sha256"], "minutes_sha256": minutes_sha,
+        # the bytes the last signature covers: stays true when archive time-stamps are appended later
+        "minutes_signed": minutes_signed, "tool": audit_folder.tool_versions(),
         "load": {"engine": engine.dialect.name, "method": "binary COPY" if engine.dialect.name == "postgresql"
                  else "executemany", "rows": n_loaded, "seconds": round(load_secs, 3), "rows_per_second": throughput},
         "integrity": integrity,  # status pass, or warn = the unresolved references accepted at step 6
@@ -184,6 +191,7 @@ def run(ctx: StepContext) -> StepOutcome:
                                          ctx.reports_dir / "buoc8_bao_cao_nap.html")
     store.add_document(rid, "load_report", str(report_html), sha256_file(report_html), False,
                        "Báo cáo nạp dữ liệu (HTML, ngoại tuyến)")
+    folder_note = _audit_folder(ctx, Path(minutes[-1]["path"]), report) if minutes_signed else None
     total = n_loaded
     md = (f"## Bước 8 — nạp CSDL tập trung ({'CHẠY THỬ' if cfg.rehearsal else 'chính thức'})\n\n{total} rows "
           f"({engine.dialect.name}, {round(load_secs, 2)} s, {throughput} rows/s); {len(users)} users.\n\n" + md_table(["table", "rows"], sorted(in_central.items())))
@@ -194,4 +202,43 @@ def run(ctx: StepContext) -> StepOutcome:
         "load_seconds": round(load_secs, 3), "load_rows_per_second": throughput,
         "reconciliation": str(recon_path),
         "central": "rehearsal" if cfg.rehearsal else "production", "rows": in_central, "users": loaded.get(
-            "CENTRAL_USER", 0), "load_report": str(report), "load_report_html": str(report_html)})
+            "CENTRAL_USER", 0), "load_report": str(report), "load_report_html": str(report_html),
+        "audit_folder": folder_note})
+
+
+def _minutes_signed(pdf: Path) -> dict[str, object] | None:
+    try:
+        length, digest = audit_folder.signed_prefix(pdf)
+    except (SignOffError, OSError):
+        return None  # a rehearsal run's unsigned minutes
+    return {"file": pdf.name, "bytes": length, "sha256": digest}
+
+
+def _audit_folder(ctx: StepContext, pdf: Path, report: Path) -> dict[str, str]:
+    """The auditor's folder and its archive (sign_off/audit_folder.py), the load report time-stamped first."""
+    from pipelines.steps.pl4_07_sign_off import config_services
+    from sign_off.ltv import last_archive_timestamp
+    from sign_off.trust_services import running_services
+    cfg = ctx.cfg
+    services = config_services(cfg)
+    if cfg.signing.demo_pki:
+        with running_services(ctx.pki_dir) as demo:
+            audit_folder.time_stamp_file(report, demo.tsa_url)
+    elif services is not None:
+        audit_folder.time_stamp_file(report, services.tsa_url)
+    trust, crls, others = ctx.signing_anchors()
+    last = last_archive_timestamp(pdf)
+    extra = {}
+    if last is not None:
+        from asn1crypto import pem
+        extra["tsa_luu_tru.pem"] = pem.armor("CERTIFICATE", last[1].dump())
+    folder = ctx.run_dir / f"ho_so_kiem_tra_{ctx.run_id}"
+    guide = audit_folder.guide_text(run_id=ctx.run_id, branch=cfg.branch_code, branch_name=cfg.branch_name,
+                                    roots=audit_folder.fingerprints(trust), demo=cfg.signing.demo_pki,
+                                    tsa=last is not None)
+    archive, digest = audit_folder.build(folder, audit_folder.FolderInputs(
+        run_id=ctx.run_id, branch=cfg.branch_code, minutes=pdf, evidence_dir=ctx.run_dir / "evidence",
+        reports_dir=ctx.reports_dir, trust=trust, intermediates=others, crls=crls, extra_certs=extra), guide)
+    ctx.store.add_document(ctx.run_id, "audit_folder", str(archive), digest, True,
+                           f"hồ sơ kiểm tra (thư mục {folder.name}, SHA256SUMS; tệp nén + .sha256)")
+    return {"folder": str(folder), "archive": str(archive), "archive_sha256": digest}
