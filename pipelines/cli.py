@@ -550,6 +550,62 @@ def _parse_at(text: str | None) -> Any:
     return d if d.tzinfo else d.replace(tzinfo=timezone.utc)
 
 
+@app.command("timestamp")
+def timestamp_cmd(
+    target: Annotated[Path, typer.Argument(help="the auditor's folder (hồ sơ kiểm tra), or the signed minutes PDF")],
+    renew: Annotated[bool, typer.Option("--renew", help="add the next archive time-stamp (PAdES B-LTA renewal)")]
+    = False,
+    config: Annotated[Path, typer.Option("--config", "-c", help="branch config: its [signing] trust list, CRLs, "
+                                                               "tsa_url and ocsp_url")] = DEFAULT_CONFIG,
+    debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
+) -> None:
+    """Renew the archive time-stamp of signed minutes before the TSA certificate of the last one expires: the
+    minutes must verify now; fresh revocation data for the last time-stamp's TSA goes into the DSS, then a new
+    document time-stamp covers it all. In a folder, SHA256SUMS and the archive are rebuilt."""
+    from contextlib import nullcontext
+
+    from pipelines.config import load_config
+    from pipelines.steps.pl4_07_sign_off import config_anchors, config_services
+    from sign_off import audit_folder as af
+    from sign_off.ltv import last_archive_timestamp
+    from sign_off.signing import add_archive_timestamp, verify_minutes
+    from sign_off.trust_services import running_services
+    from transform.errors import SignOffError
+    try:
+        if not renew:
+            raise SignOffError("say what to do: --renew adds the next archive time-stamp")
+        cfg = load_config(config)
+        anchors = config_anchors(cfg)
+        folder = target if target.is_dir() else None
+        pdf = folder / af.MINUTES if folder else target
+        if folder is not None:
+            sums = af.check_sums(folder)
+            if sums.problems:
+                raise SignOffError("the folder is not intact, so it is not renewed: " + "; ".join(sums.problems[:4]),
+                                   table=str(folder), hint="restore the folder from its archive (.tar.gz, checked "
+                                                           "with its .sha256) and renew that")
+        v = verify_minutes(pdf, list(anchors.trust), list(anchors.crls), list(anchors.intermediates), None,
+                           revocation=anchors.revocation)
+        if v.problems():
+            raise SignOffError(f"{pdf.name} does not verify now, so it is not time-stamped: "
+                               + "; ".join(v.problems()[:4]), table=str(pdf),
+                               hint="a time-stamp would vouch for a file that fails; investigate first")
+        services = config_services(cfg)
+        if services is None and not cfg.signing.demo_pki:
+            raise SignOffError(f"{config} configures no time-stamping authority", hint="set signing.tsa_url")
+        with (running_services(cfg.output_dir / "pki") if cfg.signing.demo_pki else nullcontext(services)) as sv:
+            when = add_archive_timestamp(pdf, anchors, sv)
+        last = last_archive_timestamp(pdf)
+        archive = af.refresh(folder)[0] if folder is not None else None
+    except MigrationError as exc:
+        _fail(exc, debug)
+        return
+    until = last[1]["tbs_certificate"]["validity"]["not_after"].native if last else None
+    console.print(f"archive time-stamp added to {pdf} at {when:%Y-%m-%d %H:%M:%S %Z}"
+                  + (f"; its TSA certificate is valid until {until:%Y-%m-%d}: renew before then" if until else "")
+                  + (f"; {af.SUMS} and {archive.name} rebuilt" if archive else ""), soft_wrap=True, highlight=False)
+
+
 @app.command("verify")
 def verify_cmd(
     target: Annotated[Path, typer.Argument(help="the auditor's folder (hồ sơ kiểm tra), or the signed minutes PDF")],

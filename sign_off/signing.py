@@ -429,11 +429,30 @@ def _check_after_last(data: bytes, r: PdfFileReader, last: EmbeddedPdfSignature,
                                                  "validation material; permitted, covered by no signature)"))
 
 
+def _listed_revoked(cert: Any, anchors: Anchors) -> dt.datetime | None:
+    """When a given CRL of the certificate's issuer lists it as revoked (whatever the CRL's age)."""
+    from asn1crypto import crl as asn1_crl
+    from sign_off.certs import load_crls
+    for der in load_crls(list(anchors.crls)):
+        c = asn1_crl.CertificateList.load(der)
+        if c.issuer != cert.issuer:
+            continue
+        for entry in c["tbs_cert_list"]["revoked_certificates"]:
+            if entry["user_certificate"].native == cert.serial_number:
+                return entry["revocation_date"].native
+    return None
+
+
 def _trust_problem(st: Any, s: EmbeddedPdfSignature, cert: Any, anchors: Anchors, moment: dt.datetime,
                    ts_time: dt.datetime | None, lta: Any) -> str:
     """Why the signer's certificate is not trusted as of ``moment``, said precisely."""
     not_after = cert["tbs_certificate"]["validity"]["not_after"].native
     reported = st.signer_reported_dt
+    listed = _listed_revoked(cert, anchors)
+    signed_at = ts_time or reported
+    if listed is not None and signed_at is not None and listed <= signed_at:
+        return (f"the signer's certificate was revoked on {listed:%Y-%m-%d %H:%M} UTC (listed in its issuer's CRL), "
+                f"before it signed ({signed_at:%Y-%m-%d %H:%M} UTC" + (", time-stamp)" if ts_time else ")"))
     if st.revoked:
         return ("the signer's certificate is revoked (CRL/OCSP)" + ("" if ts_time else ", and the signature carries "
                 "no time-stamp that would prove it was made before") + f" [{lta.indication}]")

@@ -157,7 +157,7 @@ def test_ecm_verify_is_hard_fail_and_says_when_revocation_is_not_checked(tmp_pat
     pdf = _minutes(tmp_path)
     for f in DEMO_SIGNERS:
         sign(pdf, f, pki.p12(f), pki.passphrase())
-    base = ["verify", str(pdf), "--trust", str(pki.trust), "--certs", str(pki.intermediate), "--signatures-only"]
+    base = ["verify", str(pdf), "--trust", str(pki.trust), "--certs", str(pki.intermediate), "--no-evidence"]
     no_crl = CliRunner().invoke(app, base)
     assert no_crl.exit_code == 1 and "no revocation information" in _flat(no_crl.output), no_crl.output
     declared = CliRunner().invoke(app, [*base, "--revocation", "none-available"])
@@ -210,6 +210,6 @@ def test_ecm_verify_without_evidence_is_not_a_pass_and_ends_with_a_verdict(tmp_p
     r = CliRunner().invoke(app, base)
     out = _flat(r.output)
     assert r.exit_code == 1 and "evidence bundle was not checked" in out and "VERDICT: NOT VALID" in out
-    knowingly = CliRunner().invoke(app, [*base, "--signatures-only"])
+    knowingly = CliRunner().invoke(app, [*base, "--no-evidence"])
     out = _flat(knowingly.output)
     assert knowingly.exit_code == 0 and "VERDICT: VALID" in out and "NOT checked" in out
