@@ -258,6 +258,14 @@ class ControlStore:
         with self.engine.begin() as c:
             c.execute(sa.update(runs).where(runs.c.run_id == run_id).values(**values))
 
+    def supersede_findings(self, run_id: str, steps: tuple[str, ...]) -> int:
+        """A correction round re-runs ``steps``: their earlier findings are kept, marked 'superseded' (the decision
+        taken on each stays in ``decision``/``reason``); the new round raises its own."""
+        with self.engine.begin() as c:
+            r = c.execute(sa.update(findings).where(findings.c.run_id == run_id, findings.c.step.in_(steps),
+                                                    findings.c.status != "superseded").values(status="superseded"))
+            return int(r.rowcount or 0)
+
     def findings(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
             q = sa.select(findings).where(findings.c.run_id == run_id).order_by(findings.c.finding_id)

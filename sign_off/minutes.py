@@ -62,7 +62,8 @@ def field_box_pt(party: int, role: int) -> tuple[float, float, float, float]:
     return x0, top, x0 + FIELD_W_PT, top + FIELD_H_PT
 
 
-STATUS_VI = {"open": "Chưa quyết định", "accepted": "Chấp nhận", "corrected": "Đã hiệu chỉnh", "redo": "Làm lại"}
+STATUS_VI = {"open": "Chưa quyết định", "accepted": "Chấp nhận", "corrected": "Đã hiệu chỉnh", "redo": "Làm lại",
+             "superseded": "Đã thay thế (vòng trước)"}
 SEVERITY_VI = {"critical": "Nghiêm trọng", "major": "Lớn", "minor": "Nhỏ"}
 
 
@@ -137,26 +138,35 @@ def render_minutes(d: MinutesData, path: Path) -> Path:
     table(["Bảng", "Tổng thể", "Cỡ mẫu", "Sai lệch"],
           [(s["table"], s["population"], s["sample"], s["mismatches"]) for s in d.sampling], [70, 35, 35, 30])
     line("4. Các phát hiện và quyết định xử lý", 11, True)
-    if d.findings:
+    current = [f for f in d.findings if f.get("status") != "superseded"]
+    superseded = [f for f in d.findings if f.get("status") == "superseded"]
+    if current:
         pdf.set_font("DejaVu", "", 7.5)
-        with pdf.table(col_widths=(8, 34, 16, 28, 11, 20, 36, 27), text_align="LEFT", line_height=3.6,
+        with pdf.table(col_widths=(8, 30, 15, 28, 12, 50, 37), text_align="LEFT", line_height=3.6,
                        padding=0.8, first_row_as_headings=True) as t:
-            t.row([_n(h) for h in ("Số", "Mã kiểm tra", "Mức độ", "Bảng", "Số khóa", "Trạng thái", "Lý do",
-                                   "Người quyết định")])
-            for f in d.findings:
+            t.row([_n(h) for h in ("Số", "Mã kiểm tra", "Mức độ", "Bảng", "Số khóa", "Nội dung",
+                                   "Quyết định (người quyết định: lý do)")])
+            for f in current:
+                decided = STATUS_VI.get(str(f["status"]), str(f["status"]))
+                if f.get("decided_by"):
+                    decided += f" — {f['decided_by']}: {f.get('reason') or ''}"
                 t.row([str(f.get("finding_id") or ""), _n(str(f["check_id"])),
                        _n(SEVERITY_VI.get(str(f["severity"]), str(f["severity"]))), _n(str(f.get("table_name") or "")),
-                       str(f["n_keys"]), _n(STATUS_VI.get(str(f["status"]), str(f["status"]))),
-                       _n(str(f.get("reason") or "")), _n(str(f.get("decided_by") or ""))])
+                       f"{int(f['n_keys']):,}".replace(",", "."), _n(str(f.get("message") or "")), _n(decided)])
         pdf.ln(2)
     else:
-        line("Không có phát hiện.", 9)
+        line("Không có phát hiện ở vòng chuyển đổi cuối cùng.", 9)
+    if superseded:
+        line(f"Các phát hiện số {', '.join(str(f['finding_id']) for f in superseded)} thuộc vòng chuyển đổi trước, "
+             "đã được thay thế bởi vòng sau khi hiệu chỉnh (không tính vào số liệu trên; lưu trong bộ chứng cứ).", 8)
     pdf.add_page()
     line("5. Xác nhận của các bên", 11, True)
-    line("Biên bản được ký số (PAdES) bởi sáu cán bộ dưới đây, mỗi người vào ô của mình. Các mã băm nêu trên cũng "
-         "được gắn trong tệp ecm-binding.json của biên bản trước chữ ký đầu tiên, nên mọi chữ ký đều bao trùm. "
-         "Hình hiển thị trong ô chỉ để đọc; giá trị của chữ ký là chữ ký số, kiểm tra bằng `ecm verify` (ngoại tuyến). "
-         "Chỉ khi đủ sáu chữ ký hợp lệ, dữ liệu mới được nạp vào CSDL tập trung chính thức.", 9)
+    line("Biên bản có giá trị khi mang đủ sáu chữ ký số PAdES hợp lệ của sáu cán bộ dưới đây, mỗi người ký vào ô "
+         "của mình; mỗi chữ ký kèm dấu thời gian (RFC 3161) và dữ liệu thu hồi chứng thư để kiểm tra được lâu dài, "
+         "kể cả sau khi chứng thư hết hạn. Các mã băm nêu trên cũng được gắn trong tệp ecm-binding.json của biên bản "
+         "trước chữ ký đầu tiên, nên mọi chữ ký đều bao trùm. Hình hiển thị trong ô chỉ để đọc; giá trị là chữ ký số, "
+         "kiểm tra ngoại tuyến bằng `ecm verify` hoặc `pdfsig`. Chỉ khi đủ sáu chữ ký hợp lệ, dữ liệu mới được nạp "
+         "vào CSDL tập trung chính thức.", 9)
     for i, (_pk, pname) in enumerate(PARTIES):
         for j, (_rk, rname) in enumerate(ROLES):
             left, top, right, bottom = field_box_pt(i, j)

@@ -121,16 +121,19 @@ def _stamp_style() -> Any:
     from pyhanko.pdf_utils.text import TextBoxStyle
     from pyhanko.stamp import TextStampStyle
     return TextStampStyle(
-        stamp_text="Đã ký số bởi: %(signer)s\n%(capacity)s\nThời điểm ký: %(ts)s",
-        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(_stamp_font(), font_size=8)),
+        stamp_text="Đã ký số bởi: %(signer)s\n%(capacity)s\nThời điểm ký: %(ts)s\n%(trusted_time)s",
+        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(_stamp_font(), font_size=8), font_size=8,
+                                    leading=11),
         timestamp_format="%d/%m/%Y %H:%M:%S %Z", border_width=1)
 
 
-def _stamp_params(signer: signers.SimpleSigner) -> dict[str, str]:
+def _stamp_params(signer: signers.SimpleSigner, time_stamped: bool) -> dict[str, str]:
     subject = signer.signing_cert.subject.native
     capacity = " — ".join(x for x in (subject.get("organizational_unit_name"), subject.get("organization_name"))
                           if isinstance(x, str))
-    return {"signer": str(subject.get("common_name", "")), "capacity": capacity}
+    # the time-stamp is made over the finished signature, so its time cannot be drawn here: the stamp says it exists
+    return {"signer": str(subject.get("common_name", "")), "capacity": capacity,
+            "trusted_time": "Kèm dấu thời gian RFC 3161 (TSA)" if time_stamped else "Không có dấu thời gian (TSA)"}
 
 
 def load_signer(p12: Path, passphrase: bytes) -> signers.SimpleSigner:
@@ -201,7 +204,7 @@ def sign(pdf: Path, field_name: str, p12: Path, passphrase: bytes, reason: str =
                 with captured_pyhanko_log():
                     signers.PdfSigner(meta, signer=signer, stamp_style=_stamp_style(),
                                       timestamper=timestamper).sign_pdf(
-                        w, output=tmp, appearance_text_params=_stamp_params(signer))
+                        w, output=tmp, appearance_text_params=_stamp_params(signer, timestamper is not None))
             except SignOffError:
                 Path(tmp.name).unlink(missing_ok=True)
                 raise

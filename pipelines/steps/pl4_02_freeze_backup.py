@@ -62,7 +62,9 @@ def _count_and_back_up(ctx: StepContext, urls: dict[str, str], admin: str | None
     report = {
         "branch": cfg.branch_code, "run_id": ctx.run_id, "frozen": {db: vars(p) for db, p in proofs.items()},
         "counts_by_category": by_cat, "counts_by_table": counted, "counts_by_office_type": by_type,
-        "signed": False, "signature_note": "Chưa ký số (chức năng ký số đang xây dựng).",
+        # the counts the branch's technical staff sign in buoc2_bao_cao_sao_luu.pdf (their signature is checked at
+        # steps 3 and 7: `ecm verify`); this file states no signature status that signing could make false
+        "signed_report": "buoc2_bao_cao_sao_luu.pdf",
     }
     rp = write_json(ctx.reports_dir / "buoc2_bao_cao_thong_ke.json", report)
     stock = ctx.reports_dir / "buoc1_bang_ke_chot_ton.json"

@@ -140,6 +140,8 @@ def _grouped(batches: Iterable[pa.RecordBatch], key: list[str], label: str) -> I
 
 def run(ctx: StepContext) -> StepOutcome:
     cfg = ctx.cfg
+    # a correction round: the findings of the previous round of steps 5 and 6 are superseded by this one's
+    ctx.store.supersede_findings(ctx.run_id, (STEP, "pl4_06_validate"))
     omap = office_map(cfg.office_map)
     table_2025 = cfg.offices_2025()
     if table_2025 is not None:  # refuse before converting: a branch office the 2025 table does not map

@@ -88,6 +88,8 @@ def test_eight_steps_on_the_sample_branch(tmp_path: Path, sample_branch: Path) -
     freeze = store.step_detail(s["run_id"], "pl4_02_freeze_backup")["freeze"]
     assert all("readonly" in p["refused_with"] for p in freeze.values())
 
+    _auditor_checks(store.step_detail(s["run_id"], "pl4_08_load")["audit_folder"], tmp_path)
+
     # the full reconciliation finds exactly one changed value in central, by row and column
     recon = json.loads((Path(s["paths"]["reports"]) / "buoc8_doi_chieu_tung_dong.json").read_text())
     assert sum(r["rows_snapshot"] for r in recon) == sum(s["converted_rows"].values())
@@ -211,3 +213,36 @@ def test_long_text_is_cut_only_under_the_configured_rule(tmp_path: Path) -> None
     assert cuts and all(c["column"] == "DTO_KHAI_MD.DV_DT" and len(c["after"]) == 256 for c in cuts)
     assert len(cuts) <= len([d for d in m["defects"] if d["defect"] == "long_text"])
     assert any(f["check_id"] == "truncated" for f in store.findings(s["run_id"]))
+
+
+def _auditor_checks(folder_note: dict[str, str], tmp: Path) -> None:
+    """The auditor's folder alone verifies in 2035 (signers' certificates long expired); any change is named."""
+    import hashlib
+    import shutil
+    import subprocess
+
+    from typer.testing import CliRunner
+
+    from pipelines.cli import app
+    folder, archive = Path(folder_note["folder"]), Path(folder_note["archive"])
+    assert hashlib.sha256(archive.read_bytes()).hexdigest() == folder_note["archive_sha256"]
+    assert (archive.parent / (archive.name + ".sha256")).read_text().split()[0] == folder_note["archive_sha256"]
+    assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder).returncode == 0
+    guide = (folder / "HUONG_DAN_KIEM_TRA.txt").read_text(encoding="utf-8")
+    assert "sha256sum -c SHA256SUMS" in guide and "ecm verify" in guide and "pdfsig" in guide
+
+    def verify(d: Path) -> tuple[int, str]:
+        r = CliRunner().invoke(app, ["verify", str(d), "--at", "2035-01-01"], terminal_width=200)
+        return r.exit_code, r.output
+    code, out = verify(folder)
+    assert code == 0 and out.startswith("KẾT LUẬN: HỢP LỆ"), out
+    assert "load report time-stamp" in out and "SHA256SUMS" in out
+    tampered = [("bao_cao/buoc8_bao_cao_nap.json", "buoc8_bao_cao_nap.json"),
+                ("chung_cu/findings.json", "findings.json"), ("tin_cay/demo_root.crl", "demo_root.crl")]
+    for rel, name in tampered:
+        copy = tmp / f"audit-{name}"
+        shutil.copytree(folder, copy)
+        with (copy / rel).open("ab") as f:
+            f.write(b" ")
+        code, out = verify(copy)
+        assert code == 1 and out.startswith("KẾT LUẬN: KHÔNG HỢP LỆ") and name in out, (rel, out)
