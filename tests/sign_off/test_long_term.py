@@ -206,3 +206,15 @@ def test_verify_without_evidence_is_explicit(lta: tuple[Path, Path], pki: DemoPk
         r.output
     r = CliRunner().invoke(app, [*base, "--no-evidence"], terminal_width=200)
     assert r.exit_code == 0 and r.output.startswith("KẾT LUẬN: HỢP LỆ") and "NOT CHECKED (--no-evidence)" in r.output
+
+
+def test_pdfsig_sees_six_signatures_and_the_archive_time_stamp(lta: tuple[Path, Path]) -> None:
+    import shutil
+    import subprocess
+    if shutil.which("pdfsig") is None:
+        pytest.skip("pdfsig (poppler-utils) is not installed: independent check skipped")
+    pdf, _ev = lta
+    out = subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True).stdout
+    names = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Signature Field Name:" in ln]
+    assert names == [*DEMO_SIGNERS, "luu-tru-1"], out
+    assert out.count("Signature is Valid.") == 6, out
