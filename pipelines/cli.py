@@ -532,8 +532,10 @@ def sign_cmd(
     except MigrationError as exc:
         _fail(exc, debug)
         return
+    lt = (f"; time-stamped by {services.tsa_url}, revocation data embedded (PAdES B-LT)" if services is not None
+          else "")
     console.print(f"signed field {field} of {minutes} (certificate checked: chain, validity, revocation, party and "
-                  f"role){msg}", soft_wrap=True)
+                  f"role){lt}{msg}", soft_wrap=True)
     for n in notes:
         console.print(f"[yellow]{n}[/]", soft_wrap=True)
 

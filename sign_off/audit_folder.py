@@ -277,7 +277,8 @@ def verify_file_timestamp(path: Path, tsr: Path, anchors: Any) -> tuple[dt.datet
 
 
 def guide_text(*, run_id: str, branch: str, branch_name: str, roots: list[tuple[str, str]], demo: bool,
-               tsa: bool) -> str:
+               tsa: bool, root_file: str = "<tệp gốc>.pem", intermediate_file: str = "<chứng thư trung gian>.pem"
+               ) -> str:
     """HUONG_DAN_KIEM_TRA.txt: what an auditor does with this folder, step by step (Vietnamese, NFC)."""
     import unicodedata
     fp = "\n".join(f"      {cn}\n      SHA-256: {f}" for cn, f in roots) or "      (không có)"
@@ -314,12 +315,12 @@ Hồ sơ này đủ để kiểm tra NGOẠI TUYẾN, kể cả nhiều năm sau
   Mã băm ghi trong .sha256 là `sha256sum` của MỘT tệp (tệp .tar.gz), không phải của thư mục.
   Trong thư mục hồ sơ:
       sha256sum -c SHA256SUMS
-  Mọi dòng phải là "OK" (hoặc "ĐÚNG"). Một tệp bị sửa, thiếu hoặc thêm là hồ sơ không còn nguyên vẹn.
+  Mọi dòng phải là "OK". Một tệp bị sửa, thiếu hoặc thêm là hồ sơ không còn nguyên vẹn.
 
 3. KIỂM TRA CHỨNG THƯ GỐC
   So dấu vân tay SHA-256 của chứng thư gốc trong tin_cay/ với dấu vân tay do tổ chức cung cấp dịch vụ
   chứng thực chữ ký số (Ban Cơ yếu Chính phủ) công bố — KHÔNG tin vào tệp trong hồ sơ nếu chưa so:
-      openssl x509 -in tin_cay/<tệp gốc>.pem -noout -fingerprint -sha256
+      openssl x509 -in tin_cay/{root_file} -noout -fingerprint -sha256
   Dấu vân tay lúc lập hồ sơ:
 {fp}
 
@@ -334,7 +335,7 @@ Hồ sơ này đủ để kiểm tra NGOẠI TUYẾN, kể cả nhiều năm sau
   Báo cáo nạp và dấu thời gian của nó:
       openssl ts -reply -in bao_cao/buoc8_bao_cao_nap.json.tsr -text
       openssl ts -verify -in bao_cao/buoc8_bao_cao_nap.json.tsr -data bao_cao/buoc8_bao_cao_nap.json \\
-          -CAfile tin_cay/<tệp gốc>.pem -untrusted tin_cay/<chứng thư trung gian>.pem
+          -CAfile tin_cay/{root_file} -untrusted tin_cay/{intermediate_file}
   Báo cáo nạp ghi "minutes_signed": số byte và mã băm phần biên bản mà chữ ký cuối cùng bảo vệ:
       head -c <bytes> bien_ban_xac_nhan_so_lieu.pdf | sha256sum
 

@@ -13,7 +13,6 @@ the last revision, or any other update after the last signature, fail verificati
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import io
 import json
 import os
@@ -98,20 +97,7 @@ def add_signature_fields(pdf: Path, only: str | None = None, binding: dict[str, 
     pdf.write_bytes(buf.getvalue())
 
 
-@functools.lru_cache(maxsize=1)
-def _stamp_font() -> str:
-    """DejaVu Sans at 1000 units per em. pyHanko writes a TrueType font's advance widths as they are into the PDF's
-    /W array, which counts thousandths of an em: DejaVu's 2048-unit widths would space every letter twice as far.
-    Scaled once per process into a private temporary file (the shipped font is not modified)."""
-    from fontTools.ttLib import TTFont
-    from fontTools.ttLib.scaleUpem import scale_upem
-    font = TTFont(str(FONT_DIR / "DejaVuSans.ttf"))
-    if font["head"].unitsPerEm != 1000:
-        scale_upem(font, 1000)
-    fd, path = tempfile.mkstemp(prefix="ecm-dejavu-1000-", suffix=".ttf")
-    with os.fdopen(fd, "wb") as f:
-        font.save(f)
-    return path
+STAMP_FONT = FONT_DIR / "DejaVuSans-stamp.ttf"  # DejaVu Sans, Latin + Vietnamese, 1000 units/em: fonts/make_stamp_font.py
 
 
 def _stamp_style() -> Any:
@@ -122,7 +108,7 @@ def _stamp_style() -> Any:
     from pyhanko.stamp import TextStampStyle
     return TextStampStyle(
         stamp_text="Đã ký số bởi: %(signer)s\n%(capacity)s\nThời điểm ký: %(ts)s\n%(trusted_time)s",
-        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(_stamp_font(), font_size=8), font_size=8,
+        text_box_style=TextBoxStyle(font=GlyphAccumulatorFactory(str(STAMP_FONT), font_size=8), font_size=8,
                                     leading=11),
         timestamp_format="%d/%m/%Y %H:%M:%S %Z", border_width=1)
 

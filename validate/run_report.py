@@ -94,10 +94,14 @@ def write_run_report(store: ControlStore, run_id: str, out_dir: Path) -> tuple[P
 def write_load_report_html(report: dict[str, Any], path: Path) -> Path:
     """Step 8's load report for auditors: self-contained HTML in Vietnamese (beside the minutes)."""
     load = report.get("load", {})
+    signed = report.get("minutes_signed") or {}
     head = [("Chi cục", report.get("branch")), ("Lần chạy", report.get("run_id")),
+            ("Thời điểm nạp (UTC)", report.get("loaded_at")),
             ("CSDL tập trung", f"{report.get('central')} — {report.get('central_url')}"),
             ("Mã băm bản chụp dữ liệu (snapshot_sha256)", report.get("snapshot_sha256")),
-            ("Mã băm biên bản đã ký (minutes_sha256)", report.get("minutes_sha256")),
+            ("Biên bản đã ký: phần được chữ ký cuối bảo vệ (minutes_signed)",
+             f"{signed.get('bytes')} byte đầu, SHA-256 {signed.get('sha256')}" if signed else "không có (chạy thử)"),
+            ("Mã băm tệp biên bản lúc nạp (minutes_sha256)", report.get("minutes_sha256")),
             ("Nạp", f"{load.get('rows')} dòng, {load.get('seconds')} giây ({load.get('rows_per_second')} dòng/giây, "
                     f"{load.get('method')})"),
             ("Người dùng được cấp quyền", report.get("users"))]

@@ -235,7 +235,8 @@ def _audit_folder(ctx: StepContext, pdf: Path, report: Path) -> dict[str, str]:
     folder = ctx.run_dir / f"ho_so_kiem_tra_{ctx.run_id}"
     guide = audit_folder.guide_text(run_id=ctx.run_id, branch=cfg.branch_code, branch_name=cfg.branch_name,
                                     roots=audit_folder.fingerprints(trust), demo=cfg.signing.demo_pki,
-                                    tsa=last is not None)
+                                    tsa=last is not None, root_file=trust[0].name if trust else "<tệp gốc>.pem",
+                                    intermediate_file=others[0].name if others else "<chứng thư trung gian>.pem")
     archive, digest = audit_folder.build(folder, audit_folder.FolderInputs(
         run_id=ctx.run_id, branch=cfg.branch_code, minutes=pdf, evidence_dir=ctx.run_dir / "evidence",
         reports_dir=ctx.reports_dir, trust=trust, intermediates=others, crls=crls, extra_certs=extra), guide)

@@ -246,3 +246,12 @@ def _auditor_checks(folder_note: dict[str, str], tmp: Path) -> None:
             f.write(b" ")
         code, out = verify(copy)
         assert code == 1 and out.startswith("KẾT LUẬN: KHÔNG HỢP LỆ") and name in out, (rel, out)
+    # the archivist renews the archive time-stamp: a second one, sums and archive rebuilt, still valid in 2035
+    renewed = tmp / "audit-renewed"
+    shutil.copytree(folder, renewed)
+    r = CliRunner().invoke(app, ["timestamp", str(renewed), "--renew", "--config", str(tmp / "branch.toml")],
+                           terminal_width=200)
+    assert r.exit_code == 0 and "renew before then" in r.output, r.output
+    code, out = verify(renewed)
+    assert code == 0 and "luu-tru-2" in out, out
+    assert subprocess.run(["sha256sum", "--quiet", "-c", renewed.name + ".tar.gz.sha256"], cwd=tmp).returncode == 0

@@ -218,3 +218,18 @@ def test_pdfsig_sees_six_signatures_and_the_archive_time_stamp(lta: tuple[Path, 
     names = [ln.split(":", 1)[1].strip() for ln in out.splitlines() if "Signature Field Name:" in ln]
     assert names == [*DEMO_SIGNERS, "luu-tru-1"], out
     assert out.count("Signature is Valid.") == 6, out
+
+
+def test_the_stamp_font_is_dejavu_at_1000_units_per_em_with_every_vietnamese_letter() -> None:
+    """The shipped stamp font (sign_off/fonts/make_stamp_font.py): pyHanko writes TrueType widths unscaled, so the
+    font must be at 1000 units/em, and it must draw every letter a Vietnamese name or unit can hold."""
+    from fontTools.ttLib import TTFont
+
+    from sign_off.signing import STAMP_FONT
+    font = TTFont(str(STAMP_FONT))
+    assert font["head"].unitsPerEm == 1000
+    letters = ("aàảãáạăằẳẵắặâầẩẫấậbcdđeèẻẽéẹêềểễếệghiìỉĩíịklmnoòỏõóọôồổỗốộơờởỡớợpqrstuùủũúụưừửữứựvxyỳỷỹýỵ"
+               "—–…“”‘’")
+    cmap = font.getBestCmap()
+    missing = [c for c in letters + letters.upper() if ord(c) not in cmap]
+    assert not missing, missing
