@@ -23,6 +23,9 @@ from extract import staging
 from extract.legacy_schema import TABLES_BY_DB, legacy_table
 from load.central_model import arrow_schema_of, text_limits
 from load.snapshot import SRC_KEY, SnapshotWriter
+from transform.plan.engine import converted_batches, converted_keys, run_plan
+from transform.plan.model import TablePlan
+from transform.plan.sx_items import sx_item_plan
 from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
 from transform import convert as cv
@@ -62,6 +65,23 @@ class _Sink:
         self.quarantine: list[dict[str, Any]] = []
         self.limits: dict[str, dict[str, int]] = {}
         self.registrations: list[dict[str, str]] = []
+        self.arrow_buf: dict[str, list[pa.RecordBatch]] = {}
+
+    def take_arrow(self, target: str, batch: pa.RecordBatch) -> None:
+        """Target rows a conversion plan computed (transform/plan/): buffered and written in the same
+        ``batch_rows`` chunks as rows taken one by one, so the snapshot's bytes do not depend on who converted."""
+        if self.buf.get(target):
+            raise AssertionError(f"{target} receives rows from both a plan and the Python rules")
+        pending = self.arrow_buf.setdefault(target, [])
+        pending.append(batch)
+        total = sum(b.num_rows for b in pending)
+        if total >= self.batch_rows:
+            table = pa.Table.from_batches(pending)
+            done = (total // self.batch_rows) * self.batch_rows
+            for off in range(0, done, self.batch_rows):
+                self.writer.write(target, table.slice(off, self.batch_rows).combine_chunks().to_batches()[0])
+            rest = table.slice(done)
+            self.arrow_buf[target] = rest.combine_chunks().to_batches() if rest.num_rows else []
 
     def take(self, source_table: str, row: dict[str, Any], fate: cv.Fate) -> None:
         src_key = _src_key(source_table, row)
@@ -106,6 +126,11 @@ class _Sink:
         return self.reg_rows
 
     def flush(self, target: str | None = None) -> None:
+        if target is None:
+            for name, pending in self.arrow_buf.items():
+                if pending:
+                    self.writer.write(name, pa.Table.from_batches(pending).combine_chunks().to_batches()[0])
+            self.arrow_buf = {}
         for name in [target] if target else list(self.buf):
             rows = self.buf.get(name) or []
             if rows:
@@ -179,8 +204,9 @@ def run(ctx: StepContext) -> StepOutcome:
         for r in staging.bad_values(con):
             _take_bad_value(sink, lk, r)
         # catalogs first: declarations and goods look their IDs up (Phụ lục IV §I.1)
-        each("SXXK", "SNPL", lambda r: cv.convert_sx_item(r, 1, cctx, ids, lk))
-        each("SXXK", "SSP", lambda r: cv.convert_sx_item(r, 2, cctx, ids, lk))
+        for loai, table in ((1, "SNPL"), (2, "SSP")):  # by the declared plan, in DuckDB (transform/plan/)
+            if in_scope("SXXK", table):
+                take_plan(con, sink, sx_item_plan(loai, cctx.branch_offices), cctx, ids, lk, cfg.truncate)
         grouped("SXXK", "DDINHMUC", ["MA_DV", "MA_HQ"], lambda r, s: cv.convert_sx_norm(r, cctx, ids, lk, s))
         each("SLXNK", "DHDGC", lambda r: cv.convert_contract(r, cctx, ids, lk))
         hd_key = ["So_HD", "Ma_HQHD", "DVGC", "Ngay_Ky"]
@@ -292,6 +318,36 @@ def run(ctx: StepContext) -> StepOutcome:
         "office_map": cfg.office_map, "unit_map": cfg.unit_map, "central_office_codes": cfg.central_office_codes,
         "office_table_2025_sha256": table_2025.sha256 if table_2025 else None, "text_fixes": len(lk.text_fixes),
         "truncated": len(sink.truncations)})
+
+
+def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, ids: cv.IdAllocator,
+              lk: cv.Lookups, truncate: list[str]) -> None:
+    """Convert one source table by its declared plan (transform/plan/) and hand the result to the sink exactly
+    as the Python rules would: fates, quarantine, side reports, target rows, IDs, registrations, lookups."""
+    start = ids.seq.get((plan.target, plan.id_type_digit), 0)
+    prior = sorted(lk.prior.get(plan.registry_kind, ()), key=str)
+    res = run_plan(con, plan, cctx, id_base=ids.base_id, id_start=start, prior_keys=prior,
+                   limits=text_limits(plan.target), truncate=truncate,
+                   src_key_columns=tuple(k for k, _u in _key_columns(plan.source)))
+    progress.report(STEP, plan.source, res.restored)
+    for (kind, code), n in res.fates.items():
+        sink.fates[(plan.source, kind, code)] += n
+    sink.quarantine.extend(res.quarantine)
+    sink.truncations.extend(res.truncations)
+    lk.text_fixes.extend(res.text_fixes)
+    lk.unmapped_units |= res.unmapped_units
+    schema = arrow_schema_of(plan.target).append(pa.field(SRC_KEY, pa.string()))
+    for batch in converted_batches(con, plan, schema, SRC_KEY, sink.batch_rows):
+        sink.take_arrow(plan.target, batch)
+    # the values the rules remember are those before a T-TRUNCATE cut (the sink cuts the target row only)
+    for *key, vt_id, name, unit, hs in converted_keys(con, ["t_TEN_VAT_TU", "t_MA_DVT", "t_MA_HS"]):
+        k = (key[0], key[1], key[2], int(key[3]))
+        lk.sx_items[k] = (vt_id, name, unit or "", hs)
+        sink.registrations.append(registry.encode(plan.registry_kind, k, lk.sx_items[k]))
+        if len(sink.registrations) >= sink.batch_rows:
+            sink.flush_registrations()
+    if res.ids_issued:
+        ids.seq[(plan.target, plan.id_type_digit)] = start + res.ids_issued
 
 
 BAD_VALUE = "Q-BAD-VALUE"

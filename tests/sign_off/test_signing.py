@@ -171,7 +171,8 @@ def test_stamps_say_who_signed_in_which_capacity_when_readably(signed: tuple[Pat
 def test_the_minutes_never_say_they_are_unsigned(tmp_path: Path) -> None:
     """What the page says is true before, during and after signing (issue: minutes an auditor can trust)."""
     pdf = _minutes(tmp_path, "b" * 64)
-    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())  # words, whatever the line breaks
     assert "chưa ký" not in text.casefold() and "chưa được hỗ trợ" not in text and "CHƯA KÝ SỐ" not in text
     assert "Đã ký số bởi" not in text  # the page itself claims no signature; the stamps do, when they exist
     assert "ecm verify" in text

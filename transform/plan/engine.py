@@ -1,0 +1,181 @@
+"""Execute one :class:`~transform.plan.model.TablePlan` in DuckDB over a staging table.
+
+Everything per row happens in SQL; Python runs once per *distinct* value of a mapped column (functions.py) and
+once per quarantined row (to keep its source values as JSON, as the quarantine list holds them).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from extract.staging import src_schema
+from transform import convert as cv
+from transform.plan.functions import mapping_table, register_strip
+from transform.plan.model import TablePlan
+
+ID_WINDOW = cv.ID_TYPE_WINDOW
+
+
+@dataclass
+class PlanResult:
+    source: str
+    fates: dict[tuple[str, str], int] = field(default_factory=dict)     # (kind, code or "") -> rows
+    quarantine: list[dict[str, Any]] = field(default_factory=list)      # the sink's quarantine rows, in order
+    text_fixes: list[tuple[str, str, str, str]] = field(default_factory=list)
+    truncations: list[dict[str, str]] = field(default_factory=list)
+    unmapped_units: set[str] = field(default_factory=set)
+    converted: int = 0
+    ids_issued: int = 0
+    restored: int = 0
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertContext, *, id_base: int,
+             id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
+             src_key_columns: tuple[str, ...]) -> PlanResult:
+    """Give every row of ``plan.source`` its fate and compute the target rows into the temp table ``plan_out``.
+
+    ``id_start``: IDs already issued in this (table, type digit) sequence (an incremental run continues it);
+    ``prior_keys``: keys converted by earlier runs of the branch (excluded as R-ALREADY-CONVERTED);
+    ``limits``: the target's text column sizes; ``truncate``: target columns the config allows to cut.
+    """
+    register_strip(con)
+    src = f"{_q(src_schema(plan.source_db))}.{_q(plan.source_table)}"
+    res = PlanResult(plan.source)
+    # 1. the mapping tables, one Python call per distinct value
+    joins = []
+    for m in plan.mappings:
+        values = con.sql(f"SELECT DISTINCT {m.source} AS v FROM {src} AS s").to_arrow_table().column("v")
+        con.register(f"map_{m.name}", mapping_table(ctx, m.fn, values.combine_chunks()))
+        joins.append(f"LEFT JOIN map_{m.name} AS {m.name} ON {m.name}.v IS NOT DISTINCT FROM ({m.source})")
+    key_n = len(plan.key)
+    con.execute("DROP TABLE IF EXISTS plan_prior")
+    con.execute("CREATE TEMP TABLE plan_prior (" + ", ".join(f"k{i} VARCHAR" for i in range(key_n)) + ")")
+    if prior_keys:
+        con.executemany(f"INSERT INTO plan_prior VALUES ({', '.join('?' * key_n)})",
+                        [[None if v is None else str(v) for v in k] for k in prior_keys])
+    # 2. the cascade before the key check
+    pre = " ".join(f"WHEN {r.when} THEN '{r.code}'" for r in plan.cascade)
+    pre_detail = " ".join(f"WHEN {r.when} THEN {r.detail}" for r in plan.cascade)
+    # 3. target values (before truncation), truncation of allowed columns, the first value too long
+    cut = {c.split(".", 1)[1] for c in truncate if c.split(".", 1)[0] == plan.target}
+    tgt = ", ".join(f"({expr}) AS {_q('t_' + col)}" for col, expr in plan.columns.items())
+    final = []
+    for col in plan.columns:
+        n = limits.get(col)
+        if n and col in cut:
+            final.append(f"left({_q('t_' + col)}, {n}) AS {_q(col)}")
+        else:
+            final.append(f"{_q('t_' + col)} AS {_q(col)}")
+    too_long = " ".join(
+        f"WHEN length({_q(col)}) > {n} THEN '{col} has ' || length({_q(col)}) || ' characters, target allows {n}'"
+        for col, n in limits.items() if col in plan.columns)
+    key_sql = ", ".join(f"({k}) AS k{i}" for i, k in enumerate(plan.key))
+    prior_match = " AND ".join(f"p.k{i} IS NOT DISTINCT FROM CAST(r.k{i} AS VARCHAR)" for i in range(key_n))
+    part = ", ".join(f"k{i}" for i in range(key_n))
+    src_key = " || '|' || ".join(f"'{c}=' || coalesce(CAST(py_strip(CAST(s.{_q(c)} AS VARCHAR)) AS VARCHAR), 'None')"
+                                 for c in src_key_columns)
+    con.execute("DROP TABLE IF EXISTS plan_rows")
+    con.execute(f"""
+        CREATE TEMP TABLE plan_rows AS
+        WITH base AS (
+            SELECT s.rowid AS _rid, '{plan.source}|' || {src_key} AS _src_key,
+                   CASE {pre} ELSE NULL END AS _pre, CASE {pre_detail} ELSE NULL END AS _pre_detail,
+                   {key_sql}, {tgt}
+            FROM {src} AS s {' '.join(joins)}
+        ), fitted AS (
+            SELECT base.*, {', '.join(final)} FROM base
+        ), checked AS (
+            SELECT fitted.*, CASE {too_long or 'WHEN false THEN NULL'} ELSE NULL END AS _too_long FROM fitted
+        ), r AS (
+            SELECT r.*, EXISTS (SELECT 1 FROM plan_prior p WHERE {prior_match}) AS _prior,
+                   min(_rid) FILTER (WHERE _pre IS NULL AND _too_long IS NULL) OVER (PARTITION BY {part}) AS _first
+            FROM checked AS r
+        )
+        SELECT *,
+               CASE WHEN _pre IS NOT NULL THEN _pre
+                    WHEN _prior THEN 'R-ALREADY-CONVERTED'
+                    WHEN _rid = _first THEN ''
+                    WHEN _first IS NULL OR _rid < _first THEN 'Q-VALUE-TOO-LONG'
+                    ELSE 'Q-DUPLICATE-KEY' END AS _code
+        FROM r
+    """)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE plan_rows AS
+        SELECT *, CASE WHEN _code = '' THEN 'converted' WHEN _code LIKE 'Q-%' THEN 'quarantined' ELSE 'excluded' END
+                      AS _kind,
+               -- the rules issue an ID to every row they convert, also to one the length check then sets aside
+               CASE WHEN _code IN ('', 'Q-VALUE-TOO-LONG') THEN {id_base} + {plan.id_type_digit} * {ID_WINDOW}
+                         + {id_start} + row_number() OVER (PARTITION BY _code IN ('', 'Q-VALUE-TOO-LONG') ORDER BY _rid)
+                    END AS _id,
+               CASE _code WHEN 'Q-VALUE-TOO-LONG' THEN _too_long WHEN 'Q-DUPLICATE-KEY' THEN {plan.key_detail}
+                          ELSE _pre_detail END AS _detail
+        FROM plan_rows
+    """)
+    n_conv, n_ids = con.execute("SELECT count(*) FILTER (WHERE _kind = 'converted'), count(_id) FROM plan_rows"
+                                ).fetchall()[0]
+    if id_start + n_ids >= ID_WINDOW:
+        raise cv.IdWindowOverflow(f"ID window of type {plan.id_type_digit} for {plan.target} is exhausted at 1e8 "
+                                  "rows", table=plan.target, hint="split the branch or widen the ID layout")
+    for kind, code, n in con.execute("SELECT _kind, _code, count(*) FROM plan_rows GROUP BY ALL").fetchall():
+        res.fates[(kind, code)] = n
+    res.converted, res.ids_issued, res.restored = n_conv, n_ids, sum(res.fates.values())
+    # the rows the rules carried to the target (converted, or cut by the length check): their side records
+    reached = "(_kind = 'converted' OR _code = 'Q-VALUE-TOO-LONG')"
+    for tcol, scol in plan.text_fix_columns.items():
+        for before, after in con.execute(
+                f"SELECT s.{_q(scol)}, m.fixed FROM plan_rows r JOIN {src} s ON s.rowid = r._rid "
+                f"JOIN map_text_{tcol.lower()} m ON m.v IS NOT DISTINCT FROM s.{_q(scol)} "
+                f"WHERE {reached} AND m.converted ORDER BY r._rid").fetchall():
+            res.text_fixes.append((plan.source, scol, before, after))
+    for tcol in plan.columns:
+        n = limits.get(tcol)
+        if n and tcol in cut:
+            for key, before, after in con.execute(
+                    f"SELECT _src_key, {_q('t_' + tcol)}, {_q(tcol)} FROM plan_rows WHERE {reached} AND "
+                    f"length({_q('t_' + tcol)}) > {n} ORDER BY _rid").fetchall():
+                res.truncations.append({"rule": "T-TRUNCATE", "source_key": key, "column": f"{plan.target}.{tcol}",
+                                        "before": before, "after": after})
+    for tcol, scol in plan.unit_columns.items():
+        res.unmapped_units |= {u for (u,) in con.execute(
+            f"SELECT DISTINCT r.{_q(tcol)} FROM plan_rows r JOIN {src} s ON s.rowid = r._rid "
+            f"JOIN map_unit_{tcol.lower()} m ON m.v IS NOT DISTINCT FROM s.{_q(scol)} WHERE {reached} AND m.unmapped"
+        ).fetchall()}
+    # quarantined rows keep every source value (as the Python sink writes them)
+    qrows = con.sql(f"SELECT r._code, r._detail, r._src_key, s.* FROM plan_rows r JOIN {src} s "
+                        "ON s.rowid = r._rid WHERE r._kind = 'quarantined' ORDER BY r._rid").to_arrow_table()
+    for row in cv.upper_rows(qrows.to_batches()[0]) if qrows.num_rows else []:
+        code, detail, key = row.pop("_CODE"), row.pop("_DETAIL"), row.pop("_SRC_KEY")
+        res.quarantine.append({"source_table": plan.source, "reason": code, "detail": detail or "",
+                               "source_key": key, "source_values": json.dumps(row, ensure_ascii=False, default=str)})
+    for m in plan.mappings:
+        con.unregister(f"map_{m.name}")
+    return res
+
+
+def converted_batches(con: duckdb.DuckDBPyConnection, plan: TablePlan, schema: pa.Schema, src_key_name: str,
+                      batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The converted rows of the last :func:`run_plan`, in restore order, in the snapshot's schema."""
+    cols = [f"_id AS {_q(plan.id_column)}" if f.name == plan.id_column else
+            f"_src_key AS {_q(src_key_name)}" if f.name == src_key_name else _q(f.name) for f in schema]
+    reader = con.sql(f"SELECT {', '.join(cols)} FROM plan_rows WHERE _kind = 'converted' ORDER BY _rid"
+                     ).to_arrow_reader(batch_rows)
+    for b in reader:
+        yield pa.RecordBatch.from_arrays([b.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
+
+
+def converted_keys(con: duckdb.DuckDBPyConnection, value_columns: list[str]) -> list[tuple[Any, ...]]:
+    """(key…, id, value columns…) of the converted rows, in restore order (for lookups and the ID registry)."""
+    key_cols = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE plan_rows) WHERE column_name SIMILAR "
+                                          "TO 'k[0-9]+' ORDER BY column_name").fetchall()]
+    sel = ", ".join([*key_cols, "_id", *(_q(c) for c in value_columns)])
+    return con.execute(f"SELECT {sel} FROM plan_rows WHERE _kind = 'converted' ORDER BY _rid").fetchall()

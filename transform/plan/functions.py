@@ -1,0 +1,62 @@
+"""The pure per-value functions a plan joins in, each computed once per *distinct* source value.
+
+They are the functions the Python rules use (transform/codes.py, transform/offices2025.py), so the plan and the
+rules agree by construction on every value; the plan only changes *how often* they run (once per distinct value,
+not per row) and who loops (DuckDB joins, not Python).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from transform import convert as cv
+from transform.codes import fix_text, map_distinct, nam_tk_bucket, new_unit_code
+
+# name -> (outputs as (column, arrow type), fn(ctx, value) -> tuple of outputs)
+FUNCTIONS: dict[str, tuple[tuple[tuple[str, pa.DataType], ...], Callable[[cv.ConvertContext, Any], tuple[Any, ...]]]] = {
+    # the central office code and Cục of a legacy office code (VNACCS rename map, or the 2025 table)
+    "office": ((("new", pa.string()), ("cuc", pa.string())),
+               lambda ctx, v: cv.office(ctx, cv.Lookups(), v)),
+    # the central unit code, and whether the unit map lacked it (a finding: unmapped_unit)
+    "unit": ((("new", pa.string()), ("unmapped", pa.bool_())),
+             lambda ctx, v: _unit(ctx, v)),
+    # NAM_TK, the partition bucket of an item code (hazard 12)
+    "nam_tk": ((("bucket", pa.int32()),), lambda ctx, v: (nam_tk_bucket(v),)),
+    # TCVN3 → Unicode where detected, NFC always; and whether it was TCVN3 (the text-fix report)
+    "text": ((("fixed", pa.string()), ("converted", pa.bool_())), lambda ctx, v: fix_text(v)),
+}
+
+
+def _unit(ctx: cv.ConvertContext, legacy: str | None) -> tuple[str | None, bool]:
+    u = new_unit_code(legacy, ctx.unit_map)
+    return u, bool(u is not None and legacy is not None and legacy.strip() not in ctx.unit_map and u != "")
+
+
+def register_strip(con: duckdb.DuckDBPyConnection) -> None:
+    """``py_strip(text)``: Python's ``str.strip`` (every Unicode space, as the rules trim CHAR padding) as an Arrow
+    UDF over distinct values — DuckDB's ``trim`` strips only the ASCII space."""
+    try:
+        con.remove_function("py_strip")
+    except duckdb.Error:
+        pass
+
+    def strip(arr: pa.Array) -> pa.Array:
+        return map_distinct(arr, lambda v: v.strip() if isinstance(v, str) else None, pa.string())
+    from duckdb.sqltypes import VARCHAR
+    con.create_function("py_strip", strip, [VARCHAR], VARCHAR, type="arrow",
+                        null_handling="special", side_effects=False)
+
+
+def mapping_table(ctx: cv.ConvertContext, fn: str, values: pa.Array) -> pa.Table:
+    """The distinct ``values`` and the function's outputs for each (one Python call per distinct value)."""
+    outputs, f = FUNCTIONS[fn]
+    distinct = values.unique() if len(values) else values
+    rows = [f(ctx, v) for v in distinct.to_pylist()]
+    cols = {"v": distinct}
+    for i, (name, ty) in enumerate(outputs):
+        cols[name] = pa.array([r[i] for r in rows], type=ty)
+    return pa.table(cols)

@@ -1,0 +1,58 @@
+"""The declarations a conversion plan is made of (data, no behaviour)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transform.rules import RULES
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One step of a fate cascade: rows matching ``when`` (SQL over the source row ``s`` and the mapping joins)
+    and no earlier rule get ``code``; ``detail`` (SQL, text) says why, for the quarantine list."""
+
+    code: str
+    when: str
+    detail: str = "''"
+
+    def __post_init__(self) -> None:
+        if self.code not in RULES:
+            raise ValueError(f"unknown rule code {self.code!r}: add it to transform/rules.py first")
+
+    @property
+    def kind(self) -> str:
+        return "quarantined" if self.code.startswith("Q-") else "excluded"
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """A value computed once per distinct source value by a pure Python function (transform/codes.py), joined
+    back by SQL: ``name`` is the joined table's alias, ``source`` the SQL expression it is keyed on, ``fn`` a
+    registered function name of :mod:`transform.plan.functions` returning the named ``outputs``."""
+
+    name: str
+    source: str
+    fn: str
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    source_db: str
+    source_table: str
+    target: str
+    key: tuple[str, ...]                    # SQL expressions (trimmed values) forming the duplicate key
+    key_detail: str                         # SQL text naming the duplicate, e.g. 'MA_NPL=' || …
+    cascade: tuple[Rule, ...]               # before the key check, in order
+    columns: dict[str, str]                 # target column -> SQL expression (the ID column excluded)
+    id_column: str
+    id_type_digit: int
+    registry_kind: str                      # the ID registry kind of the key (transform/registry.py)
+    mappings: tuple[Mapping, ...] = ()
+    text_fix_columns: dict[str, str] = field(default_factory=dict)  # target column -> source column (TCVN3)
+    unit_columns: dict[str, str] = field(default_factory=dict)      # target column -> source column (unit map)
+
+    @property
+    def source(self) -> str:
+        return f"{self.source_db}.{self.source_table}"
