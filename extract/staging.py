@@ -41,9 +41,18 @@ def src_schema(db: str) -> str:
 MEMORY_LIMIT = "512MB"
 
 
-def connect(path: Path, read_only: bool = False, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+# never download anything at run time (no network but loopback): DuckDB's extension auto-install/-load are off
+NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
+
+
+def connect(path: Path, read_only: bool = False, memory_limit: str = MEMORY_LIMIT,
+            temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """The staging database with its memory budget; beyond it DuckDB spills to ``temp_dir`` (default: beside
+    the database, ``<staging>.tmp``), so a branch larger than memory is slower, never a failure."""
+    tmp = temp_dir or path.with_name(path.name + ".tmp")
     try:
-        return duckdb.connect(str(path), read_only=read_only, config={"memory_limit": memory_limit})
+        return duckdb.connect(str(path), read_only=read_only, config={
+            "memory_limit": memory_limit, "temp_directory": str(tmp), **NO_DOWNLOADS})
     except duckdb.Error as exc:
         raise ExtractError(f"cannot open staging database {path}: {exc}", table=str(path),
                            hint="is another run using it? wait for it or pick another staging path") from exc
@@ -254,9 +263,14 @@ def apply_corrections(con: duckdb.DuckDBPyConnection, rows: list[dict[str, str]]
     return audit
 
 
+def scratch(memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for one computation: the same budget, no downloads."""
+    return duckdb.connect(config={"memory_limit": memory_limit, **NO_DOWNLOADS})
+
+
 def iter_parquet_sorted(path: Path, key: list[str], batch_rows: int = 50_000) -> Iterator[dict[str, object]]:
     """Rows of a Parquet file in key order (DuckDB sorts out of core), dropping the snapshot's lineage column."""
-    con = duckdb.connect()
+    con = scratch()
     try:
         order = ", ".join(f'"{check_ident(k, "column")}"' for k in key)
         sql = f'SELECT * EXCLUDE ("_SRC_KEY") FROM read_parquet({sql_path(path)}) ORDER BY {order}'

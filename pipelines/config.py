@@ -95,6 +95,10 @@ class BranchConfig(Strict):
     id_chi_cuc: int = Field(ge=0, le=99)
     sources: Sources
     staging_path: Path
+    staging_memory_limit: str = Field("512MB", pattern=r"^[0-9]+(\.[0-9]+)?\s*(KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+                                      description="DuckDB's memory budget for staging (steps 4–6); beyond it, it "
+                                                  "spills to staging_temp_dir")
+    staging_temp_dir: Path | None = Field(None, description="where staging spills (default: <staging_path>.tmp)")
     central_url: str
     rehearsal_central_url: str
     control_url: str
@@ -192,7 +196,7 @@ def load_config(path: Path, overrides: dict[str, Any] | None = None) -> BranchCo
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
     data.update(overrides or {})
     base = path.parent.resolve()
-    for k in ("staging_path", "output_dir", "handover_dir", "users_file", "office_table_2025"):
+    for k in ("staging_path", "staging_temp_dir", "output_dir", "handover_dir", "users_file", "office_table_2025"):
         if isinstance(data.get(k), str) and not Path(data[k]).is_absolute():
             data[k] = str(base / data[k])
     return parse_config(data, str(path))

@@ -34,7 +34,7 @@ def record_decision(config: Path, run_id: str, finding_id: int, decision: str, r
     gate = _current_gate(store, run_id)
     check_decision(finding, decision, reason, gate, len(rows))
     if rows:
-        con = staging.connect(cfg.staging_path)
+        con = staging.connect(cfg.staging_path, memory_limit=cfg.staging_memory_limit, temp_dir=cfg.staging_temp_dir)
         try:
             audit = staging.apply_corrections(con, rows)
         finally:

@@ -13,6 +13,8 @@ from typing import Any
 
 import duckdb
 
+from extract import staging
+
 from extract.contract import ContractError, declared_views
 from extract.errors import PackageIntegrityError
 from extract.legacy_schema import ALL_TABLES
@@ -49,7 +51,7 @@ def cross_check(root: Path, rows_by_table: dict[str, int], report: dict[str, Any
 
     for table, n in sorted(report["counts_by_table"].items()):
         check("handover_table_rows", table, "", "rows", n, rows_by_table.get(table))
-    con = duckdb.connect()
+    con = staging.scratch()
     try:
         # the package read through the input contract: declared names and types, whatever the branch's spelling
         files: dict[str, dict[str, str]] = {}

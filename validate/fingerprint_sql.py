@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+
+from extract import staging
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
@@ -112,7 +114,7 @@ def reconcile_pushdown(table: str, key: list[str], columns: list[tuple[str, str]
     ``bucket_col``: an integer column (the ID) by whose ranges a mismatch is narrowed down first
     (digests per range on both sides, rows only from the ranges that differ).
     """
-    con = duckdb.connect()
+    con = staging.scratch()
     src = f"read_parquet({sql_path(snapshot)})"
     try:
         with ThreadPoolExecutor(1) as pool:

@@ -37,7 +37,7 @@ def run(ctx: StepContext) -> StepOutcome:
     ctx.cfg.staging_path.parent.mkdir(parents=True, exist_ok=True)
     if ctx.cfg.staging_path.exists():
         ctx.cfg.staging_path.unlink()
-    con = staging.connect(ctx.cfg.staging_path)
+    con = staging.connect(ctx.cfg.staging_path, memory_limit=ctx.cfg.staging_memory_limit, temp_dir=ctx.cfg.staging_temp_dir)
     gx_results = []
     try:
         restored = staging.restore(con, root, man)

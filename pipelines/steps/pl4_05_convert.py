@@ -25,6 +25,7 @@ from load.central_model import arrow_schema_of, text_limits
 from load.snapshot import SRC_KEY, SnapshotWriter
 from transform.plan.engine import converted_batches, converted_keys, run_plan
 from transform.plan.model import TablePlan
+from transform.plan.cx_items import cx_item_plan
 from transform.plan.sx_items import sx_item_plan
 from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
@@ -179,7 +180,7 @@ def run(ctx: StepContext) -> StepOutcome:
     cctx = cv.ConvertContext(frozenset(cfg.offices), omap, unit_map(cfg.unit_map), ctx.freeze_time(), table_2025)
     lk = cv.Lookups()
     ids, prior = _prepare(ctx, lk)
-    con = staging.connect(cfg.staging_path)
+    con = staging.connect(cfg.staging_path, memory_limit=cfg.staging_memory_limit, temp_dir=cfg.staging_temp_dir)
     writer = SnapshotWriter(ctx.snapshot_dir)
     # target rows wait in per-table buffers (up to 18 at once): small flushes keep that memory bounded
     sink = _Sink(writer, min(cfg.batch_rows, SINK_ROWS), cfg.truncate, lk)
@@ -214,8 +215,9 @@ def run(ctx: StepContext) -> StepOutcome:
         for src in cv.GC_ITEM_SOURCES:
             each("SLXNK", src, lambda r, _s=src: cv.convert_gc_item(r, _s, cctx, ids, lk))
         grouped("SLXNK", "DDMuc", hd_key, lambda r, s: cv.convert_gc_norm(r, cctx, ids, lk, s))
-        each("SLXNK", "ecsCX_DM_HH_DUA_VAO_D", lambda r: cv.convert_cx_item(r, True, cctx, ids, lk))
-        each("SLXNK", "ecsCX_DM_HH_DUA_RA_D", lambda r: cv.convert_cx_item(r, False, cctx, ids, lk))
+        for is_in, table in ((True, "ecsCX_DM_HH_DUA_VAO_D"), (False, "ecsCX_DM_HH_DUA_RA_D")):  # by plan
+            if in_scope("SLXNK", table):
+                take_plan(con, sink, cx_item_plan(is_in, cctx.branch_offices), cctx, ids, lk, cfg.truncate)
         grouped("SLXNK", "ecsCX_DinhMuc", ["MA_DV", "MA_HQ"], lambda r, s: cv.convert_cx_norm(r, cctx, ids, lk, s))
 
         # declarations (liquidation data, Phụ lục IV §I.2), their goods, stock
@@ -320,6 +322,13 @@ def run(ctx: StepContext) -> StepOutcome:
         "truncated": len(sink.truncations)})
 
 
+# per registry kind: the (pre-truncation) target columns a lookup entry holds, and how the rules shape it
+LOOKUP_ENTRY: dict[str, tuple[list[str], Callable[..., Any]]] = {
+    "sx_items": (["t_TEN_VAT_TU", "t_MA_DVT", "t_MA_HS"], lambda i, name, unit, hs: (i, name, unit or "", hs)),
+    "cx_items": ([], lambda i: i),
+}
+
+
 def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, ids: cv.IdAllocator,
               lk: cv.Lookups, truncate: list[str]) -> None:
     """Convert one source table by its declared plan (transform/plan/) and hand the result to the sink exactly
@@ -339,11 +348,15 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     schema = arrow_schema_of(plan.target).append(pa.field(SRC_KEY, pa.string()))
     for batch in converted_batches(con, plan, schema, SRC_KEY, sink.batch_rows):
         sink.take_arrow(plan.target, batch)
-    # the values the rules remember are those before a T-TRUNCATE cut (the sink cuts the target row only)
-    for *key, vt_id, name, unit, hs in converted_keys(con, ["t_TEN_VAT_TU", "t_MA_DVT", "t_MA_HS"]):
-        k = (key[0], key[1], key[2], int(key[3]))
-        lk.sx_items[k] = (vt_id, name, unit or "", hs)
-        sink.registrations.append(registry.encode(plan.registry_kind, k, lk.sx_items[k]))
+    # what later rules look up, and the ID registry: the values the rules remember are those before a
+    # T-TRUNCATE cut (the sink cuts the target row only)
+    columns, entry = LOOKUP_ENTRY[plan.registry_kind]
+    table = getattr(lk, plan.registry_kind)
+    n_key = len(plan.key)
+    for row in converted_keys(con, columns):
+        k = (*row[:n_key - 1], int(row[n_key - 1]))
+        table[k] = entry(row[n_key], *row[n_key + 1:])
+        sink.registrations.append(registry.encode(plan.registry_kind, k, table[k]))
         if len(sink.registrations) >= sink.batch_rows:
             sink.flush_registrations()
     if res.ids_issued:

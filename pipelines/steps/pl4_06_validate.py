@@ -34,7 +34,7 @@ STEP = "pl4_06_validate"
 def run(ctx: StepContext) -> StepOutcome:
     cfg = ctx.cfg
     ctx.verified_snapshot("step 6, before validating")
-    con = staging.connect(cfg.staging_path, read_only=True)
+    con = staging.connect(cfg.staging_path, read_only=True, memory_limit=cfg.staging_memory_limit, temp_dir=cfg.staging_temp_dir)
     checks: list[dict[str, Any]] = []
     try:
         decl_scope = cfg.scope != "catalogs"

@@ -17,6 +17,7 @@ from pipelines.steps.pl4_05_convert import _rows, _Sink, take_plan
 from sample_data.generator import GenParams, generate_branch
 from transform import convert as cv, registry
 from transform.codes import office_map, unit_map
+from transform.plan.cx_items import cx_item_plan
 from transform.plan.sx_items import sx_item_plan
 
 OFFICES = frozenset({"C47D", "C47D01"})
@@ -27,35 +28,54 @@ def _ctx() -> cv.ConvertContext:
                              dt.datetime(2026, 11, 1), None)
 
 
+# family -> (registry kind, target, [(db, table, plan factory, python rule)], a prior entry's lookup value)
+FAMILIES: dict[str, tuple[str, str, list[tuple[str, str, Any, Any]], Any]] = {
+    "sx": ("sx_items", "DSX_SP_NPL", [
+        ("SXXK", "SNPL", lambda o: sx_item_plan(1, o), lambda r, c, i, lk: cv.convert_sx_item(r, 1, c, i, lk)),
+        ("SXXK", "SSP", lambda o: sx_item_plan(2, o), lambda r, c, i, lk: cv.convert_sx_item(r, 2, c, i, lk))],
+        (1, "x", "", " ")),
+    "cx": ("cx_items", "DCX_DM_HH_DUA_VAO_RA", [
+        ("SLXNK", "ecsCX_DM_HH_DUA_VAO_D", lambda o: cx_item_plan(True, o),
+         lambda r, c, i, lk: cv.convert_cx_item(r, True, c, i, lk)),
+        ("SLXNK", "ecsCX_DM_HH_DUA_RA_D", lambda o: cx_item_plan(False, o),
+         lambda r, c, i, lk: cv.convert_cx_item(r, False, c, i, lk))], 1),
+}
+
+
 def _run(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncate: list[str],
-         prior: list[tuple[Any, ...]] = ()) -> dict[str, Any]:
+         prior: list[tuple[Any, ...]] = (), family: str = "sx") -> dict[str, Any]:
     from load.snapshot import SnapshotWriter
+    kind, target, tables, prior_value = FAMILIES[family]
     ctx, lk = _ctx(), cv.Lookups()
     ids = cv.IdAllocator(cv.branch_base_id(47, 1))
     for key in prior:  # what an earlier run of the branch converted (the ID registry)
-        lk.prior.setdefault("sx_items", set()).add(key)
-        lk.sx_items[key] = (1, "x", "", " ")
+        lk.prior.setdefault(kind, set()).add(key)
+        getattr(lk, kind)[key] = prior_value
     writer = SnapshotWriter(out)
     sink = _Sink(writer, 7, truncate, lk)  # small batches: chunk boundaries fall inside and across tables
-    for loai, table in ((1, "SNPL"), (2, "SSP")):
+    for db, table, plan, rule in tables:
         if planned:
-            take_plan(con, sink, sx_item_plan(loai, ctx.branch_offices), ctx, ids, lk, truncate)
+            take_plan(con, sink, plan(ctx.branch_offices), ctx, ids, lk, truncate)
         else:
-            for r in _rows(staging.read_table(con, "SXXK", table, 5), f"SXXK.{table}"):
-                sink.take(f"SXXK.{table}", r, cv.convert_sx_item(r, loai, ctx, ids, lk))
+            for r in _rows(staging.read_table(con, db, table, 5), f"{db}.{table}"):
+                sink.take(f"{db}.{table}", r, rule(r, ctx, ids, lk))
     sink.flush()
     snap = writer.close({"id_registry_delta.parquet": sink.close_registrations()})
-    return {"files": {k: v for k, v in snap["tables"].items() if k == "DSX_SP_NPL"},
+    return {"files": {k: v for k, v in snap["tables"].items() if k == target},
             "registry": snap["files"], "fates": dict(sink.fates), "quarantine": sink.quarantine,
             "truncations": sink.truncations, "text_fixes": lk.text_fixes, "units": lk.unmapped_units,
-            "items": lk.sx_items, "seq": ids.seq}
+            "items": getattr(lk, kind), "seq": ids.seq}
 
 
-def _compare(con: duckdb.DuckDBPyConnection, tmp: Path, truncate: list[str], prior: list[tuple[Any, ...]] = ()) -> None:
-    oracle = _run(con, tmp / "oracle", False, truncate, prior)
-    plan = _run(con, tmp / "plan", True, truncate, prior)
+def _compare(con: duckdb.DuckDBPyConnection, tmp: Path, truncate: list[str], prior: list[tuple[Any, ...]] = (),
+             family: str = "sx") -> None:
+    oracle = _run(con, tmp / "oracle", False, truncate, prior, family)
+    plan = _run(con, tmp / "plan", True, truncate, prior, family)
+    assert sum(oracle["fates"].values()) > 0 or not con.execute(
+        f'SELECT count(*) FROM "src_{FAMILIES[family][2][0][0].lower()}"."{FAMILIES[family][2][0][1]}"'
+    ).fetchall()[0][0]
     for k in oracle:
-        assert plan[k] == oracle[k], k
+        assert plan[k] == oracle[k], (family, k)
 
 
 def test_a_generated_branch_converts_the_same_by_plan_and_by_rules(tmp_path: Path) -> None:
@@ -65,47 +85,68 @@ def test_a_generated_branch_converts_the_same_by_plan_and_by_rules(tmp_path: Pat
         d = tmp_path / shape
         generate_branch(d / "branch", GenParams(seed=11, scale=0.3, shape=shape,
                                                 defects={"duplicate_key": 0.2, "tcvn3_text": 0.2}))
-        man = write_package("C47D", {"SXXK": open_source(f"sqlite:///{d / 'branch' / 'sxxk.sqlite'}")}, d / "pkg")
+        man = write_package("C47D", {"SXXK": open_source(f"sqlite:///{d / 'branch' / 'sxxk.sqlite'}"),
+                                     "SLXNK": open_source(f"sqlite:///{d / 'branch' / 'slxnk.sqlite'}")}, d / "pkg")
         con = staging.connect(d / "staging.duckdb")
         staging.restore(con, d / "pkg", man)
         assert con.execute('SELECT count(*) FROM src_sxxk."SNPL"').fetchall()[0][0] > 20
+        assert con.execute('SELECT count(*) FROM src_slxnk."ecsCX_DM_HH_DUA_VAO_D"').fetchall()[0][0] > 5
         _compare(con, d, [])
         _compare(con, d / "t", ["DSX_SP_NPL.TEN_VAT_TU"],
                  prior=[tuple(r) for r in con.execute(
                      'SELECT trim("MA_HQ"), trim("MA_DV"), trim("MA_NPL"), 1 FROM src_sxxk."SNPL" LIMIT 3').fetchall()])
+        _compare(con, d / "cx", [], family="cx")
+        _compare(con, d / "cxt", ["DCX_DM_HH_DUA_VAO_RA.TEN_HANG"], family="cx",
+                 prior=[tuple(r) for r in con.execute(
+                     'SELECT trim("MA_HQTN"), trim("MA_DV_XN"), trim("MA_HANG"), 1 FROM '
+                     'src_slxnk."ecsCX_DM_HH_DUA_VAO_D" LIMIT 2').fetchall()])
         con.close()
 
 
 # ---- hostile catalogs --------------------------------------------------------------------------------------
 _text = st.sampled_from(["C47D", "C47D  ", " C47D\t", "C47D01", "C47D\u00a0", "P01L", "", "  ", None])
 _mdv = st.sampled_from(["0100101308", "0100101308 ", "", None, "x" * 18])
-_code = st.sampled_from(["VAI", "VAI ", "1VAI", "zz", "", None, "\u00a0", "B" * 31])
-_name = st.sampled_from(["Vải cotton", "V¶i cotton", "Vai", "", " ", None, "x" * 256, "Ỏng nhựa"])
+_code = st.sampled_from(["VAI", "VAI ", "1VAI", "zz", "", None, "\u00a0", "B" * 31, "C" * 51])
+_name = st.sampled_from(["Vải cotton", "V¶i cotton", "Vai", "", " ", None, "x" * 256, "y" * 257, "Ỏng nhựa"])
 _unit = st.sampled_from(["001", "KGM", "  ", None, "999", "MTR "])
 _year = st.sampled_from([None, 0, 2010, 2013])
 _row = st.tuples(_text, _mdv, _code, _name, st.sampled_from(["3926", " 3926 ", "", None]), _unit,
                  st.sampled_from([None, 1, 123]), _year)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(snpl=st.lists(_row, max_size=14), ssp=st.lists(_row, max_size=8), cut=st.booleans(),
-       n_prior=st.integers(0, 2))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=st.lists(_row, max_size=14), second=st.lists(_row, max_size=8), cut=st.booleans(),
+       n_prior=st.integers(0, 2), family=st.sampled_from(["sx", "cx"]))
 def test_hostile_catalogs_convert_the_same_by_plan_and_by_rules(tmp_path_factory: pytest.TempPathFactory,
-                                                                snpl: list[tuple], ssp: list[tuple], cut: bool,
-                                                                n_prior: int) -> None:
+                                                                first: list[tuple], second: list[tuple], cut: bool,
+                                                                n_prior: int, family: str) -> None:
     tmp = tmp_path_factory.mktemp("plan")
     con = duckdb.connect(str(tmp / "s.duckdb"))
-    con.execute("CREATE SCHEMA src_sxxk")
-    for table, code, name, rows in (("SNPL", "MA_NPL", "TEN_NPL", snpl), ("SSP", "MA_SP", "TEN_SP", ssp)):
-        con.execute(f'CREATE TABLE src_sxxk."{table}" ("MA_HQ" VARCHAR, "MA_DV" VARCHAR, "{code}" VARCHAR, '
-                    f'"{name}" VARCHAR, "MA_HS" VARCHAR, "MA_DVT" VARCHAR, "SO_TN" INTEGER, "NAM_TN" INTEGER)')
+    if family == "sx":
+        con.execute("CREATE SCHEMA src_sxxk")
+        specs = [('src_sxxk."SNPL"', '"MA_HQ" VARCHAR, "MA_DV" VARCHAR, "MA_NPL" VARCHAR, "TEN_NPL" VARCHAR, '
+                  '"MA_HS" VARCHAR, "MA_DVT" VARCHAR, "SO_TN" INTEGER, "NAM_TN" INTEGER', first),
+                 ('src_sxxk."SSP"', '"MA_HQ" VARCHAR, "MA_DV" VARCHAR, "MA_SP" VARCHAR, "TEN_SP" VARCHAR, '
+                  '"MA_HS" VARCHAR, "MA_DVT" VARCHAR, "SO_TN" INTEGER, "NAM_TN" INTEGER', second)]
+    else:
+        con.execute("CREATE SCHEMA src_slxnk")
+        cols = ('"MA_HQTN" VARCHAR, "MA_DV_XN" VARCHAR, "MA_HANG" VARCHAR, "TEN_HANG" VARCHAR, "MA_HS" VARCHAR, '
+                '"MA_DVT" VARCHAR, "LOAI_HANG" INTEGER, "SO_DK" INTEGER, "NAM_DK" INTEGER')
+        specs = [('src_slxnk."ecsCX_DM_HH_DUA_VAO_D"', cols, [(*r, 1) for r in first]),
+                 ('src_slxnk."ecsCX_DM_HH_DUA_RA_D"', cols, [(*r, 2) for r in second])]
+    for table, cols, rows in specs:
+        con.execute(f"CREATE TABLE {table} ({cols})")
         if rows:
-            con.executemany(f'INSERT INTO src_sxxk."{table}" VALUES (?, ?, ?, ?, ?, ?, ?, ?)', [list(r) for r in rows])
+            n = len(rows[0])
+            con.executemany(f"INSERT INTO {table} VALUES ({', '.join('?' * n)})",
+                            [list(r[:6]) + list(r[6:n]) for r in rows])
     prior = []
-    for r in snpl[:n_prior]:
+    for r in first[:n_prior]:
         if all(isinstance(v, str) and v.strip() for v in r[:3]):
             prior.append((r[0].strip(), r[1].strip(), r[2].strip(), 1))
-    _compare(con, tmp, ["DSX_SP_NPL.TEN_VAT_TU"] if cut else [], prior)
+    target = FAMILIES[family][1]
+    cut_col = "TEN_VAT_TU" if family == "sx" else "TEN_HANG"
+    _compare(con, tmp, [f"{target}.{cut_col}"] if cut else [], prior, family)
     con.close()
 
 
