@@ -263,9 +263,12 @@ def apply_corrections(con: duckdb.DuckDBPyConnection, rows: list[dict[str, str]]
     return audit
 
 
-def scratch(memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB for one computation: the same budget, no downloads."""
-    return duckdb.connect(config={"memory_limit": memory_limit, **NO_DOWNLOADS})
+def scratch(memory_limit: str = MEMORY_LIMIT, temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB for one computation: the same budget, spilling to ``temp_dir`` (default: the system's
+    temporary directory, never the current one), no downloads."""
+    import tempfile
+    tmp = temp_dir or Path(tempfile.gettempdir()) / "ecm-duckdb-spill"
+    return duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": str(tmp), **NO_DOWNLOADS})
 
 
 def iter_parquet_sorted(path: Path, key: list[str], batch_rows: int = 50_000) -> Iterator[dict[str, object]]:

@@ -627,6 +627,9 @@ def verify_cmd(
         metavar="[required|none-available]",
         help="required (default): every signer needs revocation information; none-available: this "
              "deployment has none (said in the output)")] = "required",
+    root_fingerprint: Annotated[list[str], typer.Option(
+        help="a folder: trust its root whose SHA-256 fingerprint is this one (compared with the CA's published "
+             "fingerprint first; colons and case ignored)")] = [],  # noqa: B006
 ) -> None:
     """Verify offline, as an auditor: every signature (as of --at, by long-term validation when the certificates
     have expired), the six parties/roles, what each revision adds, the evidence against the signed hashes — and,
@@ -647,10 +650,23 @@ def verify_cmd(
         sums = af.check_sums(folder)
         problems += sums.problems
         lines += sums.lines
+        roots, others, crls = af.anchors_in(folder)
+        certs, crl = certs or others, crl or crls
         if not trust:
-            trust, certs, crl = af.anchors_in(folder)
-            lines += [f"trust anchor (tin_cay/): {cn} — SHA-256 {fp}: compare with the fingerprint the CA publishes"
-                      for cn, fp in af.fingerprints(trust)]
+            # the folder's own roots are trusted only by name of their fingerprint: anyone who can change the
+            # folder can add a root of their own (and re-sign everything under it)
+            wanted = {f.replace(":", "").replace(" ", "").upper() for f in root_fingerprint}
+            found = dict(zip(roots, (fp for _cn, fp in af.fingerprints(roots)), strict=True)) if roots else {}
+            trust = [p for p, fp in found.items() if fp in wanted]
+            for cn, fp in af.fingerprints(roots):
+                lines.append(f"root in tin_cay/: {cn} — SHA-256 {fp}"
+                             + (" — trusted (--root-fingerprint)" if fp in wanted else " — NOT trusted"))
+            if not wanted:
+                problems.append("no trust anchor was given: the folder's own roots are not trusted by themselves — "
+                                "compare the root's SHA-256 fingerprint (listed below) with the one the CA publishes "
+                                "and pass it: --root-fingerprint SHA256 (or --trust ROOT.pem)")
+            elif not trust:
+                problems.append("no root in tin_cay/ has the fingerprint given with --root-fingerprint")
         if evidence is None and not no_evidence:
             evidence = folder / af.EVIDENCE
     else:
@@ -669,7 +685,8 @@ def verify_cmd(
     problems += v.problems()
     if folder is not None:
         lr = af.check_load_report(folder, (v.binding or {}).get("snapshot_sha256"),
-                                  Anchors.of(trust, certs, crl, revocation))  # type: ignore[arg-type]
+                                  Anchors.of(trust, certs, crl, revocation),  # type: ignore[arg-type]
+                                  time_stamped=any(r.timestamp for r in v.signatures))
         problems += lr.problems
         lines += lr.lines
     if evidence is not None:

@@ -173,14 +173,21 @@ def check_sums(folder: Path) -> FolderCheck:
         out.problems.append(f"{folder.name}: no {SUMS} — not an auditor's folder built by ecm")
         return out
     listed: dict[str, str] = {}
-    for line in sums.read_text(encoding="utf-8").splitlines():
+    try:
+        text = sums.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        out.problems.append(f"{SUMS} cannot be read ({type(exc).__name__}: {exc})")
+        return out
+    for line in text.splitlines():
         if line.strip():
             digest, _, name = line.partition("  ")
             listed[name] = digest
     bad = []
     for name, digest in listed.items():
         p = folder / name
-        if not p.is_file():
+        if not name or Path(name).is_absolute() or ".." in Path(name).parts:
+            bad.append(f"{name!r} is not a file of the folder (absolute or outside it)")
+        elif not p.is_file():
             bad.append(f"{name} missing")
         elif sha256_file(p) != digest:
             bad.append(f"{name} altered (its SHA-256 is not the one in {SUMS})")
@@ -214,15 +221,23 @@ def fingerprints(paths: list[Path]) -> list[tuple[str, str]]:
             for c in load_certs(paths)]
 
 
-def check_load_report(folder: Path, snapshot_sha256: str | None, anchors: Any) -> FolderCheck:
+def check_load_report(folder: Path, snapshot_sha256: str | None, anchors: Any, time_stamped: bool = True
+                      ) -> FolderCheck:
     """The load report: its hash link to the signed minutes, its snapshot, and its time-stamp token."""
     out = FolderCheck()
     rep_path = folder / REPORTS / LOAD_REPORT
     if not rep_path.exists():
         out.problems.append(f"{REPORTS}/{LOAD_REPORT}: missing — the folder does not show that the branch was loaded")
         return out
-    rep = json.loads(rep_path.read_text(encoding="utf-8"))
-    link = rep.get("minutes_signed") or {}
+    try:
+        rep = json.loads(rep_path.read_text(encoding="utf-8"))
+        link = rep.get("minutes_signed") or {}
+        if not isinstance(rep, dict) or not isinstance(link, dict):
+            raise ValueError("not the load report's structure")
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        out.problems.append(f"{REPORTS}/{LOAD_REPORT} cannot be read as the load report ({type(exc).__name__}: "
+                            f"{exc})")
+        return out
     try:
         length, digest = signed_prefix(folder / MINUTES)
     except SignOffError as exc:
@@ -244,8 +259,11 @@ def check_load_report(folder: Path, snapshot_sha256: str | None, anchors: Any) -
             out.problems.append(f"{LOAD_REPORT}.tsr: {problem}")
         else:
             out.lines.append(f"load report time-stamp: {when:%Y-%m-%d %H:%M:%S %Z} (RFC 3161, TSA verified)")
+    elif time_stamped:
+        out.problems.append(f"{LOAD_REPORT}.tsr is missing: the minutes carry time-stamps, so step 8 time-stamped the "
+                            "load report too — without the token its date and content are nobody's word")
     else:
-        out.lines.append("load report time-stamp: none (no time-stamping authority was configured)")
+        out.lines.append("load report time-stamp: none (the minutes carry no time-stamp either: no TSA configured)")
     return out
 
 
@@ -340,7 +358,9 @@ Hồ sơ này đủ để kiểm tra NGOẠI TUYẾN, kể cả nhiều năm sau
       head -c <bytes> bien_ban_xac_nhan_so_lieu.pdf | sha256sum
 
 5. KIỂM TRA ĐẦY ĐỦ BẰNG CÔNG CỤ ecm (ngoại tuyến)
-      ecm verify <thư mục hồ sơ> --at <ngày kiểm tra, ví dụ 2035-01-01>
+      ecm verify <thư mục hồ sơ> --at <ngày kiểm tra, ví dụ 2035-01-01> --root-fingerprint <dấu vân tay ở mục 3>
+  Công cụ chỉ tin chứng thư gốc trong tin_cay/ có đúng dấu vân tay được đưa vào (đã so với dấu vân tay do tổ
+  chức chứng thực công bố ở mục 3), hoặc chứng thư gốc đưa bằng --trust; không có thì kết luận KHÔNG HỢP LỆ.
   Dòng đầu tiên là kết luận: "KẾT LUẬN: HỢP LỆ" hoặc "KẾT LUẬN: KHÔNG HỢP LỆ", rồi đến chi tiết:
   từng chữ ký (người ký, bên, vai trò, dấu thời gian, cách xác định tin cậy), từng phiên bản (revision)
   của tệp PDF và chữ ký nào bảo vệ nó, bộ chứng cứ so với mã băm đã ký, báo cáo nạp và dấu thời gian.

@@ -204,6 +204,23 @@ def sign(pdf: Path, field_name: str, p12: Path, passphrase: bytes, reason: str =
     return notes
 
 
+def has_trusted_archive_timestamp(pdf: Path, anchors: Anchors) -> bool:
+    """Whether a document time-stamp after the last signature verifies now under the trust list (B-LTA done)."""
+    with pdf.open("rb") as f:
+        sigs = PdfFileReader(f).embedded_signatures
+        last_sig = max((s.signed_revision for s in sigs if s.sig_object_type == "/Sig"), default=-1)
+        with captured_pyhanko_log():
+            for s in sigs:
+                if s.sig_object_type == "/DocTimeStamp" and s.signed_revision > last_sig:
+                    try:
+                        st = validate_pdf_timestamp(s, validation_context=anchors.validation_context())
+                    except Exception:  # noqa: BLE001 - does not verify
+                        continue
+                    if st.intact and st.valid and st.trusted:
+                        return True
+    return False
+
+
 ARCHIVE_FIELD_PREFIX = "luu-tru-"  # archive time-stamp fields: luu-tru-1, luu-tru-2 (renewals) …
 NO_TSA_NOTE = ("no time-stamping authority configured (signing.tsa_url): this signature carries no trusted time, "
                "so once its certificate expires nothing proves it was made while the certificate was valid")

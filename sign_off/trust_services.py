@@ -144,13 +144,15 @@ def serve(pki_dir: Path, port: int, port_file: Path | None) -> None:
 def running_services(pki_dir: Path, timeout: float = 30.0) -> Iterator[Services]:
     """Start the DEMO trust services in their own process on a free loopback port; stop them afterwards."""
     port_file = pki_dir / f"services-{os.getpid()}-{time.monotonic_ns()}.port"
+    log_path = port_file.with_suffix(".log")  # never a pipe nobody reads: a full pipe would block the service
+    log = log_path.open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "sign_off.trust_services", "--pki", str(pki_dir),
-                             "--port-file", str(port_file)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--port-file", str(port_file)], stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + timeout
         while not port_file.exists():
             if proc.poll() is not None:
-                err = (proc.stderr.read() if proc.stderr else b"").decode(errors="replace").strip().splitlines()
+                err = log_path.read_bytes().decode(errors="replace").strip().splitlines()
                 raise SignOffError("the DEMO trust services (time-stamping, OCSP) did not start: "
                                    + (err[-1] if err else f"exit code {proc.returncode}"), table=str(pki_dir),
                                    hint="run `python -m sign_off.trust_services --pki DIR` to see why")
@@ -167,9 +169,9 @@ def running_services(pki_dir: Path, timeout: float = 30.0) -> Iterator[Services]
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-        if proc.stderr:
-            proc.stderr.close()
+        log.close()
         port_file.unlink(missing_ok=True)
+        log_path.unlink(missing_ok=True)
 
 
 def fetch_ocsp(url: str, cert: Any, issuer: Any, timeout: float = 10.0) -> bytes:

@@ -27,8 +27,8 @@ from sign_off.evidence import build_bundle, verify_bundle
 from sign_off.minutes import SIGNATURE_FIELDS, MinutesData, render_minutes
 from sign_off.pki import demo_pki
 from sign_off.signing import (
-    BINDING_NAME, MinutesVerification, add_archive_timestamp, add_signature_fields, binding_in, minutes_binding, sign,
-    verify_minutes,
+    BINDING_NAME, MinutesVerification, add_archive_timestamp, add_signature_fields, binding_in,
+    has_trusted_archive_timestamp, minutes_binding, sign, verify_minutes,
 )
 from sign_off.trust_services import Services, running_services
 from transform.errors import SignOffError
@@ -222,7 +222,7 @@ def _wait_for_signatures(ctx: StepContext, pdf: Path, evidence_dir: Path) -> tup
             if services is None:
                 return True, _with_notes("signed by all six parties and roles; verified offline; NO archive "
                                          "time-stamp (no signing.tsa_url configured)", anchors)
-            if not (v.document.revisions and "document timestamp" in v.document.revisions[-1].text):
+            if not has_trusted_archive_timestamp(pdf, anchors):
                 archived = add_archive_timestamp(pdf, anchors, services)
                 v = _verify(pdf, anchors, evidence_dir)
                 if not v.ok:

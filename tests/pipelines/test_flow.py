@@ -231,10 +231,15 @@ def _auditor_checks(folder_note: dict[str, str], tmp: Path) -> None:
     guide = (folder / "HUONG_DAN_KIEM_TRA.txt").read_text(encoding="utf-8")
     assert "sha256sum -c SHA256SUMS" in guide and "ecm verify" in guide and "pdfsig" in guide
 
-    def verify(d: Path) -> tuple[int, str]:
-        r = CliRunner().invoke(app, ["verify", str(d), "--at", "2035-01-01"], terminal_width=200)
+    from sign_off.audit_folder import anchors_in, fingerprints
+    fp = fingerprints(anchors_in(folder)[0])[0][1]
+
+    def verify(d: Path, *extra: str) -> tuple[int, str]:
+        r = CliRunner().invoke(app, ["verify", str(d), "--at", "2035-01-01", *extra], terminal_width=200)
         return r.exit_code, r.output
-    code, out = verify(folder)
+    code, out = verify(folder)  # no trust anchor given: the folder's own root proves nothing
+    assert code == 1 and "no trust anchor was given" in out and fp in out, out
+    code, out = verify(folder, "--root-fingerprint", ":".join(fp[i:i + 2] for i in range(0, 64, 2)).lower())
     assert code == 0 and out.startswith("KẾT LUẬN: HỢP LỆ"), out
     assert "load report time-stamp" in out and "SHA256SUMS" in out
     tampered = [("bao_cao/buoc8_bao_cao_nap.json", "buoc8_bao_cao_nap.json"),
@@ -244,7 +249,7 @@ def _auditor_checks(folder_note: dict[str, str], tmp: Path) -> None:
         shutil.copytree(folder, copy)
         with (copy / rel).open("ab") as f:
             f.write(b" ")
-        code, out = verify(copy)
+        code, out = verify(copy, "--root-fingerprint", fp)
         assert code == 1 and out.startswith("KẾT LUẬN: KHÔNG HỢP LỆ") and name in out, (rel, out)
     # the archivist renews the archive time-stamp: a second one, sums and archive rebuilt, still valid in 2035
     renewed = tmp / "audit-renewed"
@@ -252,6 +257,24 @@ def _auditor_checks(folder_note: dict[str, str], tmp: Path) -> None:
     r = CliRunner().invoke(app, ["timestamp", str(renewed), "--renew", "--config", str(tmp / "branch.toml")],
                            terminal_width=200)
     assert r.exit_code == 0 and "renew before then" in r.output, r.output
-    code, out = verify(renewed)
+    code, out = verify(renewed, "--root-fingerprint", fp)
     assert code == 0 and "luu-tru-2" in out, out
+    # a root of someone else's, added to the folder (sums rebuilt), is not trusted by being there
+    forged = tmp / "audit-forged"
+    shutil.copytree(folder, forged)
+    from sign_off.pki import make_demo_pki
+    other = make_demo_pki(tmp / "other-pki")
+    shutil.copyfile(other.trust, forged / "tin_cay" / "evil_root.pem")
+    from sign_off.audit_folder import refresh
+    refresh(forged)
+    code, out = verify(forged, "--root-fingerprint", fp)
+    assert code == 0 and "evil" not in out.split("KẾT LUẬN")[0], out  # still only the named root is trusted
+    assert "NOT trusted" in out
+    # the load report's time-stamp deleted (sums rebuilt): named
+    notsr = tmp / "audit-notsr"
+    shutil.copytree(folder, notsr)
+    (notsr / "bao_cao" / "buoc8_bao_cao_nap.json.tsr").unlink()
+    refresh(notsr)
+    code, out = verify(notsr, "--root-fingerprint", fp)
+    assert code == 1 and ".tsr is missing" in out, out
     assert subprocess.run(["sha256sum", "--quiet", "-c", renewed.name + ".tar.gz.sha256"], cwd=tmp).returncode == 0

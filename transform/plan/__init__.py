@@ -17,7 +17,7 @@ it — the document a newcomer reads:
 excluded + quarantined = restored rows, checked), the target rows as Arrow batches, the quarantined rows with
 all their source values, and what later (still Python) rules need to look up.
 
-Tables converted by a plan today: ``SXXK.SNPL`` and ``SXXK.SSP`` → ``DSX_SP_NPL`` (:mod:`.sx_items`). The
-other tables still run the Python rule functions of :mod:`transform.convert`, which stay as the oracle the
+Tables converted by a plan today: ``SXXK.SNPL`` and ``SXXK.SSP`` → ``DSX_SP_NPL`` (:mod:`.sx_items`), and
+``SLXNK.ecsCX_DM_HH_DUA_VAO_D`` / ``…_RA_D`` → ``DCX_DM_HH_DUA_VAO_RA`` (:mod:`.cx_items`). The other tables still run the Python rule functions of :mod:`transform.convert`, which stay as the oracle the
 plans are tested against (tests/transform/test_plan_differential.py).
 """

@@ -42,6 +42,20 @@ def _q(name: str) -> str:
 def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertContext, *, id_base: int,
              id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
              src_key_columns: tuple[str, ...]) -> PlanResult:
+    try:
+        return _run_plan(con, plan, ctx, id_base=id_base, id_start=id_start, prior_keys=prior_keys, limits=limits,
+                         truncate=truncate, src_key_columns=src_key_columns)
+    finally:
+        for m in plan.mappings:
+            try:
+                con.unregister(f"map_{m.name}")
+            except duckdb.Error:
+                pass
+
+
+def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertContext, *, id_base: int,
+              id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
+              src_key_columns: tuple[str, ...]) -> PlanResult:
     """Give every row of ``plan.source`` its fate and compute the target rows into the temp table ``plan_out``.
 
     ``id_start``: IDs already issued in this (table, type digit) sequence (an incremental run continues it);
@@ -137,28 +151,31 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCon
                 f"JOIN map_text_{tcol.lower()} m ON m.v IS NOT DISTINCT FROM s.{_q(scol)} "
                 f"WHERE {reached} AND m.converted ORDER BY r._rid").fetchall():
             res.text_fixes.append((plan.source, scol, before, after))
-    for tcol in plan.columns:
+    cuts = []  # row by row, and within a row in the config's order (as the rules cut them)
+    order = [c.split(".", 1)[1] for c in truncate if c.split(".", 1)[0] == plan.target]
+    for i, tcol in enumerate(dict.fromkeys(order)):
         n = limits.get(tcol)
-        if n and tcol in cut:
-            for key, before, after in con.execute(
-                    f"SELECT _src_key, {_q('t_' + tcol)}, {_q(tcol)} FROM plan_rows WHERE {reached} AND "
-                    f"length({_q('t_' + tcol)}) > {n} ORDER BY _rid").fetchall():
-                res.truncations.append({"rule": "T-TRUNCATE", "source_key": key, "column": f"{plan.target}.{tcol}",
-                                        "before": before, "after": after})
+        if n and tcol in plan.columns:
+            for rid, key, before, after in con.execute(
+                    f"SELECT _rid, _src_key, {_q('t_' + tcol)}, {_q(tcol)} FROM plan_rows WHERE {reached} AND "
+                    f"length({_q('t_' + tcol)}) > {n}").fetchall():
+                cuts.append((rid, i, {"rule": "T-TRUNCATE", "source_key": key, "column": f"{plan.target}.{tcol}",
+                                      "before": before, "after": after}))
+    res.truncations = [c for _r, _i, c in sorted(cuts, key=lambda x: (x[0], x[1]))]
     for tcol, scol in plan.unit_columns.items():
         res.unmapped_units |= {u for (u,) in con.execute(
-            f"SELECT DISTINCT r.{_q(tcol)} FROM plan_rows r JOIN {src} s ON s.rowid = r._rid "
+            f"SELECT DISTINCT r.{_q('t_' + tcol)} FROM plan_rows r JOIN {src} s ON s.rowid = r._rid "
             f"JOIN map_unit_{tcol.lower()} m ON m.v IS NOT DISTINCT FROM s.{_q(scol)} WHERE {reached} AND m.unmapped"
         ).fetchall()}
     # quarantined rows keep every source value (as the Python sink writes them)
     qrows = con.sql(f"SELECT r._code, r._detail, r._src_key, s.* FROM plan_rows r JOIN {src} s "
                         "ON s.rowid = r._rid WHERE r._kind = 'quarantined' ORDER BY r._rid").to_arrow_table()
-    for row in cv.upper_rows(qrows.to_batches()[0]) if qrows.num_rows else []:
-        code, detail, key = row.pop("_CODE"), row.pop("_DETAIL"), row.pop("_SRC_KEY")
-        res.quarantine.append({"source_table": plan.source, "reason": code, "detail": detail or "",
-                               "source_key": key, "source_values": json.dumps(row, ensure_ascii=False, default=str)})
-    for m in plan.mappings:
-        con.unregister(f"map_{m.name}")
+    for batch in qrows.to_batches():  # every batch: DuckDB splits results at 122,880 rows
+        for row in cv.upper_rows(batch):
+            code, detail, key = row.pop("_CODE"), row.pop("_DETAIL"), row.pop("_SRC_KEY")
+            res.quarantine.append({"source_table": plan.source, "reason": code, "detail": detail or "",
+                                   "source_key": key,
+                                   "source_values": json.dumps(row, ensure_ascii=False, default=str)})
     return res
 
 
