@@ -344,8 +344,8 @@ Hồ sơ này đủ để kiểm tra NGOẠI TUYẾN, kể cả nhiều năm sau
 
 4. KIỂM TRA CHỮ KÝ BẰNG CÔNG CỤ CHUẨN
       pdfsig bien_ban_xac_nhan_so_lieu.pdf
-  phải liệt kê 6 chữ ký (tong-cuc-technical … chi-cuc-business) và chữ ký "Signature is Valid" cho
-  từng chữ ký, cùng dấu thời gian lưu trữ (trường luu-tru-N, loại ETSI.RFC3161). pdfsig không tự
+  phải liệt kê 6 chữ ký (tong-cuc-technical … chi-cuc-business), mỗi chữ ký có dòng "Signature is Valid",
+  và dấu thời gian lưu trữ (trường luu-tru-N, chữ ký của dịch vụ cấp dấu thời gian). pdfsig không tự
   kiểm tra chứng thư theo danh sách tin cậy của hồ sơ và không xác thực dài hạn; xem mục 5.
   Dấu thời gian của từng chữ ký (thuộc tính id-smime-aa-timeStampToken):
       pdfsig -dump bien_ban_xac_nhan_so_lieu.pdf
