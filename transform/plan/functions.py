@@ -19,8 +19,10 @@ from transform.codes import fix_text, map_distinct, nam_tk_bucket, new_unit_code
 # name -> (outputs as (column, arrow type), fn(ctx, value) -> tuple of outputs)
 FUNCTIONS: dict[str, tuple[tuple[tuple[str, pa.DataType], ...], Callable[[cv.ConvertContext, Any], tuple[Any, ...]]]] = {
     # the central office code and Cục of a legacy office code (VNACCS rename map, or the 2025 table)
+    # (only for the branch's own offices: the rules map an office after R-OTHER-OFFICE, and the 2025 table
+    # covers the branch's offices only — another office has no value to compute and none is ever used)
     "office": ((("new", pa.string()), ("cuc", pa.string())),
-               lambda ctx, v: cv.office(ctx, cv.Lookups(), v)),
+               lambda ctx, v: cv.office(ctx, cv.Lookups(), v) if cv.in_branch(ctx, v) else (None, None)),
     # the central unit code, and whether the unit map lacked it (a finding: unmapped_unit)
     "unit": ((("new", pa.string()), ("unmapped", pa.bool_())),
              lambda ctx, v: _unit(ctx, v)),
