@@ -684,9 +684,11 @@ def verify_cmd(
             raise typer.Exit(1) from None
     problems += v.problems()
     if folder is not None:
-        lr = af.check_load_report(folder, (v.binding or {}).get("snapshot_sha256"),
-                                  Anchors.of(trust, certs, crl, revocation),  # type: ignore[arg-type]
-                                  time_stamped=any(r.timestamp for r in v.signatures))
+        with captured_pyhanko_log() as lr_log:  # the verdict stays the first line: no library log before it
+            lr = af.check_load_report(folder, (v.binding or {}).get("snapshot_sha256"),
+                                      Anchors.of(trust, certs, crl, revocation),  # type: ignore[arg-type]
+                                      time_stamped=any(r.timestamp for r in v.signatures))
+        log += [x for x in lr_log if x not in log]
         problems += lr.problems
         lines += lr.lines
     if evidence is not None:
