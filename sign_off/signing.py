@@ -226,31 +226,25 @@ NO_TSA_NOTE = ("no time-stamping authority configured (signing.tsa_url): this si
                "so once its certificate expires nothing proves it was made while the certificate was valid")
 
 
-def _long_term_material(signer: signers.SimpleSigner, anchors: Anchors | None,
+def _long_term_material(signer: signers.SimpleSigner | None, anchors: Anchors | None,
                         services: Services) -> tuple[Any, Any]:
-    """The TSA client and a validation context holding current OCSP responses for the signer's and the TSA's
-    certificates: pyHanko embeds what it validated with into the DSS (B-LT)."""
+    """The TSA client and a validation context holding current OCSP responses for the signer's (if any) and the
+    TSA's certificates: pyHanko embeds what it validated with into the DSS (B-LT, and B-LTA's DSS update)."""
     from pyhanko.sign.timestamps import HTTPTimeStamper
     ts = HTTPTimeStamper(services.tsa_url)
     anchors = anchors or Anchors.of([])
     tsa = tsa_certificate(ts)
-    pool = load_certs(list(anchors.intermediates)) + list(signer.cert_registry) + load_certs(list(anchors.trust))
-    ocsps = []
-    if services.ocsp_url:
-        for cert in (signer.signing_cert, tsa):
-            ocsps.append(fetch_ocsp(services.ocsp_url, cert, issuer_of(cert, pool)))
+    pool = load_certs(list(anchors.intermediates)) + (list(signer.cert_registry) if signer else []) \
+        + load_certs(list(anchors.trust))
+    certs = [signer.signing_cert, tsa] if signer else [tsa]
+    ocsps = [fetch_ocsp(services.ocsp_url, c, issuer_of(c, pool)) for c in certs] if services.ocsp_url else []
     return ts, anchors.validation_context(ocsps=ocsps, extra_certs=[tsa])
 
 
 def add_archive_timestamp(pdf: Path, anchors: Anchors, services: Services) -> dt.datetime:
     """PAdES B-LTA: the DSS completed with the TSA's revocation data, then a document time-stamp over the whole
     file (after the last signature, or after the last archive time-stamp: ``ecm timestamp --renew``)."""
-    from pyhanko.sign.timestamps import HTTPTimeStamper
-    ts = HTTPTimeStamper(services.tsa_url)
-    tsa = tsa_certificate(ts)
-    pool = load_certs(list(anchors.intermediates)) + load_certs(list(anchors.trust))
-    ocsps = [fetch_ocsp(services.ocsp_url, tsa, issuer_of(tsa, pool))] if services.ocsp_url else []
-    vc = anchors.validation_context(ocsps=ocsps, extra_certs=[tsa])
+    ts, vc = _long_term_material(None, anchors, services)
     with pdf.open("rb") as f:
         r = PdfFileReader(f)
         n = 1 + sum(1 for s in r.embedded_signatures if s.sig_object_type == "/DocTimeStamp")

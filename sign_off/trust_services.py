@@ -42,9 +42,8 @@ class Services:
 
 
 def _asn1_cert(path: Path) -> Any:
-    from asn1crypto import pem, x509
-    data = path.read_bytes()
-    return x509.Certificate.load(pem.unarmor(data)[2] if pem.detect(data) else data)
+    from sign_off.certs import load_certs
+    return load_certs([path])[0]
 
 
 def _asn1_key(path: Path, passphrase: bytes) -> Any:

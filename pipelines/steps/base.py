@@ -9,6 +9,7 @@ from typing import Any
 
 from load.control_store import ControlStore
 from pipelines.config import BranchConfig
+from sign_off.certs import Anchors
 from transform.convert import branch_base_id
 
 
@@ -48,12 +49,9 @@ class StepContext:
         return self.cfg.output_dir / "pki"
 
     def signing_anchors(self) -> tuple[list[Path], list[Path], list[Path]]:
-        """(trust roots, CRLs, intermediates) for verification: the configured ones, plus the DEMO PKI's."""
-        sg = self.cfg.signing
-        demo = sg.demo_pki
-        return ([*sg.trust, *([self.pki_dir / "demo_root.pem"] if demo else [])],
-                [*sg.crls, *([self.pki_dir / "demo_intermediate.crl", self.pki_dir / "demo_root.crl"] if demo else [])],
-                [*sg.other_certs, *([self.pki_dir / "demo_intermediate.pem"] if demo else [])])
+        """(trust roots, CRLs, intermediates) for verification: those of :func:`config_anchors`."""
+        a = config_anchors(self.cfg)
+        return list(a.trust), list(a.crls), list(a.intermediates)
 
     @property
     def base_id(self) -> int:
@@ -85,3 +83,15 @@ class StepOutcome:
     detail: dict[str, Any] = field(default_factory=dict)
     markdown: str = ""  # what the Prefect artifact shows
     status: str = "completed"
+
+
+def config_anchors(cfg: BranchConfig) -> Anchors:
+    """What signers' certificates are checked against: the configured trust list, intermediates, CRLs and
+    revocation setting, plus the DEMO PKI's for the sample branch (it provides its CRLs: revocation stays
+    required)."""
+    sg, pki = cfg.signing, cfg.output_dir / "pki"
+    demo = sg.demo_pki
+    return Anchors.of([*sg.trust, *([pki / "demo_root.pem"] if demo else [])],
+                      [*sg.other_certs, *([pki / "demo_intermediate.pem"] if demo else [])],
+                      [*sg.crls, *([pki / "demo_intermediate.crl", pki / "demo_root.crl"] if demo else [])],
+                      sg.revocation)

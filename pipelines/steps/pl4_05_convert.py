@@ -353,7 +353,7 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     columns, entry = LOOKUP_ENTRY[plan.registry_kind]
     table = getattr(lk, plan.registry_kind)
     n_key = len(plan.key)
-    for row in converted_keys(con, columns):
+    for row in converted_keys(con, plan, columns):
         k = (*row[:n_key - 1], int(row[n_key - 1]))
         table[k] = entry(row[n_key], *row[n_key + 1:])
         sink.registrations.append(registry.encode(plan.registry_kind, k, table[k]))

@@ -21,7 +21,7 @@ from extract.legacy_schema import CATEGORY
 from extract.package import sha256_file
 from load.control_store import ControlStore
 from pipelines.config import BranchConfig
-from pipelines.steps.base import StepContext, StepOutcome
+from pipelines.steps.base import StepContext, StepOutcome, config_anchors
 from sign_off.certs import Anchors
 from sign_off.evidence import build_bundle, verify_bundle
 from sign_off.minutes import SIGNATURE_FIELDS, MinutesData, render_minutes
@@ -43,18 +43,6 @@ class AwaitingSignatures(SignOffError):
 
 CATEGORY_LABEL = {"declarations": "Tờ khai", "gc": "Gia công (GC)", "sxxk": "Sản xuất xuất khẩu (SXXK)",
                   "cx": "Chế xuất (CX)", "other": "Khác"}
-
-
-def config_anchors(cfg: BranchConfig) -> Anchors:
-    """What signers' certificates are checked against: the configured trust list, intermediates, CRLs and
-    revocation setting, plus the DEMO PKI's for the sample branch (it provides its CRL: revocation stays
-    required)."""
-    sg, pki = cfg.signing, cfg.output_dir / "pki"
-    demo = sg.demo_pki
-    return Anchors.of([*sg.trust, *([pki / "demo_root.pem"] if demo else [])],
-                      [*sg.other_certs, *([pki / "demo_intermediate.pem"] if demo else [])],
-                      [*sg.crls, *([pki / "demo_intermediate.crl", pki / "demo_root.crl"] if demo else [])],
-                      sg.revocation)
 
 
 def config_services(cfg: BranchConfig) -> Services | None:

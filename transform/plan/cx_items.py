@@ -13,24 +13,21 @@
 from __future__ import annotations
 
 from transform.plan.model import Mapping, Rule, TablePlan
-
-
-def _blank(col: str) -> str:
-    return f"coalesce(py_strip(s.{col}), '') = ''"
+from transform.plan.sql import blank, in_list
 
 
 def cx_item_plan(is_in: bool, branch_offices: frozenset[str]) -> TablePlan:
     flag = 1 if is_in else 2
-    offices = ", ".join("'" + o.replace("'", "''") + "'" for o in sorted(branch_offices)) or "NULL"
+    offices = in_list(branch_offices)
     return TablePlan(
         source_db="SLXNK", source_table="ecsCX_DM_HH_DUA_VAO_D" if is_in else "ecsCX_DM_HH_DUA_RA_D",
         target="DCX_DM_HH_DUA_VAO_RA",
         key=("py_strip(s.MA_HQTN)", "py_strip(s.MA_DV_XN)", "py_strip(s.MA_HANG)", str(flag)),
         key_detail="'MA_HANG=' || k2",
         cascade=(
-            Rule("Q-NULL-KEY", _blank("MA_HQTN"), "'MA_HQTN is empty'"),
-            Rule("Q-NULL-KEY", _blank("MA_DV_XN"), "'MA_DV_XN is empty'"),
-            Rule("Q-NULL-KEY", _blank("MA_HANG"), "'MA_HANG is empty'"),
+            Rule("Q-NULL-KEY", blank("MA_HQTN"), "'MA_HQTN is empty'"),
+            Rule("Q-NULL-KEY", blank("MA_DV_XN"), "'MA_DV_XN is empty'"),
+            Rule("Q-NULL-KEY", blank("MA_HANG"), "'MA_HANG is empty'"),
             Rule("R-OTHER-OFFICE", f"py_strip(s.MA_HQTN) NOT IN ({offices})"),
         ),
         id_column="VT_ID", id_type_digit=6 if is_in else 7, registry_kind="cx_items",

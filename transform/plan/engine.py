@@ -190,9 +190,7 @@ def converted_batches(con: duckdb.DuckDBPyConnection, plan: TablePlan, schema: p
         yield pa.RecordBatch.from_arrays([b.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
 
 
-def converted_keys(con: duckdb.DuckDBPyConnection, value_columns: list[str]) -> list[tuple[Any, ...]]:
+def converted_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan, value_columns: list[str]) -> list[tuple[Any, ...]]:
     """(key…, id, value columns…) of the converted rows, in restore order (for lookups and the ID registry)."""
-    key_cols = [r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE plan_rows) WHERE column_name SIMILAR "
-                                          "TO 'k[0-9]+' ORDER BY column_name").fetchall()]
-    sel = ", ".join([*key_cols, "_id", *(_q(c) for c in value_columns)])
+    sel = ", ".join([*(f"k{i}" for i in range(len(plan.key))), "_id", *(_q(c) for c in value_columns)])
     return con.execute(f"SELECT {sel} FROM plan_rows WHERE _kind = 'converted' ORDER BY _rid").fetchall()

@@ -15,23 +15,20 @@ The 2014 rule (domain doc §4.7), as the plan states it:
 from __future__ import annotations
 
 from transform.plan.model import Mapping, Rule, TablePlan
-
-
-def _blank(col: str) -> str:
-    return f"coalesce(py_strip(s.{col}), '') = ''"
+from transform.plan.sql import blank, in_list
 
 
 def sx_item_plan(loai: int, branch_offices: frozenset[str]) -> TablePlan:
     table, code, name = ("SNPL", "MA_NPL", "TEN_NPL") if loai == 1 else ("SSP", "MA_SP", "TEN_SP")
-    offices = ", ".join("'" + o.replace("'", "''") + "'" for o in sorted(branch_offices)) or "NULL"
+    offices = in_list(branch_offices)
     return TablePlan(
         source_db="SXXK", source_table=table, target="DSX_SP_NPL",
         key=("py_strip(s.MA_HQ)", "py_strip(s.MA_DV)", f"py_strip(s.{code})", str(loai)),
         key_detail=f"'{code}=' || k2",
         cascade=(
-            Rule("Q-NULL-KEY", _blank("MA_HQ"), "'MA_HQ is empty'"),
-            Rule("Q-NULL-KEY", _blank("MA_DV"), "'MA_DV is empty'"),
-            Rule("Q-NULL-KEY", _blank(code), f"'{code} is empty'"),
+            Rule("Q-NULL-KEY", blank("MA_HQ"), "'MA_HQ is empty'"),
+            Rule("Q-NULL-KEY", blank("MA_DV"), "'MA_DV is empty'"),
+            Rule("Q-NULL-KEY", blank(code), f"'{code} is empty'"),
             Rule("R-OTHER-OFFICE", f"py_strip(s.MA_HQ) NOT IN ({offices})"),
         ),
         id_column="VT_ID", id_type_digit=loai, registry_kind="sx_items",
