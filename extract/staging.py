@@ -130,11 +130,12 @@ def restore(con: duckdb.DuckDBPyConnection, package_root: Path, man: PackageMani
 
 def bad_values(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
     """The rows step 4 set aside because a value does not cast (small: one row per bad source row)."""
-    try:
-        rows = con.execute(f"SELECT source_table, source_key, key_json, detail, source_values FROM {BAD_VALUES} "
-                           "ORDER BY source_table, source_key").fetchall()
-    except duckdb.CatalogException:
+    # (asked first, not caught after: a missing table would let DuckDB's replacement scan find a Python object)
+    if not con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'quarantine' "
+                       "AND table_name = 'bad_values'").fetchall()[0][0]:
         return []
+    rows = con.execute(f"SELECT source_table, source_key, key_json, detail, source_values FROM {BAD_VALUES} "
+                       "ORDER BY source_table, source_key").fetchall()
     return [dict(zip(("source_table", "source_key", "key_json", "detail", "source_values"), r)) for r in rows]
 
 
@@ -174,18 +175,30 @@ def _on(a: str, b: str) -> str:
             f'AND trim({a}."Ma_HQ") = trim({b}."Ma_HQ") AND {a}."NamDK" = {b}."NamDK"')
 
 
+# the ecsToKhaiMD fields of each declaration key (always from SLXNK: they extend SXXK declarations too)
+ECS_BY_DECLARATION = """(SELECT "SoTK", trim("Ma_LH") AS "Ma_LH", trim("Ma_HQ") AS "Ma_HQ", "NamDK",
+                          any_value("SoTN") AS s, any_value("NamTN") AS n, any_value("NgayTN") AS ng,
+                          any_value("MessageId") AS m, any_value("HinhThucKhai") AS h
+                   FROM src_slxnk."ecsToKhaiMD" GROUP BY ALL)"""
+
+
+def ecs_join(alias: str = "e", on: str = "d") -> str:
+    """``LEFT JOIN`` of :data:`ECS_BY_DECLARATION` as ``alias`` onto the declaration rows ``on``."""
+    return f"LEFT JOIN {ECS_BY_DECLARATION} AS {alias} ON {_on(on, alias)}"
+
+
+# declarations in key order, restore order among equal keys (a total order: IDs and duplicates reproducible)
+DECLARATION_ORDER = ('"SoTK"', '"Ma_LH"', '"Ma_HQ"', '"NamDK"')
+
+
 def declarations_with_ecs(con: duckdb.DuckDBPyConnection, db: str, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Declaration headers with their ecsToKhaiMD fields (always from SLXNK) as ``_ECS_*`` columns."""
     table = "DTOKHAIMD" if db == "SXXK" else "DToKhaiMD"
     sql = f"""
-        WITH e AS (SELECT "SoTK", trim("Ma_LH") AS "Ma_LH", trim("Ma_HQ") AS "Ma_HQ", "NamDK",
-                          any_value("SoTN") AS s, any_value("NamTN") AS n, any_value("NgayTN") AS ng,
-                          any_value("MessageId") AS m, any_value("HinhThucKhai") AS h
-                   FROM src_slxnk."ecsToKhaiMD" GROUP BY ALL)
         SELECT d.*, e.s AS "_ECS_SOTN", e.n AS "_ECS_NAMTN", e.ng AS "_ECS_NGAYTN", e.m AS "_ECS_MESSAGEID",
                e.h AS "_ECS_HINHTHUCKHAI"
-        FROM "{src_schema(db)}"."{table}" d LEFT JOIN e ON {_on('d', 'e')}
-        ORDER BY 1, 2, 3, 4"""
+        FROM "{src_schema(db)}"."{table}" d {ecs_join()}
+        ORDER BY {', '.join('d.' + c for c in DECLARATION_ORDER)}, d.rowid"""
     yield from con.sql(sql).to_arrow_reader(batch_rows)
 
 

@@ -23,7 +23,8 @@ from extract import staging
 from extract.legacy_schema import TABLES_BY_DB, legacy_table
 from load.central_model import arrow_schema_of, text_limits
 from load.snapshot import SRC_KEY, SnapshotWriter
-from transform.plan.engine import converted_batches, converted_keys, run_plan
+from transform.plan import declarations as decl_plan
+from transform.plan.engine import converted_batches, converted_keys, quarantined_keys, run_plan
 from transform.plan.model import TablePlan
 from transform.plan.cx_items import cx_item_plan
 from transform.plan.sx_items import sx_item_plan
@@ -221,13 +222,10 @@ def run(ctx: StepContext) -> StepOutcome:
         grouped("SLXNK", "ecsCX_DinhMuc", ["MA_DV", "MA_HQ"], lambda r, s: cv.convert_cx_norm(r, cctx, ids, lk, s))
 
         # declarations (liquidation data, Phụ lục IV §I.2), their goods, stock
-        for db, table in (("SXXK", "DTOKHAIMD"), ("SLXNK", "DToKhaiMD")):
-            if not in_scope(db, table):
-                continue
-            for r in _rows(staging.declarations_with_ecs(con, db, n), f"{db}.{table}"):
-                ecs = {k[5:]: r.pop(k) for k in list(r) if k.startswith("_ECS_")}
-                sink.take(f"{db}.{table}", r, cv.convert_declaration(r, ecs if ecs.get("SOTN") is not None else None,
-                                                                     db, cctx, ids, lk))
+        for db, table in (("SXXK", "DTOKHAIMD"), ("SLXNK", "DToKhaiMD")):  # by plan (transform/plan/)
+            if in_scope(db, table):
+                take_plan(con, sink, decl_plan.declaration_plan(db, cctx.branch_offices, cctx.freeze_at), cctx, ids,
+                          lk, cfg.truncate)
         each("SLXNK", "ecsToKhaiMD", lambda r: cv.ecs_fate(r, lk, cctx))
 
         chosen_ct: set[tuple] = set()
@@ -324,9 +322,45 @@ def run(ctx: StepContext) -> StepOutcome:
 
 # per registry kind: the (pre-truncation) target columns a lookup entry holds, and how the rules shape it
 LOOKUP_ENTRY: dict[str, tuple[list[str], Callable[..., Any]]] = {
-    "sx_items": (["t_TEN_VAT_TU", "t_MA_DVT", "t_MA_HS"], lambda i, name, unit, hs: (i, name, unit or "", hs)),
-    "cx_items": ([], lambda i: i),
+    "sx_items": (["t_TEN_VAT_TU", "t_MA_DVT", "t_MA_HS"], lambda p, i, name, unit, hs: (i, name, unit or "", hs)),
+    "cx_items": ([], lambda p, i: i),
+    "decls": (["t_HD_ID", "t_MA_DV", "t_XUAT_NPL_SP"], lambda p, i, hd, ma_dv, xnsp: (i, hd, ma_dv, xnsp, p.source_db)),
 }
+
+
+def plan_lookups(plan: TablePlan, lk: cv.Lookups) -> dict[str, pa.Table]:
+    """The tables of what earlier tables converted that ``plan`` joins (``plan.lookups``), from the lookups."""
+    out: dict[str, pa.Table] = {}
+    for name in plan.lookups:
+        if name == decl_plan.BLOCKED:
+            rows = [(*(None if v is None else str(v) for v in k), what)
+                    for (db, k), what in lk.blocked_decls.items() if db == plan.source_db]
+            out[name] = pa.table({f"k{i}": [r[i] for r in rows] for i in range(4)} | {"what": [r[4] for r in rows]},
+                                 schema=pa.schema([*(pa.field(f"k{i}", pa.string()) for i in range(4)),
+                                                   pa.field("what", pa.string())]))
+        elif name == decl_plan.CONTRACTS:
+            items = list(lk.contracts.items())
+            out[name] = pa.table({**{f"c{i}": [k[i] for k, _v in items] for i in range(4)},
+                                  "hd_id": [v[0] for _k, v in items], "liquidated": [v[1] for _k, v in items]},
+                                 schema=pa.schema([*(pa.field(f"c{i}", pa.string()) for i in range(4)),
+                                                   pa.field("hd_id", pa.int64()), pa.field("liquidated", pa.int64())]))
+        else:
+            raise KeyError(f"no lookup table {name!r} for plan {plan.source}")
+    return out
+
+
+def _taken(plan: TablePlan, lk: cv.Lookups) -> tuple[list[tuple[Any, ...]], list[tuple[tuple[Any, ...], str]]]:
+    """Keys of ``plan``'s registry kind converted before it: by an earlier run (prior), or — declarations — from
+    the other source database (a duplicate, also in later runs)."""
+    prior = sorted(lk.prior.get(plan.registry_kind, ()), key=str)
+    if plan.registry_kind != "decls":
+        return prior, []
+    taken = []
+    for key, entry in lk.decls.items():
+        other = cv.decl_db(entry)
+        if other not in (None, plan.source_db):
+            taken.append((key, f"SoTK={key[0]} Ma_LH={key[1]} NamDK={key[3]} already converted from {other}"))
+    return prior, taken
 
 
 def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, ids: cv.IdAllocator,
@@ -334,10 +368,10 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     """Convert one source table by its declared plan (transform/plan/) and hand the result to the sink exactly
     as the Python rules would: fates, quarantine, side reports, target rows, IDs, registrations, lookups."""
     start = ids.seq.get((plan.target, plan.id_type_digit), 0)
-    prior = sorted(lk.prior.get(plan.registry_kind, ()), key=str)
-    res = run_plan(con, plan, cctx, id_base=ids.base_id, id_start=start, prior_keys=prior,
+    prior, taken = _taken(plan, lk)
+    res = run_plan(con, plan, cctx, id_base=ids.base_id, id_start=start, prior_keys=prior, taken_keys=taken,
                    limits=text_limits(plan.target), truncate=truncate,
-                   src_key_columns=tuple(k for k, _u in _key_columns(plan.source)))
+                   src_key_columns=tuple(k for k, _u in _key_columns(plan.source)), lookups=plan_lookups(plan, lk))
     progress.report(STEP, plan.source, res.restored)
     for (kind, code), n in res.fates.items():
         sink.fates[(plan.source, kind, code)] += n
@@ -354,11 +388,14 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     table = getattr(lk, plan.registry_kind)
     n_key = len(plan.key)
     for row in converted_keys(con, plan, columns):
-        k = (*row[:n_key - 1], int(row[n_key - 1]))
-        table[k] = entry(row[n_key], *row[n_key + 1:])
+        k = tuple(row[:n_key])
+        table[k] = entry(plan, *row[n_key:])
         sink.registrations.append(registry.encode(plan.registry_kind, k, table[k]))
         if len(sink.registrations) >= sink.batch_rows:
             sink.flush_registrations()
+    if plan.registry_kind == "decls":  # a quarantined declaration takes its children with it (first reason kept)
+        for row in quarantined_keys(con, plan):
+            cv.note_quarantined_declaration(lk, plan.source_db, tuple(row[:n_key]), row[n_key])
     if res.ids_issued:
         ids.seq[(plan.target, plan.id_type_digit)] = start + res.ids_issued
 

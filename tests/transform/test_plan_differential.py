@@ -181,3 +181,165 @@ def test_every_quarantined_row_is_listed_however_many(tmp_path: Path) -> None:
                    src_key_columns=("MA_HQ", "MA_DV", "MA_NPL"))
     assert res.fates == {("quarantined", "Q-NULL-KEY"): 130000}
     assert len(res.quarantine) == 130000 and len({q["source_key"] for q in res.quarantine}) == 130000
+
+
+# ---- declarations: DTOKHAIMD (SXXK) then DToKhaiMD (SLXNK), after the contracts and step 4's set-aside rows ----
+def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncate: list[str],
+               prior: dict[tuple[Any, ...], tuple[Any, ...]] | None = None,
+               contracts: dict[tuple[str, ...], tuple[Any, ...]] | None = None) -> dict[str, Any]:
+    from load.snapshot import SnapshotWriter
+    from pipelines.steps.pl4_05_convert import _take_bad_value
+    from transform.plan.declarations import declaration_plan
+    ctx, lk = _ctx(), cv.Lookups()
+    ids = cv.IdAllocator(cv.branch_base_id(47, 1))
+    for key, value in (prior or {}).items():  # declarations an earlier run converted (the ID registry)
+        lk.prior.setdefault("decls", set()).add(key)
+        lk.decls[key] = value
+    writer = SnapshotWriter(out)
+    sink = _Sink(writer, 7, truncate, lk)
+    for r in staging.bad_values(con):
+        _take_bad_value(sink, lk, r)
+    lk.contracts.update(contracts or {})
+    for r in _rows(staging.read_table(con, "SLXNK", "DHDGC", 50), "SLXNK.DHDGC"):  # the Python rules, both ways
+        sink.take("SLXNK.DHDGC", r, cv.convert_contract(r, ctx, ids, lk))
+    for db, table in (("SXXK", "DTOKHAIMD"), ("SLXNK", "DToKhaiMD")):
+        if planned:
+            take_plan(con, sink, declaration_plan(db, ctx.branch_offices, ctx.freeze_at), ctx, ids, lk, truncate)
+        else:
+            for r in _rows(staging.declarations_with_ecs(con, db, 5), f"{db}.{table}"):
+                ecs = {k[5:]: r.pop(k) for k in list(r) if k.startswith("_ECS_")}
+                sink.take(f"{db}.{table}", r, cv.convert_declaration(r, ecs if ecs.get("SOTN") is not None else None,
+                                                                     db, ctx, ids, lk))
+    # what the children see: the ecsToKhaiMD rows' fates depend on the declarations converted and quarantined
+    for r in _rows(staging.read_table(con, "SLXNK", "ecsToKhaiMD", 50), "SLXNK.ecsToKhaiMD"):
+        sink.take("SLXNK.ecsToKhaiMD", r, cv.ecs_fate(r, lk, ctx))
+    sink.flush()
+    snap = writer.close({"id_registry_delta.parquet": sink.close_registrations()})
+    return {"files": snap["tables"], "registry": snap["files"], "fates": dict(sink.fates),
+            "quarantine": sink.quarantine, "truncations": sink.truncations, "text_fixes": lk.text_fixes,
+            "decls": lk.decls, "quarantined_decls": lk.quarantined_decls, "seq": ids.seq}
+
+
+def _compare_decls(con: duckdb.DuckDBPyConnection, tmp: Path, truncate: list[str],
+                   prior: dict[tuple[Any, ...], tuple[Any, ...]] | None = None,
+                   contracts: dict[tuple[str, ...], tuple[Any, ...]] | None = None) -> dict[str, Any]:
+    oracle = _run_decls(con, tmp / "oracle", False, truncate, prior, contracts)
+    plan = _run_decls(con, tmp / "plan", True, truncate, prior, contracts)
+    for k in oracle:
+        assert plan[k] == oracle[k], k
+    return oracle
+
+
+def test_declarations_convert_the_same_by_plan_and_by_rules(tmp_path: Path) -> None:
+    from extract.package import write_package
+    from extract.source import open_source
+    for shape, defects in (("ecm", {"duplicate_key": 0.1, "tcvn3_text": 0.2, "null_key": 0.05,
+                                    "impossible_date": 0.05, "long_text": 0.05}),
+                           ("sqlserver-export", {"duplicate_key": 0.1, "bad_value": 0.02, "impossible_date": 0.05})):
+        d = tmp_path / shape
+        generate_branch(d / "branch", GenParams(seed=5, scale=0.3, shape=shape, defects=defects))
+        man = write_package("C47D", {"SXXK": open_source(f"sqlite:///{d / 'branch' / 'sxxk.sqlite'}"),
+                                     "SLXNK": open_source(f"sqlite:///{d / 'branch' / 'slxnk.sqlite'}")}, d / "pkg")
+        con = staging.connect(d / "staging.duckdb")
+        staging.restore(con, d / "pkg", man)
+        oracle = _compare_decls(con, d, [])
+        fates = {(s, c) for (s, _k, c) in oracle["fates"] if s.endswith(("DTOKHAIMD", "DToKhaiMD"))}
+        # the branch exercises the rules, not only the happy path
+        assert {("SXXK.DTOKHAIMD", ""), ("SLXNK.DToKhaiMD", ""), ("SLXNK.DToKhaiMD", "R-SL-REGIME")} <= fates
+        assert any(c.startswith("Q-") for _s, c in fates), fates
+        some = dict(list(oracle["decls"].items())[:3])
+        _compare_decls(con, d / "t", ["DTO_KHAI_MD.DV_DT", "DTO_KHAI_MD.SO_HDTM"], prior=some)
+        con.close()
+
+
+def _empty_staging(path: Path) -> duckdb.DuckDBPyConnection:
+    """A staging database with every e-Customs V4 table created empty, as a restore of an empty package leaves it."""
+    from extract.contract import declared_duck_type
+    from extract.legacy_schema import TABLES_BY_DB
+    con = staging.connect(path)
+    for db, tables in TABLES_BY_DB.items():
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "src_{db.lower()}"')
+        for tb in tables:
+            cols = ", ".join(f'"{c}" {declared_duck_type(ty)}' for c, ty in tb.columns)
+            con.execute(f'CREATE TABLE "src_{db.lower()}"."{tb.name}" ({cols})')
+    return con
+
+
+_sotk = st.sampled_from([None, 1, 2, 3])
+_lh = st.sampled_from(["NKD01", "NKD01 ", "NSX01", "XSX05", "XSX01", "NGC01", "XGC02", "NCX01", "XCX01", "N", "",
+                       None, "NTA01"])
+_hq = st.sampled_from(["C47D", "C47D ", "C47D01", "P01L", "", None])
+_when = st.sampled_from([None, dt.datetime(2013, 5, 5), dt.datetime(2013, 5, 5, 8, 30, 0, 250000),
+                         dt.datetime(1989, 12, 31), dt.datetime(1, 1, 1), dt.datetime(2030, 1, 1)])
+_hd = st.sampled_from([None, "HD1", " HD1 ", "HD2", "HD9"])
+_texts = st.sampled_from([None, "", "Công ty A", "C«ng ty TNHH", "x" * 300, "  y  "])
+_decl_row = st.tuples(_sotk, _lh, _hq, st.sampled_from([None, 2013, 2014]), _when, _when,
+                      st.sampled_from([None, "0100101308", " 0100101308 "]), _texts, _hd,
+                      st.sampled_from([None, dt.datetime(2013, 1, 2), dt.datetime(2013, 1, 3)]), _texts,
+                      st.sampled_from([None, "Đỏ", "XANH", "Vµng", "vang ", "?"]), st.sampled_from([None, "H", "K"]),
+                      st.sampled_from([None, 3, 0]), st.sampled_from([None, 1]))
+_DECL_COLS = ("SOTK", "MA_LH", "MA_HQ", "NAMDK", "NGAY_DK", "NGAY_HOANTHANH", "MA_DV", "DV_DT", "SO_HD", "NGAY_HD",
+              "SO_HDTM", "PLUONG", "THANH_LY", "SO_CONTAINER", "SO_CONTAINER40")
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sx=st.lists(_decl_row, max_size=10), sl=st.lists(_decl_row, max_size=10),
+       ecs=st.lists(st.tuples(_sotk, _lh, _hq, st.sampled_from([None, 2013]), st.sampled_from([None, 7])), max_size=6),
+       n_prior=st.integers(0, 2), cut=st.booleans())
+def test_hostile_declarations_convert_the_same_by_plan_and_by_rules(tmp_path_factory: pytest.TempPathFactory,
+                                                                    sx: list[tuple], sl: list[tuple], ecs: list[tuple],
+                                                                    n_prior: int, cut: bool) -> None:
+    tmp = tmp_path_factory.mktemp("decl")
+    con = _empty_staging(tmp / "s.duckdb")
+    cols = ", ".join(f'"{c}"' for c in _DECL_COLS)
+    for table, rows in (('src_sxxk."DTOKHAIMD"', sx), ('src_slxnk."DToKhaiMD"', sl)):
+        if rows:
+            con.executemany(f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(_DECL_COLS))})",
+                            [list(r) for r in rows])
+    if ecs:
+        con.executemany('INSERT INTO src_slxnk."ecsToKhaiMD" ("SoTK", "Ma_LH", "Ma_HQ", "NamDK", "SoTN", "NamTN") '
+                        'VALUES (?, ?, ?, ?, ?, 2013)', [list(r) for r in ecs])
+    # contracts converted earlier in the run: HD1 open, HD2 liquidated (key: So_HD, office, enterprise, YYYYMMDD)
+    contracts = {("HD1", "C47D", "0100101308", "20130102"): (7, 0, "47D1"),
+                 ("HD2", "C47D", "0100101308", "20130102"): (8, 1, "47D1")}
+    prior = {}
+    for r in (sx + sl)[:n_prior]:
+        if r[0] is not None and r[3] is not None and r[1] and r[1].strip() and r[2] and r[2].strip():
+            prior[(r[0], r[1].strip(), r[2].strip(), r[3])] = (cv.branch_base_id(47, 1) + 9, None, "", "N", "SXXK")
+    _compare_decls(con, tmp, ["DTO_KHAI_MD.DV_DT", "DTO_KHAI_MD.SO_HDTM"] if cut else [], prior, contracts)
+    con.close()
+
+
+def test_every_declaration_rule_converts_the_same_by_plan_and_by_rules(tmp_path: Path) -> None:
+    """A grid of hand-made declarations crossing every selection rule (regimes, offices, dates, liquidation,
+    contracts, texts, channels, containers), with duplicates within and across the two databases."""
+    import itertools
+    con = _empty_staging(tmp_path / "s.duckdb")
+    grid = list(itertools.product(
+        ["NKD01", "NKD01 ", "NSX01", "XSX05", "XSX01", "NGC01", "XGC02", "NCX01", "XCX01", "N", "", None, "NTA01"],
+        ["C47D", " C47D01", "P01L", None],
+        [None, dt.datetime(2013, 5, 5, 8, 30, 0, 250000), dt.datetime(1, 1, 1), dt.datetime(2030, 1, 1)],
+        [None, "H"], ["HD1", " HD2 ", "HD9", None]))
+    texts = [None, "C«ng ty TNHH", "x" * 300, "  Công ty  "]
+    channels = [None, "Đỏ", "XANH", "Vµng", "vang ", "?"]
+    rows = []
+    for i, (lh, hq, when, tl, hd) in enumerate(grid):
+        rows.append([i % 997 if i % 50 else None, lh, hq, 2013 if i % 41 else None, when, dt.datetime(2013, 6, 1),
+                     "0100101308" if i % 3 else " 0100101308 ", texts[i % 4], hd, dt.datetime(2013, 1, 2),
+                     texts[(i // 4) % 4], channels[i % 6], tl, [None, 3, 0][i % 3], [None, 1][i % 2]])
+    cols = ", ".join(f'"{c}"' for c in _DECL_COLS)
+    marks = ", ".join("?" * len(_DECL_COLS))
+    con.executemany(f'INSERT INTO src_sxxk."DTOKHAIMD" ({cols}) VALUES ({marks})', rows)
+    con.executemany(f'INSERT INTO src_slxnk."DToKhaiMD" ({cols}) VALUES ({marks})', rows[::3] + rows[:40])
+    con.executemany('INSERT INTO src_slxnk."ecsToKhaiMD" ("SoTK", "Ma_LH", "Ma_HQ", "NamDK", "SoTN", "NamTN", '
+                    '"MessageId", "NgayTN") VALUES (?, ?, ?, ?, ?, 2013, \' M1 \', TIMESTAMP \'2013-05-06\')',
+                    [[r[0], r[1], r[2], r[3], [None, 7][i % 2]] for i, r in enumerate(rows[::7])])
+    contracts = {("HD1", "C47D", "0100101308", "20130102"): (7, 0, "47D1"),
+                 ("HD2", "C47D01", "0100101308", "20130102"): (8, 1, "47D1")}
+    oracle = _compare_decls(con, tmp_path, ["DTO_KHAI_MD.DV_DT"], contracts=contracts)
+    codes = {c for (_s, _k, c) in oracle["fates"]}
+    assert {"", "Q-NULL-KEY", "R-OTHER-OFFICE", "R-SXXK-LIQUIDATED", "Q-IMPOSSIBLE-DATE", "R-SL-REGIME",
+            "Q-GC-NO-CONTRACT", "R-GC-CONTRACT-LIQUIDATED", "Q-DUPLICATE-KEY", "Q-VALUE-TOO-LONG"} <= codes, codes
+    assert oracle["text_fixes"] and oracle["truncations"]
+    _compare_decls(con, tmp_path / "p", [], prior=dict(list(oracle["decls"].items())[:5]), contracts=contracts)
+    con.close()

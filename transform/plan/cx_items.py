@@ -43,5 +43,5 @@ def cx_item_plan(is_in: bool, branch_offices: frozenset[str]) -> TablePlan:
             Mapping("text_ten_hang", "s.TEN_HANG", "text", ("fixed", "converted")),
             Mapping("unit_ma_dvt", "s.MA_DVT", "unit", ("new", "unmapped")),
         ),
-        text_fix_columns={"TEN_HANG": "TEN_HANG"}, unit_columns={"MA_DVT": "MA_DVT"},
+        text_fix_columns={"TEN_HANG": "TEN_HANG"}, unit_columns=("MA_DVT",),
     )

@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from extract.staging import src_schema
 from transform import convert as cv
-from transform.plan.functions import mapping_table, register_strip
+from transform.plan.functions import mapping_table, register_udfs
 from transform.plan.model import TablePlan
 
 ID_WINDOW = cv.ID_TYPE_WINDOW
@@ -41,28 +41,36 @@ def _q(name: str) -> str:
 
 def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertContext, *, id_base: int,
              id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
-             src_key_columns: tuple[str, ...]) -> PlanResult:
+             src_key_columns: tuple[str, ...], taken_keys: list[tuple[tuple[Any, ...], str]] = (),
+             lookups: dict[str, pa.Table] | None = None) -> PlanResult:
+    """``taken_keys``: (key, detail) converted from elsewhere (another source database): ``Q-DUPLICATE-KEY``;
+    ``lookups``: the tables named by ``plan.lookups``, registered for the plan's joins."""
+    missing = set(plan.lookups) - set(lookups or {})
+    if missing:
+        raise ValueError(f"plan {plan.source} needs the lookup tables {sorted(missing)}")
+    for name, table in (lookups or {}).items():
+        con.register(name, table)
     try:
         return _run_plan(con, plan, ctx, id_base=id_base, id_start=id_start, prior_keys=prior_keys, limits=limits,
-                         truncate=truncate, src_key_columns=src_key_columns)
+                         truncate=truncate, src_key_columns=src_key_columns, taken_keys=list(taken_keys))
     finally:
-        for m in plan.mappings:
+        for name in [f"map_{m.name}" for m in plan.mappings] + list(lookups or {}):
             try:
-                con.unregister(f"map_{m.name}")
+                con.unregister(name)
             except duckdb.Error:
                 pass
 
 
 def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertContext, *, id_base: int,
               id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
-              src_key_columns: tuple[str, ...]) -> PlanResult:
+              src_key_columns: tuple[str, ...], taken_keys: list[tuple[tuple[Any, ...], str]]) -> PlanResult:
     """Give every row of ``plan.source`` its fate and compute the target rows into the temp table ``plan_out``.
 
     ``id_start``: IDs already issued in this (table, type digit) sequence (an incremental run continues it);
     ``prior_keys``: keys converted by earlier runs of the branch (excluded as R-ALREADY-CONVERTED);
     ``limits``: the target's text column sizes; ``truncate``: target columns the config allows to cut.
     """
-    register_strip(con)
+    register_udfs(con)
     src = f"{_q(src_schema(plan.source_db))}.{_q(plan.source_table)}"
     res = PlanResult(plan.source)
     # 1. the mapping tables, one Python call per distinct value
@@ -71,12 +79,20 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
         values = con.sql(f"SELECT DISTINCT {m.source} AS v FROM {src} AS s").to_arrow_table().column("v")
         con.register(f"map_{m.name}", mapping_table(ctx, m.fn, values.combine_chunks()))
         joins.append(f"LEFT JOIN map_{m.name} AS {m.name} ON {m.name}.v IS NOT DISTINCT FROM ({m.source})")
+    # the source values of the mapped columns whose mapping feeds a side report (text fixes, unmapped units)
+    side = [m for m in plan.mappings if m.name in {f"text_{c.lower()}" for c in plan.text_fix_columns} |
+            {f"unit_{c.lower()}" for c in plan.unit_columns}]
     key_n = len(plan.key)
     con.execute("DROP TABLE IF EXISTS plan_prior")
-    con.execute("CREATE TEMP TABLE plan_prior (" + ", ".join(f"k{i} VARCHAR" for i in range(key_n)) + ")")
-    if prior_keys:
-        con.executemany(f"INSERT INTO plan_prior VALUES ({', '.join('?' * key_n)})",
-                        [[None if v is None else str(v) for v in k] for k in prior_keys])
+    con.execute("CREATE TEMP TABLE plan_prior (" + ", ".join(f"k{i} VARCHAR" for i in range(key_n)) +
+                ", _code VARCHAR, _detail VARCHAR)")
+    # keys converted before this table: by an earlier run (excluded), or from elsewhere in this run (a duplicate)
+    existing: dict[tuple[Any, ...], tuple[str, str | None]] = {tuple(k): ("R-ALREADY-CONVERTED", None)
+                                                               for k in prior_keys}
+    existing.update({tuple(k): ("Q-DUPLICATE-KEY", detail) for k, detail in taken_keys})
+    if existing:
+        con.executemany(f"INSERT INTO plan_prior VALUES ({', '.join('?' * (key_n + 2))})",
+                        [[*(None if v is None else str(v) for v in k), *fate] for k, fate in existing.items()])
     # 2. the cascade before the key check
     pre = " ".join(f"WHEN {r.when} THEN '{r.code}'" for r in plan.cascade)
     pre_detail = " ".join(f"WHEN {r.when} THEN {r.detail}" for r in plan.cascade)
@@ -95,29 +111,31 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
         for col, n in limits.items() if col in plan.columns)
     key_sql = ", ".join(f"({k}) AS k{i}" for i, k in enumerate(plan.key))
     prior_match = " AND ".join(f"p.k{i} IS NOT DISTINCT FROM CAST(r.k{i} AS VARCHAR)" for i in range(key_n))
-    part = ", ".join(f"k{i}" for i in range(key_n))
+    part = ", ".join(f"r.k{i}" for i in range(key_n))
+    order = ", ".join([*plan.order, "s.rowid"])
     src_key = " || '|' || ".join(f"'{c}=' || coalesce(CAST(py_strip(CAST(s.{_q(c)} AS VARCHAR)) AS VARCHAR), 'None')"
                                  for c in src_key_columns)
     con.execute("DROP TABLE IF EXISTS plan_rows")
     con.execute(f"""
         CREATE TEMP TABLE plan_rows AS
         WITH base AS (
-            SELECT s.rowid AS _rid, '{plan.source}|' || {src_key} AS _src_key,
+            SELECT s.rowid AS _srow, row_number() OVER (ORDER BY {order}) AS _rid,
+                   '{plan.source}|' || {src_key} AS _src_key,
                    CASE {pre} ELSE NULL END AS _pre, CASE {pre_detail} ELSE NULL END AS _pre_detail,
-                   {key_sql}, {tgt}
-            FROM {src} AS s {' '.join(joins)}
+                   {key_sql}, {tgt}{''.join(f", ({m.source}) AS {_q('_m_' + m.name)}" for m in side)}
+            FROM {src} AS s {' '.join(joins)} {' '.join(plan.joins)}
         ), fitted AS (
             SELECT base.*, {', '.join(final)} FROM base
         ), checked AS (
             SELECT fitted.*, CASE {too_long or 'WHEN false THEN NULL'} ELSE NULL END AS _too_long FROM fitted
         ), r AS (
-            SELECT r.*, EXISTS (SELECT 1 FROM plan_prior p WHERE {prior_match}) AS _prior,
+            SELECT r.*, p._code AS _prior, p._detail AS _prior_detail,
                    min(_rid) FILTER (WHERE _pre IS NULL AND _too_long IS NULL) OVER (PARTITION BY {part}) AS _first
-            FROM checked AS r
+            FROM checked AS r LEFT JOIN plan_prior p ON {prior_match}
         )
         SELECT *,
                CASE WHEN _pre IS NOT NULL THEN _pre
-                    WHEN _prior THEN 'R-ALREADY-CONVERTED'
+                    WHEN _prior IS NOT NULL THEN _prior
                     WHEN _rid = _first THEN ''
                     WHEN _first IS NULL OR _rid < _first THEN 'Q-VALUE-TOO-LONG'
                     ELSE 'Q-DUPLICATE-KEY' END AS _code
@@ -131,8 +149,9 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                CASE WHEN _code IN ('', 'Q-VALUE-TOO-LONG') THEN {id_base} + {plan.id_type_digit} * {ID_WINDOW}
                          + {id_start} + row_number() OVER (PARTITION BY _code IN ('', 'Q-VALUE-TOO-LONG') ORDER BY _rid)
                     END AS _id,
-               CASE _code WHEN 'Q-VALUE-TOO-LONG' THEN _too_long WHEN 'Q-DUPLICATE-KEY' THEN {plan.key_detail}
-                          ELSE _pre_detail END AS _detail
+               CASE WHEN _pre IS NOT NULL THEN _pre_detail WHEN _prior IS NOT NULL THEN _prior_detail
+                    WHEN _code = 'Q-VALUE-TOO-LONG' THEN _too_long WHEN _code = 'Q-DUPLICATE-KEY' THEN {plan.key_detail}
+                    END AS _detail
         FROM plan_rows
     """)
     n_conv, n_ids = con.execute("SELECT count(*) FILTER (WHERE _kind = 'converted'), count(_id) FROM plan_rows"
@@ -145,12 +164,14 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     res.converted, res.ids_issued, res.restored = n_conv, n_ids, sum(res.fates.values())
     # the rows the rules carried to the target (converted, or cut by the length check): their side records
     reached = "(_kind = 'converted' OR _code = 'Q-VALUE-TOO-LONG')"
-    for tcol, scol in plan.text_fix_columns.items():
-        for before, after in con.execute(
-                f"SELECT s.{_q(scol)}, m.fixed FROM plan_rows r JOIN {src} s ON s.rowid = r._rid "
-                f"JOIN map_text_{tcol.lower()} m ON m.v IS NOT DISTINCT FROM s.{_q(scol)} "
-                f"WHERE {reached} AND m.converted ORDER BY r._rid").fetchall():
-            res.text_fixes.append((plan.source, scol, before, after))
+    fixes = []  # row by row, and within a row in the plan's column order (as the rules build a row)
+    for i, (tcol, label) in enumerate(plan.text_fix_columns.items()):
+        name = f"text_{tcol.lower()}"
+        for rid, before, after in con.execute(
+                f"SELECT r._rid, m.v, m.fixed FROM plan_rows r JOIN map_{name} m ON m.v IS NOT DISTINCT FROM "
+                f"r.{_q('_m_' + name)} WHERE {reached} AND m.converted").fetchall():
+            fixes.append((rid, i, (plan.source, label, before, after)))
+    res.text_fixes = [f for _r, _i, f in sorted(fixes, key=lambda x: (x[0], x[1]))]
     cuts = []  # row by row, and within a row in the config's order (as the rules cut them)
     order = [c.split(".", 1)[1] for c in truncate if c.split(".", 1)[0] == plan.target]
     for i, tcol in enumerate(dict.fromkeys(order)):
@@ -162,14 +183,15 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                 cuts.append((rid, i, {"rule": "T-TRUNCATE", "source_key": key, "column": f"{plan.target}.{tcol}",
                                       "before": before, "after": after}))
     res.truncations = [c for _r, _i, c in sorted(cuts, key=lambda x: (x[0], x[1]))]
-    for tcol, scol in plan.unit_columns.items():
+    for tcol in plan.unit_columns:
+        name = f"unit_{tcol.lower()}"
         res.unmapped_units |= {u for (u,) in con.execute(
-            f"SELECT DISTINCT r.{_q('t_' + tcol)} FROM plan_rows r JOIN {src} s ON s.rowid = r._rid "
-            f"JOIN map_unit_{tcol.lower()} m ON m.v IS NOT DISTINCT FROM s.{_q(scol)} WHERE {reached} AND m.unmapped"
+            f"SELECT DISTINCT r.{_q('t_' + tcol)} FROM plan_rows r JOIN map_{name} m ON m.v IS NOT DISTINCT FROM "
+            f"r.{_q('_m_' + name)} WHERE {reached} AND m.unmapped"
         ).fetchall()}
     # quarantined rows keep every source value (as the Python sink writes them)
     qrows = con.sql(f"SELECT r._code, r._detail, r._src_key, s.* FROM plan_rows r JOIN {src} s "
-                        "ON s.rowid = r._rid WHERE r._kind = 'quarantined' ORDER BY r._rid").to_arrow_table()
+                        "ON s.rowid = r._srow WHERE r._kind = 'quarantined' ORDER BY r._rid").to_arrow_table()
     for batch in qrows.to_batches():  # every batch: DuckDB splits results at 122,880 rows
         for row in cv.upper_rows(batch):
             code, detail, key = row.pop("_CODE"), row.pop("_DETAIL"), row.pop("_SRC_KEY")
@@ -194,3 +216,9 @@ def converted_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan, value_column
     """(key…, id, value columns…) of the converted rows, in restore order (for lookups and the ID registry)."""
     sel = ", ".join([*(f"k{i}" for i in range(len(plan.key))), "_id", *(_q(c) for c in value_columns)])
     return con.execute(f"SELECT {sel} FROM plan_rows WHERE _kind = 'converted' ORDER BY _rid").fetchall()
+
+
+def quarantined_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> list[tuple[Any, ...]]:
+    """(key…, reason) of the quarantined rows of the last :func:`run_plan`, in the order they were taken."""
+    sel = ", ".join([*(f"k{i}" for i in range(len(plan.key))), "_code"])
+    return con.execute(f"SELECT {sel} FROM plan_rows WHERE _kind = 'quarantined' ORDER BY _rid").fetchall()

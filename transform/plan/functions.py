@@ -8,13 +8,14 @@ not per row) and who loops (DuckDB joins, not Python).
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import duckdb
 import pyarrow as pa
 
 from transform import convert as cv
-from transform.codes import fix_text, map_distinct, nam_tk_bucket, new_unit_code
+from transform.codes import channel_code, fix_text, map_distinct, nam_tk_bucket, new_unit_code
 
 # name -> (outputs as (column, arrow type), fn(ctx, value) -> tuple of outputs)
 FUNCTIONS: dict[str, tuple[tuple[tuple[str, pa.DataType], ...], Callable[[cv.ConvertContext, Any], tuple[Any, ...]]]] = {
@@ -30,6 +31,12 @@ FUNCTIONS: dict[str, tuple[tuple[tuple[str, pa.DataType], ...], Callable[[cv.Con
     "nam_tk": ((("bucket", pa.int32()),), lambda ctx, v: (nam_tk_bucket(v),)),
     # TCVN3 → Unicode where detected, NFC always; and whether it was TCVN3 (the text-fix report)
     "text": ((("fixed", pa.string()), ("converted", pa.bool_())), lambda ctx, v: fix_text(v)),
+    # the channel (Phân luồng) as a number: 3 red, 2 yellow, 1 green, 0 otherwise (Unicode and TCVN3 spellings)
+    "channel": ((("code", pa.int16()),), lambda ctx, v: (channel_code(v),)),
+    # a date as the contract key spells it (YYYYMMDD; '' when absent)
+    "ymd": ((("text", pa.string()),), lambda ctx, v: (v.strftime("%Y%m%d") if isinstance(v, datetime) else "",)),
+    # a value as Python prints it (the quarantine's details name values so)
+    "str": ((("text", pa.string()),), lambda ctx, v: (str(v),)),
 }
 
 
@@ -38,7 +45,7 @@ def _unit(ctx: cv.ConvertContext, legacy: str | None) -> tuple[str | None, bool]
     return u, bool(u is not None and legacy is not None and legacy.strip() not in ctx.unit_map and u != "")
 
 
-def register_strip(con: duckdb.DuckDBPyConnection) -> None:
+def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
     """``py_strip(text)``: Python's ``str.strip`` (every Unicode space, as the rules trim CHAR padding) as an Arrow
     UDF over distinct values — DuckDB's ``trim`` strips only the ASCII space."""
     try:

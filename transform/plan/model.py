@@ -50,8 +50,17 @@ class TablePlan:
     id_type_digit: int
     registry_kind: str                      # the ID registry kind of the key (transform/registry.py)
     mappings: tuple[Mapping, ...] = ()
-    text_fix_columns: dict[str, str] = field(default_factory=dict)  # target column -> source column (TCVN3)
-    unit_columns: dict[str, str] = field(default_factory=dict)      # target column -> source column (unit map)
+    # target column -> the column name the text-fix report gives (TCVN3 → Unicode; mapping ``text_<column>``)
+    text_fix_columns: dict[str, str] = field(default_factory=dict)
+    # target columns mapped by the unit map (mapping ``unit_<column>``): unmapped units are a finding
+    unit_columns: tuple[str, ...] = ()
+    # the order rows are taken in (SQL over ``s``; the restore order breaks ties): the first of a key converts,
+    # IDs are numbered in it, and every list (quarantine, text fixes, truncations) follows it
+    order: tuple[str, ...] = ()
+    # further joins (SQL, after the mapping joins): other staging tables, or lookup tables the step registers
+    # under the names in ``lookups`` (what earlier tables converted: contracts, blocked declarations…)
+    joins: tuple[str, ...] = ()
+    lookups: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:

@@ -46,5 +46,5 @@ def sx_item_plan(loai: int, branch_offices: frozenset[str]) -> TablePlan:
             Mapping("text_ten_vat_tu", f"s.{name}", "text", ("fixed", "converted")),
             Mapping("unit_ma_dvt", "s.MA_DVT", "unit", ("new", "unmapped")),
         ),
-        text_fix_columns={"TEN_VAT_TU": name}, unit_columns={"MA_DVT": "MA_DVT"},
+        text_fix_columns={"TEN_VAT_TU": name}, unit_columns=("MA_DVT",),
     )
