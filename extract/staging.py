@@ -233,8 +233,16 @@ def read_ordered(con: duckdb.DuckDBPyConnection, db: str, table: str, order_by: 
                  batch_rows: int) -> Iterator[pa.RecordBatch]:
     """A restored table ordered by (trimmed) key columns, so groups arrive whole."""
     check_ident(table, "table name")
-    order = ", ".join(f'trim(CAST("{check_ident(c, "column")}" AS VARCHAR))' for c in order_by)
-    yield from con.sql(f'SELECT * FROM "{src_schema(db)}"."{table}" ORDER BY {order}').to_arrow_reader(batch_rows)
+    yield from con.sql(f'SELECT * FROM "{src_schema(db)}"."{table}" ORDER BY {group_order(order_by)}'
+                       ).to_arrow_reader(batch_rows)
+
+
+def group_order(order_by: list[str], alias: str = "") -> str:
+    """The order of :func:`read_ordered`: the trimmed key columns as text, then the restore order (a total order,
+    so that which of two equal keys comes first — converted or duplicate — never depends on the sort)."""
+    a = f"{alias}." if alias else ""
+    cols = [f'trim(CAST({a}"{check_ident(c, "column")}" AS VARCHAR))' for c in order_by]
+    return ", ".join([*cols, f"{a}rowid"])
 
 
 def write_quarantine(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:

@@ -24,6 +24,7 @@ from extract.legacy_schema import TABLES_BY_DB, legacy_table
 from load.central_model import arrow_schema_of, text_limits
 from load.snapshot import SRC_KEY, SnapshotWriter
 from transform.plan import declarations as decl_plan
+from transform.plan import slxnk_lines as line_plan
 from transform.plan.engine import converted_batches, converted_keys, quarantined_keys, run_plan
 from transform.plan.model import TablePlan
 from transform.plan.cx_items import cx_item_plan
@@ -72,9 +73,11 @@ class _Sink:
     def take_arrow(self, target: str, batch: pa.RecordBatch) -> None:
         """Target rows a conversion plan computed (transform/plan/): buffered and written in the same
         ``batch_rows`` chunks as rows taken one by one, so the snapshot's bytes do not depend on who converted."""
-        if self.buf.get(target):
-            raise AssertionError(f"{target} receives rows from both a plan and the Python rules")
         pending = self.arrow_buf.setdefault(target, [])
+        if self.buf.get(target):  # rows the Python rules gave this table before: they go first, in the same chunks
+            schema = arrow_schema_of(target).append(pa.field(SRC_KEY, pa.string()))
+            pending.insert(0, cv.to_batch(self.buf[target], schema))
+            self.buf[target] = []
         pending.append(batch)
         total = sum(b.num_rows for b in pending)
         if total >= self.batch_rows:
@@ -105,6 +108,8 @@ class _Sink:
             if len(self.registrations) >= self.batch_rows:
                 self.flush_registrations()
             for target, trow in fate.rows:
+                if self.arrow_buf.get(target):
+                    raise AssertionError(f"{target}: rows of the Python rules after rows of a plan")
                 trow[SRC_KEY] = src_key
                 b = self.buf.setdefault(target, [])
                 b.append(trow)
@@ -239,8 +244,8 @@ def run(ctx: StepContext) -> StepOutcome:
                                    meta["_CT_LAN_DC_CT"]))
                 sink.take(src_table[meta["_SRC"]], line, fate)
         each("SXXK", "DHANGMDDC_CT", lambda r: cv.dc_ct_fate(r, chosen_ct, lk, cctx))
-        grouped("SLXNK", "DHangMD", ["SoTK", "Ma_LH", "Ma_HQ", "NamDK"],
-                lambda r, s: cv.convert_slxnk_line(r, cctx, lk, s))
+        if in_scope("SLXNK", "DHangMD"):  # by plan (transform/plan/)
+            take_plan(con, sink, line_plan.slxnk_line_plan(), cctx, ids, lk, cfg.truncate)
         each("SXXK", "DNPLNHAP", lambda r: cv.convert_stock(r, cctx, ids, lk))
         each("SLXNK", "ecsNPLTCU", lambda r: cv.convert_self_supplied(r, cctx, ids, lk))
         grouped("SLXNK", "ecsNPLTCU_CT", ["SoTK", "Ma_LH", "Ma_HQ", "NamDK", "NPLP_Code"],
@@ -344,15 +349,41 @@ def plan_lookups(plan: TablePlan, lk: cv.Lookups) -> dict[str, pa.Table]:
                                   "hd_id": [v[0] for _k, v in items], "liquidated": [v[1] for _k, v in items]},
                                  schema=pa.schema([*(pa.field(f"c{i}", pa.string()) for i in range(4)),
                                                    pa.field("hd_id", pa.int64()), pa.field("liquidated", pa.int64())]))
+        elif name == line_plan.DECLS:
+            prior = lk.prior.get("decls", set())
+            out[name] = _table([("k0", pa.string()), ("k1", pa.string()), ("k2", pa.string()), ("k3", pa.string()),
+                                ("tk_id", pa.int64()), ("hd_id", pa.int64()), ("ma_dv", pa.string()),
+                                ("db", pa.string()), ("prior", pa.bool_())],
+                               ([*_texts(k), v[0], v[1], v[2], cv.decl_db(v), k in prior] for k, v in lk.decls.items()))
+        elif name == line_plan.QDECLS:
+            out[name] = _table([("k0", pa.string()), ("k1", pa.string()), ("k2", pa.string()), ("k3", pa.string()),
+                                ("db", pa.string()), ("reason", pa.string())],
+                               ([*_texts(k), db, why] for (db, k), why in lk.quarantined_decls.items()))
+        elif name == line_plan.GC_ITEMS:
+            out[name] = _table([("hd_id", pa.int64()), ("ma_vt", pa.string()), ("loai", pa.int64()),
+                                ("vt_id", pa.int64())], ([*k, v] for k, v in lk.gc_items.items()))
+        elif name == line_plan.CX_ITEMS:
+            out[name] = _table([("c0", pa.string()), ("c1", pa.string()), ("c2", pa.string()), ("c3", pa.int64()),
+                                ("vt_id", pa.int64())], ([*k, v] for k, v in lk.cx_items.items()))
         else:
             raise KeyError(f"no lookup table {name!r} for plan {plan.source}")
     return out
 
 
+def _texts(key: tuple[Any, ...]) -> list[str | None]:
+    return [None if v is None else str(v) for v in key]
+
+
+def _table(fields: list[tuple[str, pa.DataType]], rows: Iterable[list[Any]]) -> pa.Table:
+    """A lookup table from rows (of what earlier tables converted: keys, never whole source rows)."""
+    rows = list(rows)
+    return pa.table({n: pa.array([r[i] for r in rows], type=t) for i, (n, t) in enumerate(fields)})
+
+
 def _taken(plan: TablePlan, lk: cv.Lookups) -> tuple[list[tuple[Any, ...]], list[tuple[tuple[Any, ...], str]]]:
     """Keys of ``plan``'s registry kind converted before it: by an earlier run (prior), or — declarations — from
     the other source database (a duplicate, also in later runs)."""
-    prior = sorted(lk.prior.get(plan.registry_kind, ()), key=str)
+    prior = sorted(lk.prior.get(plan.registry_kind, ()), key=str) if plan.registry_kind else []
     if plan.registry_kind != "decls":
         return prior, []
     taken = []
@@ -384,10 +415,10 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
         sink.take_arrow(plan.target, batch)
     # what later rules look up, and the ID registry: the values the rules remember are those before a
     # T-TRUNCATE cut (the sink cuts the target row only)
-    columns, entry = LOOKUP_ENTRY[plan.registry_kind]
-    table = getattr(lk, plan.registry_kind)
     n_key = len(plan.key)
-    for row in converted_keys(con, plan, columns):
+    columns, entry = LOOKUP_ENTRY[plan.registry_kind] if plan.registry_kind else ([], None)
+    table = getattr(lk, plan.registry_kind) if plan.registry_kind else {}
+    for row in converted_keys(con, plan, columns) if plan.registry_kind else ():
         k = tuple(row[:n_key])
         table[k] = entry(plan, *row[n_key:])
         sink.registrations.append(registry.encode(plan.registry_kind, k, table[k]))

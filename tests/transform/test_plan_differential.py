@@ -13,11 +13,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from extract import staging
-from pipelines.steps.pl4_05_convert import _rows, _Sink, take_plan
+from pipelines.steps.pl4_05_convert import _grouped, _rows, _Sink, take_plan
 from sample_data.generator import GenParams, generate_branch
 from transform import convert as cv, registry
 from transform.codes import office_map, unit_map
 from transform.plan.cx_items import cx_item_plan
+from transform.plan.slxnk_lines import slxnk_line_plan
 from transform.plan.sx_items import sx_item_plan
 
 OFFICES = frozenset({"C47D", "C47D01"})
@@ -202,6 +203,11 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
     lk.contracts.update(contracts or {})
     for r in _rows(staging.read_table(con, "SLXNK", "DHDGC", 50), "SLXNK.DHDGC"):  # the Python rules, both ways
         sink.take("SLXNK.DHDGC", r, cv.convert_contract(r, ctx, ids, lk))
+    for src in cv.GC_ITEM_SOURCES:  # the catalogs the lines link to: the same both ways
+        for r in _rows(staging.read_table(con, "SLXNK", src, 50), f"SLXNK.{src}"):
+            sink.take(f"SLXNK.{src}", r, cv.convert_gc_item(r, src, ctx, ids, lk))
+    for is_in in (True, False):
+        take_plan(con, sink, cx_item_plan(is_in, ctx.branch_offices), ctx, ids, lk, truncate)
     for db, table in (("SXXK", "DTOKHAIMD"), ("SLXNK", "DToKhaiMD")):
         if planned:
             take_plan(con, sink, declaration_plan(db, ctx.branch_offices, ctx.freeze_at), ctx, ids, lk, truncate)
@@ -213,9 +219,17 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
     # what the children see: the ecsToKhaiMD rows' fates depend on the declarations converted and quarantined
     for r in _rows(staging.read_table(con, "SLXNK", "ecsToKhaiMD", 50), "SLXNK.ecsToKhaiMD"):
         sink.take("SLXNK.ecsToKhaiMD", r, cv.ecs_fate(r, lk, ctx))
+    if planned:  # the goods lines of GC and CX declarations
+        take_plan(con, sink, slxnk_line_plan(), ctx, ids, lk, truncate)
+    else:
+        for grp in _grouped(staging.read_ordered(con, "SLXNK", "DHangMD", ["SoTK", "Ma_LH", "Ma_HQ", "NamDK"], 5),
+                            ["SoTK", "Ma_LH", "Ma_HQ", "NamDK"], "SLXNK.DHangMD"):
+            seen: set = set()
+            for r in grp:
+                sink.take("SLXNK.DHangMD", r, cv.convert_slxnk_line(r, ctx, lk, seen))
     sink.flush()
     snap = writer.close({"id_registry_delta.parquet": sink.close_registrations()})
-    return {"files": snap["tables"], "registry": snap["files"], "fates": dict(sink.fates),
+    return {"files": snap["tables"], "registry": snap["files"], "fates": dict(sink.fates), "units": lk.unmapped_units,
             "quarantine": sink.quarantine, "truncations": sink.truncations, "text_fixes": lk.text_fixes,
             "decls": lk.decls, "quarantined_decls": lk.quarantined_decls, "seq": ids.seq}
 
@@ -334,9 +348,22 @@ def test_every_declaration_rule_converts_the_same_by_plan_and_by_rules(tmp_path:
     con.executemany('INSERT INTO src_slxnk."ecsToKhaiMD" ("SoTK", "Ma_LH", "Ma_HQ", "NamDK", "SoTN", "NamTN", '
                     '"MessageId", "NgayTN") VALUES (?, ?, ?, ?, ?, 2013, \' M1 \', TIMESTAMP \'2013-05-06\')',
                     [[r[0], r[1], r[2], r[3], [None, 7][i % 2]] for i, r in enumerate(rows[::7])])
+    # goods lines of the SLXNK declarations: line numbers repeated, missing, negative quantities, names, units
+    lines = []
+    for i, r in enumerate(rows[::3] + rows[:40]):
+        for j in range(1 + i % 6):  # numbers 1, 2, 2 (a duplicate), none, 3 (too long a name), 4 (negative)
+            lines.append([r[0], r[1] if j != 2 else (r[1] or "") + " ", r[2], r[3], [1, 2, 2, None, 3, 4][j],
+                          ["NVAI", "SAO", " N", None, "X1", "N1"][j], ["Vải", "V¶i", None, "Áo", "z" * 300, "x"][j],
+                          ["KGM", "001", "999", None][(i + j) % 4], [1.5, None, 2, 1, 1, -2][j], 12.345678, 3.1])
+    con.executemany('INSERT INTO src_slxnk."DHangMD" ("SoTK", "Ma_LH", "Ma_HQ", "NamDK", "STTHang", "Ma_Phu", '
+                    '"Ten_Hang", "Ma_DVT", "Luong", "DGia_KB", "TriGia_KB") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+                    lines)
     contracts = {("HD1", "C47D", "0100101308", "20130102"): (7, 0, "47D1"),
                  ("HD2", "C47D01", "0100101308", "20130102"): (8, 1, "47D1")}
     oracle = _compare_decls(con, tmp_path, ["DTO_KHAI_MD.DV_DT"], contracts=contracts)
+    line_codes = {c for (src, _k, c) in oracle["fates"] if src == "SLXNK.DHangMD"}
+    assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-DUPLICATE-KEY", "R-DECL-NOT-SELECTED", "Q-PARENT-QUARANTINED",
+            "Q-VALUE-TOO-LONG"} <= line_codes, line_codes
     codes = {c for (_s, _k, c) in oracle["fates"]}
     assert {"", "Q-NULL-KEY", "R-OTHER-OFFICE", "R-SXXK-LIQUIDATED", "Q-IMPOSSIBLE-DATE", "R-SL-REGIME",
             "Q-GC-NO-CONTRACT", "R-GC-CONTRACT-LIQUIDATED", "Q-DUPLICATE-KEY", "Q-VALUE-TOO-LONG"} <= codes, codes

@@ -115,6 +115,10 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     order = ", ".join([*plan.order, "s.rowid"])
     src_key = " || '|' || ".join(f"'{c}=' || coalesce(CAST(py_strip(CAST(s.{_q(c)} AS VARCHAR)) AS VARCHAR), 'None')"
                                  for c in src_key_columns)
+    after_key = " ".join(f"WHEN _rid = _first AND {r.when} THEN '{r.code}'" for r in plan.after_key)
+    after_detail = " ".join(f"WHEN _code = '{r.code}' AND _pre IS NULL AND _prior IS NULL THEN {r.detail}"
+                            for r in plan.after_key)
+    first = "''" if plan.too_long_frees_key else "CASE WHEN _too_long IS NULL THEN '' ELSE 'Q-VALUE-TOO-LONG' END"
     con.execute("DROP TABLE IF EXISTS plan_rows")
     con.execute(f"""
         CREATE TEMP TABLE plan_rows AS
@@ -122,7 +126,7 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
             SELECT s.rowid AS _srow, row_number() OVER (ORDER BY {order}) AS _rid,
                    '{plan.source}|' || {src_key} AS _src_key,
                    CASE {pre} ELSE NULL END AS _pre, CASE {pre_detail} ELSE NULL END AS _pre_detail,
-                   {key_sql}, {tgt}{''.join(f", ({m.source}) AS {_q('_m_' + m.name)}" for m in side)}
+                   {key_sql}, {tgt}{''.join(f", ({v}) AS {_q(k)}" for k, v in plan.carry.items())}{''.join(f", ({m.source}) AS {_q('_m_' + m.name)}" for m in side)}
             FROM {src} AS s {' '.join(joins)} {' '.join(plan.joins)}
         ), fitted AS (
             SELECT base.*, {', '.join(final)} FROM base
@@ -130,13 +134,15 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
             SELECT fitted.*, CASE {too_long or 'WHEN false THEN NULL'} ELSE NULL END AS _too_long FROM fitted
         ), r AS (
             SELECT r.*, p._code AS _prior, p._detail AS _prior_detail,
-                   min(_rid) FILTER (WHERE _pre IS NULL AND _too_long IS NULL) OVER (PARTITION BY {part}) AS _first
+                   min(_rid) FILTER (WHERE _pre IS NULL{' AND _too_long IS NULL' if plan.too_long_frees_key else ''})
+                       OVER (PARTITION BY {part}) AS _first
             FROM checked AS r LEFT JOIN plan_prior p ON {prior_match}
         )
         SELECT *,
                CASE WHEN _pre IS NOT NULL THEN _pre
                     WHEN _prior IS NOT NULL THEN _prior
-                    WHEN _rid = _first THEN ''
+                    {after_key}
+                    WHEN _rid = _first THEN {first}
                     WHEN _first IS NULL OR _rid < _first THEN 'Q-VALUE-TOO-LONG'
                     ELSE 'Q-DUPLICATE-KEY' END AS _code
         FROM r
@@ -146,10 +152,11 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
         SELECT *, CASE WHEN _code = '' THEN 'converted' WHEN _code LIKE 'Q-%' THEN 'quarantined' ELSE 'excluded' END
                       AS _kind,
                -- the rules issue an ID to every row they convert, also to one the length check then sets aside
-               CASE WHEN _code IN ('', 'Q-VALUE-TOO-LONG') THEN {id_base} + {plan.id_type_digit} * {ID_WINDOW}
+               CASE WHEN {'false' if plan.id_column is None else 'true'} AND _code IN ('', 'Q-VALUE-TOO-LONG') THEN {id_base} + {plan.id_type_digit} * {ID_WINDOW}
                          + {id_start} + row_number() OVER (PARTITION BY _code IN ('', 'Q-VALUE-TOO-LONG') ORDER BY _rid)
                     END AS _id,
                CASE WHEN _pre IS NOT NULL THEN _pre_detail WHEN _prior IS NOT NULL THEN _prior_detail
+                    {after_detail}
                     WHEN _code = 'Q-VALUE-TOO-LONG' THEN _too_long WHEN _code = 'Q-DUPLICATE-KEY' THEN {plan.key_detail}
                     END AS _detail
         FROM plan_rows
@@ -204,7 +211,7 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
 def converted_batches(con: duckdb.DuckDBPyConnection, plan: TablePlan, schema: pa.Schema, src_key_name: str,
                       batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The converted rows of the last :func:`run_plan`, in restore order, in the snapshot's schema."""
-    cols = [f"_id AS {_q(plan.id_column)}" if f.name == plan.id_column else
+    cols = [f"_id AS {_q(plan.id_column)}" if plan.id_column and f.name == plan.id_column else
             f"_src_key AS {_q(src_key_name)}" if f.name == src_key_name else _q(f.name) for f in schema]
     reader = con.sql(f"SELECT {', '.join(cols)} FROM plan_rows WHERE _kind = 'converted' ORDER BY _rid"
                      ).to_arrow_reader(batch_rows)

@@ -15,7 +15,8 @@ import duckdb
 import pyarrow as pa
 
 from transform import convert as cv
-from transform.codes import channel_code, fix_text, map_distinct, nam_tk_bucket, new_unit_code
+from transform.codes import (channel_code, fix_text, kind_of, map_distinct, nam_tk_bucket, new_unit_code,
+                             strip_kind_prefix)
 
 # name -> (outputs as (column, arrow type), fn(ctx, value) -> tuple of outputs)
 FUNCTIONS: dict[str, tuple[tuple[tuple[str, pa.DataType], ...], Callable[[cv.ConvertContext, Any], tuple[Any, ...]]]] = {
@@ -35,6 +36,9 @@ FUNCTIONS: dict[str, tuple[tuple[tuple[str, pa.DataType], ...], Callable[[cv.Con
     "channel": ((("code", pa.int16()),), lambda ctx, v: (channel_code(v),)),
     # a date as the contract key spells it (YYYYMMDD; '' when absent)
     "ymd": ((("text", pa.string()),), lambda ctx, v: (v.strftime("%Y%m%d") if isinstance(v, datetime) else "",)),
+    # the item code of a Ma_Phu / P_Code: (trimmed code, the code without its kind letter, the kind's LOAI_HANG)
+    "kind": ((("ma_phu", pa.string()), ("ma_vt", pa.string()), ("loai", pa.int16())),
+             lambda ctx, v: (cv.t(v) or "", strip_kind_prefix(cv.t(v) or "") or "", kind_of(cv.t(v) or ""))),
     # a value as Python prints it (the quarantine's details name values so)
     "str": ((("text", pa.string()),), lambda ctx, v: (str(v),)),
 }

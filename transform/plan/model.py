@@ -46,9 +46,9 @@ class TablePlan:
     key_detail: str                         # SQL text naming the duplicate, e.g. 'MA_NPL=' || …
     cascade: tuple[Rule, ...]               # before the key check, in order
     columns: dict[str, str]                 # target column -> SQL expression (the ID column excluded)
-    id_column: str
+    id_column: str | None                   # the column that gets a new 14-digit ID (None: the rows get none)
     id_type_digit: int
-    registry_kind: str                      # the ID registry kind of the key (transform/registry.py)
+    registry_kind: str | None               # the ID registry kind of the key (transform/registry.py)
     mappings: tuple[Mapping, ...] = ()
     # target column -> the column name the text-fix report gives (TCVN3 → Unicode; mapping ``text_<column>``)
     text_fix_columns: dict[str, str] = field(default_factory=dict)
@@ -61,6 +61,13 @@ class TablePlan:
     # under the names in ``lookups`` (what earlier tables converted: contracts, blocked declarations…)
     joins: tuple[str, ...] = ()
     lookups: tuple[str, ...] = ()
+    # rules for the first occurrence of a key, before it converts (e.g. its parent was quarantined); they read
+    # the values ``carry`` computes per row (alias -> SQL over ``s`` and the joins)
+    after_key: tuple[Rule, ...] = ()
+    carry: dict[str, str] = field(default_factory=dict)
+    # True (catalogs, declarations): a first occurrence too long for central frees the key for a later one (the
+    # rules forget its lookups); False (lines): the key stays taken, later occurrences are duplicates
+    too_long_frees_key: bool = True
 
     @property
     def source(self) -> str:
