@@ -84,15 +84,19 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
             {f"unit_{c.lower()}" for c in plan.unit_columns}]
     key_n = len(plan.key)
     con.execute("DROP TABLE IF EXISTS plan_prior")
-    con.execute("CREATE TEMP TABLE plan_prior (" + ", ".join(f"k{i} VARCHAR" for i in range(key_n)) +
-                ", _code VARCHAR, _detail VARCHAR)")
     # keys converted before this table: by an earlier run (excluded), or from elsewhere in this run (a duplicate)
     existing: dict[tuple[Any, ...], tuple[str, str | None]] = {tuple(k): ("R-ALREADY-CONVERTED", None)
                                                                for k in prior_keys}
     existing.update({tuple(k): ("Q-DUPLICATE-KEY", detail) for k, detail in taken_keys})
-    if existing:
-        con.executemany(f"INSERT INTO plan_prior VALUES ({', '.join('?' * (key_n + 2))})",
-                        [[*(None if v is None else str(v) for v in k), *fate] for k, fate in existing.items()])
+    keys = list(existing)  # one Arrow table, not one INSERT per key (a branch has tens of thousands)
+    cols = {f"k{i}": pa.array([None if k[i] is None else str(k[i]) for k in keys], pa.string()) for i in range(key_n)}
+    cols["_code"] = pa.array([existing[k][0] for k in keys], pa.string())
+    cols["_detail"] = pa.array([existing[k][1] for k in keys], pa.string())
+    con.register("plan_prior_in", pa.table(cols))
+    try:
+        con.execute("CREATE TEMP TABLE plan_prior AS SELECT * FROM plan_prior_in")
+    finally:
+        con.unregister("plan_prior_in")
     # 2. the cascade before the key check
     pre = " ".join(f"WHEN {r.when} THEN '{r.code}'" for r in plan.cascade)
     pre_detail = " ".join(f"WHEN {r.when} THEN {r.detail}" for r in plan.cascade)
