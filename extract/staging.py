@@ -206,27 +206,37 @@ _GOODS_COLS = ('"SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_PHU", "MA_NPL_SP", "STTHA
                '"NUOC_XX", "MA_DVT", "LUONG", "DGIA_KB", "DGIA_TT", "TRIGIA_KB", "TRIGIA_TT", "TS_XNK", "THUE_XNK"')
 
 
-def sxxk_goods_candidates(con: duckdb.DuckDBPyConnection, batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """Every SXXK goods line (TH, DC, DK) tagged with ``_SRC``, ordered by declaration, with the latest
-    DHANGMDDC_CT tax detail of each DC line attached (``_CT_*``)."""
+def sxxk_goods_sql() -> str:
+    """Every SXXK goods line (TH, DC, DK) tagged with ``_SRC`` and its table (``_SOURCE``), ``_ROW`` its row in that
+    table, DC lines with their latest DHANGMDDC_CT tax detail (``_CT_*``)."""
     s = "src_sxxk"
-    sql = f"""
+    return f"""
         WITH ct AS (
             SELECT *, row_number() OVER (PARTITION BY "SOTK", trim("MA_LH"), trim("MA_HQ"), "NAMDK", trim("MA_PHU"),
                                          "LAN_DC" ORDER BY "LAN_DC_CT" DESC) AS rn
             FROM {s}."DHANGMDDC_CT")
-        SELECT 'TH' AS "_SRC", NULL::INTEGER AS "LAN_DC", NULL::INTEGER AS "_CT_LAN_DC_CT",
-               NULL::DOUBLE AS "_CT_THUE_XNK", NULL::DOUBLE AS "_CT_THUE_VAT", {_GOODS_COLS} FROM {s}."DHANGMDTH"
+        SELECT 'TH' AS "_SRC", 'SXXK.DHANGMDTH' AS "_SOURCE", rowid AS "_ROW", NULL::INTEGER AS "LAN_DC",
+               NULL::INTEGER AS "_CT_LAN_DC_CT", NULL::DOUBLE AS "_CT_THUE_XNK", NULL::DOUBLE AS "_CT_THUE_VAT",
+               {_GOODS_COLS} FROM {s}."DHANGMDTH"
         UNION ALL
-        SELECT 'DK', NULL, NULL, NULL, NULL, {_GOODS_COLS} FROM {s}."DHANGMDDK"
+        SELECT 'DK', 'SXXK.DHANGMDDK', rowid, NULL, NULL, NULL, NULL, {_GOODS_COLS} FROM {s}."DHANGMDDK"
         UNION ALL
-        SELECT 'DC', dc."LAN_DC", ct."LAN_DC_CT", ct."THUE_XNK", ct."THUE_VAT",
+        SELECT 'DC', 'SXXK.DHANGMDDC', dc.rowid, dc."LAN_DC", ct."LAN_DC_CT", ct."THUE_XNK", ct."THUE_VAT",
                {', '.join('dc.' + c.strip() for c in _GOODS_COLS.split(','))}
         FROM {s}."DHANGMDDC" dc LEFT JOIN ct ON ct.rn = 1 AND ct."SOTK" = dc."SOTK" AND trim(ct."MA_LH") = trim(dc."MA_LH")
              AND trim(ct."MA_HQ") = trim(dc."MA_HQ") AND ct."NAMDK" = dc."NAMDK" AND trim(ct."MA_PHU") = trim(dc."MA_PHU")
-             AND ct."LAN_DC" = dc."LAN_DC"
-        ORDER BY "SOTK", trim("MA_LH"), trim("MA_HQ"), "NAMDK", "_SRC", "MA_PHU" """
-    yield from con.sql(sql).to_arrow_reader(batch_rows)
+             AND ct."LAN_DC" = dc."LAN_DC" """
+
+
+# by declaration, kind (DC, DK, TH), MA_PHU, then the row of its table: a total order
+GOODS_ORDER = ('"SOTK"', 'trim("MA_LH")', 'trim("MA_HQ")', '"NAMDK"', '"_SRC"', '"MA_PHU"', '"_ROW"')
+
+
+def sxxk_goods_candidates(con: duckdb.DuckDBPyConnection, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Every SXXK goods line (TH, DC, DK) tagged with ``_SRC``, ordered by declaration, with the latest
+    DHANGMDDC_CT tax detail of each DC line attached (``_CT_*``)."""
+    yield from con.sql(f"SELECT * FROM ({sxxk_goods_sql()}) ORDER BY {', '.join(GOODS_ORDER)}"
+                       ).to_arrow_reader(batch_rows)
 
 
 def read_ordered(con: duckdb.DuckDBPyConnection, db: str, table: str, order_by: list[str],

@@ -25,6 +25,7 @@ from load.central_model import arrow_schema_of, text_limits
 from load.snapshot import SRC_KEY, SnapshotWriter
 from transform.plan import declarations as decl_plan
 from transform.plan import slxnk_lines as line_plan
+from transform.plan import sxxk_goods as goods_plan
 from transform.plan.engine import converted_batches, converted_keys, quarantined_keys, run_plan
 from transform.plan.model import TablePlan
 from transform.plan.cx_items import cx_item_plan
@@ -234,15 +235,9 @@ def run(ctx: StepContext) -> StepOutcome:
         each("SLXNK", "ecsToKhaiMD", lambda r: cv.ecs_fate(r, lk, cctx))
 
         chosen_ct: set[tuple] = set()
-        src_table = {"TH": "SXXK.DHANGMDTH", "DC": "SXXK.DHANGMDDC", "DK": "SXXK.DHANGMDDK"}
-        goods = staging.sxxk_goods_candidates(con, n) if in_scope("SXXK", "DHANGMDTH") else iter(())
-        for grp in _grouped(goods, ["SOTK", "MA_LH", "MA_HQ", "NAMDK"], "SXXK goods (TH/DC/DK)"):
-            for line, fate in cv.convert_sxxk_goods_group(grp, cctx, lk):
-                meta = {k: line.pop(k) for k in list(line) if k.startswith("_")}
-                if meta["_SRC"] == "DC" and fate.kind == "converted" and meta.get("_CT_LAN_DC_CT") is not None:
-                    chosen_ct.add((*cv.decl_key(line), cv.t(line["MA_PHU"]), line.get("LAN_DC"),
-                                   meta["_CT_LAN_DC_CT"]))
-                sink.take(src_table[meta["_SRC"]], line, fate)
+        if in_scope("SXXK", "DHANGMDTH"):  # by plan (transform/plan/)
+            take_plan(con, sink, goods_plan.sxxk_goods_plan(), cctx, ids, lk, cfg.truncate)
+            chosen_ct = sxxk_goods_lookups(con, lk)
         each("SXXK", "DHANGMDDC_CT", lambda r: cv.dc_ct_fate(r, chosen_ct, lk, cctx))
         if in_scope("SLXNK", "DHangMD"):  # by plan (transform/plan/)
             take_plan(con, sink, line_plan.slxnk_line_plan(), cctx, ids, lk, cfg.truncate)
@@ -353,8 +348,9 @@ def plan_lookups(plan: TablePlan, lk: cv.Lookups) -> dict[str, pa.Table]:
             prior = lk.prior.get("decls", set())
             out[name] = _table([("k0", pa.string()), ("k1", pa.string()), ("k2", pa.string()), ("k3", pa.string()),
                                 ("tk_id", pa.int64()), ("hd_id", pa.int64()), ("ma_dv", pa.string()),
-                                ("db", pa.string()), ("prior", pa.bool_())],
-                               ([*_texts(k), v[0], v[1], v[2], cv.decl_db(v), k in prior] for k, v in lk.decls.items()))
+                                ("xnsp", pa.string()), ("db", pa.string()), ("prior", pa.bool_())],
+                               ([*_texts(k), v[0], v[1], v[2], v[3], cv.decl_db(v), k in prior]
+                                for k, v in lk.decls.items()))
         elif name == line_plan.QDECLS:
             out[name] = _table([("k0", pa.string()), ("k1", pa.string()), ("k2", pa.string()), ("k3", pa.string()),
                                 ("db", pa.string()), ("reason", pa.string())],
@@ -365,6 +361,9 @@ def plan_lookups(plan: TablePlan, lk: cv.Lookups) -> dict[str, pa.Table]:
         elif name == line_plan.CX_ITEMS:
             out[name] = _table([("c0", pa.string()), ("c1", pa.string()), ("c2", pa.string()), ("c3", pa.int64()),
                                 ("vt_id", pa.int64())], ([*k, v] for k, v in lk.cx_items.items()))
+        elif name == goods_plan.SX_ITEMS:
+            out[name] = _table([("c0", pa.string()), ("c1", pa.string()), ("c2", pa.string()), ("c3", pa.int64()),
+                                ("vt_id", pa.int64())], ([*k, v[0]] for k, v in lk.sx_items.items()))
         else:
             raise KeyError(f"no lookup table {name!r} for plan {plan.source}")
     return out
@@ -402,10 +401,11 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     prior, taken = _taken(plan, lk)
     res = run_plan(con, plan, cctx, id_base=ids.base_id, id_start=start, prior_keys=prior, taken_keys=taken,
                    limits=text_limits(plan.target), truncate=truncate,
-                   src_key_columns=tuple(k for k, _u in _key_columns(plan.source)), lookups=plan_lookups(plan, lk))
+                   src_key_columns={t: tuple(k for k, _u in _key_columns(t)) for t in plan.sources or [plan.source]},
+                   lookups=plan_lookups(plan, lk))
     progress.report(STEP, plan.source, res.restored)
-    for (kind, code), n in res.fates.items():
-        sink.fates[(plan.source, kind, code)] += n
+    for (source, kind, code), n in res.fates.items():
+        sink.fates[(source, kind, code)] += n
     sink.quarantine.extend(res.quarantine)
     sink.truncations.extend(res.truncations)
     lk.text_fixes.extend(res.text_fixes)
@@ -429,6 +429,24 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
             cv.note_quarantined_declaration(lk, plan.source_db, tuple(row[:n_key]), row[n_key])
     if res.ids_issued:
         ids.seq[(plan.target, plan.id_type_digit)] = start + res.ids_issued
+
+
+def sxxk_goods_lookups(con: Any, lk: cv.Lookups) -> set[tuple[Any, ...]]:
+    """After the SXXK goods plan: what later tables look up. The NSX lines kept, per (TK_ID, material), for the stock
+    price split (in line order); the tax details (DHANGMDDC_CT) the kept DC lines took — returned — and, under a
+    quarantined declaration, those its lines would take (``held_ct``)."""
+    reached = "(_kind = 'converted' OR _code = 'Q-VALUE-TOO-LONG')"
+    for tk_id, code, dgia, luong, ts in con.execute(
+            f"SELECT TK_ID, MA_VAT_TU, DGIA_TT, LUONG, TS_XNK FROM plan_rows WHERE {reached} AND _nsx "
+            "ORDER BY _pos").fetchall():
+        lk.stock_lines.setdefault((tk_id, code), []).append((dgia, luong, ts))
+    chosen = {tuple(r) for r in con.execute(
+        f"SELECT k0, k1, k2, k3, MA_PHU, _lan_dc, _ct FROM plan_rows WHERE {reached} AND _src = 'DC' "
+        "AND _ct IS NOT NULL").fetchall()}
+    lk.held_ct |= {tuple(r) for r in con.execute(
+        "SELECT k0, k1, k2, k3, _mp, _lan_dc, _ct FROM plan_rows WHERE _code = 'Q-PARENT-QUARANTINED' "
+        "AND _src = 'DC' AND _ct IS NOT NULL").fetchall()}
+    return chosen
 
 
 BAD_VALUE = "Q-BAD-VALUE"

@@ -13,12 +13,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from extract import staging
-from pipelines.steps.pl4_05_convert import _grouped, _rows, _Sink, take_plan
+from pipelines.steps.pl4_05_convert import _grouped, _rows, _Sink, sxxk_goods_lookups, take_plan
 from sample_data.generator import GenParams, generate_branch
 from transform import convert as cv, registry
 from transform.codes import office_map, unit_map
 from transform.plan.cx_items import cx_item_plan
 from transform.plan.slxnk_lines import slxnk_line_plan
+from transform.plan.sxxk_goods import sxxk_goods_plan
 from transform.plan.sx_items import sx_item_plan
 
 OFFICES = frozenset({"C47D", "C47D01"})
@@ -179,8 +180,8 @@ def test_every_quarantined_row_is_listed_however_many(tmp_path: Path) -> None:
                 'NULL::INTEGER AS "SO_TN", NULL::INTEGER AS "NAM_TN" FROM range(130000) t(i)')
     res = run_plan(con, sx_item_plan(1, OFFICES), _ctx(), id_base=cv.branch_base_id(47, 1), id_start=0,
                    prior_keys=[], limits=text_limits("DSX_SP_NPL"), truncate=[],
-                   src_key_columns=("MA_HQ", "MA_DV", "MA_NPL"))
-    assert res.fates == {("quarantined", "Q-NULL-KEY"): 130000}
+                   src_key_columns={"SXXK.SNPL": ("MA_HQ", "MA_DV", "MA_NPL")})
+    assert res.fates == {("SXXK.SNPL", "quarantined", "Q-NULL-KEY"): 130000}
     assert len(res.quarantine) == 130000 and len({q["source_key"] for q in res.quarantine}) == 130000
 
 
@@ -208,6 +209,8 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
             sink.take(f"SLXNK.{src}", r, cv.convert_gc_item(r, src, ctx, ids, lk))
     for is_in in (True, False):
         take_plan(con, sink, cx_item_plan(is_in, ctx.branch_offices), ctx, ids, lk, truncate)
+    for loai in (1, 2):
+        take_plan(con, sink, sx_item_plan(loai, ctx.branch_offices), ctx, ids, lk, truncate)
     for db, table in (("SXXK", "DTOKHAIMD"), ("SLXNK", "DToKhaiMD")):
         if planned:
             take_plan(con, sink, declaration_plan(db, ctx.branch_offices, ctx.freeze_at), ctx, ids, lk, truncate)
@@ -219,6 +222,23 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
     # what the children see: the ecsToKhaiMD rows' fates depend on the declarations converted and quarantined
     for r in _rows(staging.read_table(con, "SLXNK", "ecsToKhaiMD", 50), "SLXNK.ecsToKhaiMD"):
         sink.take("SLXNK.ecsToKhaiMD", r, cv.ecs_fate(r, lk, ctx))
+    chosen_ct: set[tuple] = set()
+    if planned:  # the goods lines of SXXK declarations (TH, DC, DK)
+        take_plan(con, sink, sxxk_goods_plan(), ctx, ids, lk, truncate)
+        chosen_ct = sxxk_goods_lookups(con, lk)
+    else:
+        src_table = {"TH": "SXXK.DHANGMDTH", "DC": "SXXK.DHANGMDDC", "DK": "SXXK.DHANGMDDK"}
+        for grp in _grouped(staging.sxxk_goods_candidates(con, 5), ["SOTK", "MA_LH", "MA_HQ", "NAMDK"], "goods"):
+            for line, fate in cv.convert_sxxk_goods_group(grp, ctx, lk):
+                meta = {k: line.pop(k) for k in list(line) if k.startswith("_")}
+                if meta["_SRC"] == "DC" and fate.kind == "converted" and meta.get("_CT_LAN_DC_CT") is not None:
+                    chosen_ct.add((*cv.decl_key(line), cv.t(line["MA_PHU"]), line.get("LAN_DC"),
+                                   meta["_CT_LAN_DC_CT"]))
+                sink.take(src_table[meta["_SRC"]], line, fate)
+    for r in _rows(staging.read_table(con, "SXXK", "DHANGMDDC_CT", 50), "SXXK.DHANGMDDC_CT"):  # what follows
+        sink.take("SXXK.DHANGMDDC_CT", r, cv.dc_ct_fate(r, chosen_ct, lk, ctx))
+    for r in _rows(staging.read_table(con, "SXXK", "DNPLNHAP", 50), "SXXK.DNPLNHAP"):
+        sink.take("SXXK.DNPLNHAP", r, cv.convert_stock(r, ctx, ids, lk))
     if planned:  # the goods lines of GC and CX declarations
         take_plan(con, sink, slxnk_line_plan(), ctx, ids, lk, truncate)
     else:
@@ -231,7 +251,8 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
     snap = writer.close({"id_registry_delta.parquet": sink.close_registrations()})
     return {"files": snap["tables"], "registry": snap["files"], "fates": dict(sink.fates), "units": lk.unmapped_units,
             "quarantine": sink.quarantine, "truncations": sink.truncations, "text_fixes": lk.text_fixes,
-            "decls": lk.decls, "quarantined_decls": lk.quarantined_decls, "seq": ids.seq}
+            "decls": lk.decls, "quarantined_decls": lk.quarantined_decls, "seq": ids.seq,
+            "stock_lines": lk.stock_lines, "held_ct": lk.held_ct, "chosen_ct": chosen_ct}
 
 
 def _compare_decls(con: duckdb.DuckDBPyConnection, tmp: Path, truncate: list[str],
@@ -358,9 +379,42 @@ def test_every_declaration_rule_converts_the_same_by_plan_and_by_rules(tmp_path:
     con.executemany('INSERT INTO src_slxnk."DHangMD" ("SoTK", "Ma_LH", "Ma_HQ", "NamDK", "STTHang", "Ma_Phu", '
                     '"Ten_Hang", "Ma_DVT", "Luong", "DGia_KB", "TriGia_KB") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
                     lines)
+    # SXXK goods lines: TH/DC/DK per MA_PHU (amendment rounds, ties, gap fill, the DK code of hazard 9,
+    # duplicates, a DK line without a declaration key), tax details, prices on rounding ties, and stock
+    goods = ('"SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_PHU", "MA_NPL_SP", "TEN_HANG", "MA_DVT", "LUONG", "DGIA_TT", '
+             '"TRIGIA_KB", "THUE_XNK"')
+    th, dk, dc, ct, stock = [], [], [], [], []
+    for i, r in enumerate(rows[::5]):
+        k = [r[0], r[1], r[2], r[3]]
+        name, price = ["V¶i", "z" * 300, None, "Vải"][i % 4], [0.0000005, 1.0000015, 2.675, 12.3456785][i % 4]
+        qty = -1 if i % 17 == 3 else 2.5
+        th += [k + ["N1", "N1", name, "KGM", qty, price, 0.00005, 1.5], k + ["N2", "VAI", "Áo", "001", 1, 1.25, 3, 0],
+               k + ["N2", "VAI", "Áo", "001", 1, 1.25, 3, 0], k + [None, "X", "Áo", "999", 1, 1, 1, 1]]
+        dc += [k + ["N1", "N1", name, "KGM", 3, price, 2, 1, 1], k + ["N1", "N1", "Áo", "KGM", 4, 2.5, 2, 1, 2],
+               k + ["N1", "N1", "Áo 2", "KGM", 5, 2.5, 2, 1, 2], k + ["N3", "VAI3", "Áo", "KGM", 1, 2, 2, 1, None]]
+        dk += [k + ["N1", "VAI1", "Áo", "KGM", 1, 1, 1, 1], k + ["N4", "VAI4", name, "001", qty, price, 1, 1],
+               (k if i % 3 else [None, *k[1:]]) + ["N5", "N5", "Áo", "KGM", 1, 1, 1, 1]]
+        ct += [k + ["N1", 2, c, 0.15 * c, 0.1] for c in (1, 2)] + [k + ["N1", 1, 1, 9.5, 0.1]]
+        stock += [k + ["VAI1", 10, 4], k + ["N2", 5, 0], k + ["VAI", 3, 1]]
+    marks = ", ".join("?" * 12)
+    con.executemany(f'INSERT INTO src_sxxk."DHANGMDTH" ({goods}) VALUES ({marks})', th)
+    con.executemany(f'INSERT INTO src_sxxk."DHANGMDDK" ({goods}) VALUES ({marks})', dk)
+    con.executemany(f'INSERT INTO src_sxxk."DHANGMDDC" ({goods}, "LAN_DC") VALUES ({marks}, ?)', dc)
+    con.executemany('INSERT INTO src_sxxk."DHANGMDDC_CT" ("SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_PHU", "LAN_DC", '
+                    '"LAN_DC_CT", "THUE_XNK", "THUE_VAT") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)', ct)
+    con.executemany('INSERT INTO src_sxxk."DNPLNHAP" ("SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_NPL", "LUONG", "TON") '
+                    'VALUES (?, ?, ?, ?, ?, ?, ?)', stock)
+    con.executemany('INSERT INTO src_sxxk."SNPL" ("MA_HQ", "MA_DV", "MA_NPL", "TEN_NPL") VALUES (?, ?, ?, ?)',
+                    [["C47D", "0100101308", "VAI1", "Vải"], ["C47D", "0100101308", "N2", "x"],
+                     ["C47D01", "0100101308", "VAI", "y"]])
     contracts = {("HD1", "C47D", "0100101308", "20130102"): (7, 0, "47D1"),
                  ("HD2", "C47D01", "0100101308", "20130102"): (8, 1, "47D1")}
     oracle = _compare_decls(con, tmp_path, ["DTO_KHAI_MD.DV_DT"], contracts=contracts)
+    goods_codes = {c for (src, _k, c) in oracle["fates"] if src.startswith("SXXK.DHANGMD")}
+    assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-DUPLICATE-KEY", "R-DECL-NOT-SELECTED", "Q-PARENT-QUARANTINED",
+            "Q-VALUE-TOO-LONG", "R-NSX-GOODS-FROM-DC", "R-DC-SUPERSEDED", "R-DK-SUPERSEDED", "R-DC-NOT-NSX",
+            "R-DC-CT-SUPERSEDED"} <= goods_codes, goods_codes
+    assert oracle["stock_lines"] and oracle["held_ct"] and oracle["chosen_ct"]
     line_codes = {c for (src, _k, c) in oracle["fates"] if src == "SLXNK.DHangMD"}
     assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-DUPLICATE-KEY", "R-DECL-NOT-SELECTED", "Q-PARENT-QUARANTINED",
             "Q-VALUE-TOO-LONG"} <= line_codes, line_codes

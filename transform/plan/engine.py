@@ -41,7 +41,7 @@ def _q(name: str) -> str:
 
 def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertContext, *, id_base: int,
              id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
-             src_key_columns: tuple[str, ...], taken_keys: list[tuple[tuple[Any, ...], str]] = (),
+             src_key_columns: dict[str, tuple[str, ...]], taken_keys: list[tuple[tuple[Any, ...], str]] = (),
              lookups: dict[str, pa.Table] | None = None) -> PlanResult:
     """``taken_keys``: (key, detail) converted from elsewhere (another source database): ``Q-DUPLICATE-KEY``;
     ``lookups``: the tables named by ``plan.lookups``, registered for the plan's joins."""
@@ -63,16 +63,30 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCon
 
 def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertContext, *, id_base: int,
               id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
-              src_key_columns: tuple[str, ...], taken_keys: list[tuple[tuple[Any, ...], str]]) -> PlanResult:
+              src_key_columns: dict[str, tuple[str, ...]], taken_keys: list[tuple[tuple[Any, ...], str]]
+              ) -> PlanResult:
     """Give every row of ``plan.source`` its fate and compute the target rows into the temp table ``plan_out``.
 
     ``id_start``: IDs already issued in this (table, type digit) sequence (an incremental run continues it);
     ``prior_keys``: keys converted by earlier runs of the branch (excluded as R-ALREADY-CONVERTED);
-    ``limits``: the target's text column sizes; ``truncate``: target columns the config allows to cut.
+    ``limits``: the target's text column sizes; ``truncate``: target columns the config allows to cut;
+    ``src_key_columns``: per source table, the key columns that name a row in the quarantine and reports.
     """
     register_udfs(con)
-    src = f"{_q(src_schema(plan.source_db))}.{_q(plan.source_table)}"
     res = PlanResult(plan.source)
+    order = ", ".join([*plan.order, "s.rowid"])
+    if plan.source_sql:  # rows of several tables: materialized in the plan's order, then the derived columns
+        if not plan.order:
+            raise ValueError(f"plan {plan.source}: rows of several tables need a declared (total) order")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE plan_src0 AS SELECT * FROM ({plan.source_sql}) AS s "
+                    f"ORDER BY {', '.join(plan.order)}")
+        derived = "".join(f", ({v}) AS {_q(k)}" for k, v in plan.derive.items())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE plan_src AS SELECT s.*{derived} FROM plan_src0 AS s "
+                    "ORDER BY s.rowid")
+        con.execute("DROP TABLE plan_src0")
+        src, order, row_source = "plan_src", "s.rowid", "s._SOURCE"
+    else:
+        src, row_source = f"{_q(src_schema(plan.source_db))}.{_q(plan.source_table)}", f"'{plan.source}'"
     # 1. the mapping tables, one Python call per distinct value
     joins = []
     for m in plan.mappings:
@@ -116,9 +130,14 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     key_sql = ", ".join(f"({k}) AS k{i}" for i, k in enumerate(plan.key))
     prior_match = " AND ".join(f"p.k{i} IS NOT DISTINCT FROM CAST(r.k{i} AS VARCHAR)" for i in range(key_n))
     part = ", ".join(f"r.k{i}" for i in range(key_n))
-    order = ", ".join([*plan.order, "s.rowid"])
-    src_key = " || '|' || ".join(f"'{c}=' || coalesce(CAST(py_strip(CAST(s.{_q(c)} AS VARCHAR)) AS VARCHAR), 'None')"
-                                 for c in src_key_columns)
+    def key_text(table: str) -> str:
+        return f"'{table}|' || " + " || '|' || ".join(
+            f"'{c}=' || coalesce(CAST(py_strip(CAST(s.{_q(c)} AS VARCHAR)) AS VARCHAR), 'None')"
+            for c in src_key_columns[table])
+    if plan.source_sql:
+        src_key = "CASE s._SOURCE " + " ".join(f"WHEN '{t}' THEN {key_text(t)}" for t in plan.sources) + " END"
+    else:
+        src_key = key_text(plan.source)
     after_key = " ".join(f"WHEN _rid = _first AND {r.when} THEN '{r.code}'" for r in plan.after_key)
     after_detail = " ".join(f"WHEN _code = '{r.code}' AND _pre IS NULL AND _prior IS NULL THEN {r.detail}"
                             for r in plan.after_key)
@@ -127,8 +146,8 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     con.execute(f"""
         CREATE TEMP TABLE plan_rows AS
         WITH base AS (
-            SELECT s.rowid AS _srow, row_number() OVER (ORDER BY {order}) AS _rid,
-                   '{plan.source}|' || {src_key} AS _src_key,
+            SELECT s.rowid AS _srow, row_number() OVER (ORDER BY {order}) AS _rid, {row_source} AS _source,
+                   {src_key} AS _src_key,
                    CASE {pre} ELSE NULL END AS _pre, CASE {pre_detail} ELSE NULL END AS _pre_detail,
                    {key_sql}, {tgt}{''.join(f", ({v}) AS {_q(k)}" for k, v in plan.carry.items())}{''.join(f", ({m.source}) AS {_q('_m_' + m.name)}" for m in side)}
             FROM {src} AS s {' '.join(joins)} {' '.join(plan.joins)}
@@ -165,23 +184,30 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                     END AS _detail
         FROM plan_rows
     """)
+    if plan.late_columns:  # target columns that depend on the fates (e.g. the renumbering of the lines kept)
+        late = ", ".join(f"({v}) AS {_q(k)}" for k, v in plan.late_columns.items())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE plan_rows AS SELECT *, {late} FROM plan_rows")
+    # the order the side reports list rows in (as the rules build the target rows)
+    con.execute("CREATE OR REPLACE TEMP TABLE plan_rows AS SELECT *, row_number() OVER (ORDER BY "
+                f"{', '.join([*plan.report_order, '_rid'])}) AS _pos FROM plan_rows")
     n_conv, n_ids = con.execute("SELECT count(*) FILTER (WHERE _kind = 'converted'), count(_id) FROM plan_rows"
                                 ).fetchall()[0]
     if id_start + n_ids >= ID_WINDOW:
         raise cv.IdWindowOverflow(f"ID window of type {plan.id_type_digit} for {plan.target} is exhausted at 1e8 "
                                   "rows", table=plan.target, hint="split the branch or widen the ID layout")
-    for kind, code, n in con.execute("SELECT _kind, _code, count(*) FROM plan_rows GROUP BY ALL").fetchall():
-        res.fates[(kind, code)] = n
+    for source, kind, code, n in con.execute("SELECT _source, _kind, _code, count(*) FROM plan_rows GROUP BY ALL "
+                                             "ORDER BY ALL").fetchall():
+        res.fates[(source, kind, code)] = n
     res.converted, res.ids_issued, res.restored = n_conv, n_ids, sum(res.fates.values())
     # the rows the rules carried to the target (converted, or cut by the length check): their side records
     reached = "(_kind = 'converted' OR _code = 'Q-VALUE-TOO-LONG')"
     fixes = []  # row by row, and within a row in the plan's column order (as the rules build a row)
     for i, (tcol, label) in enumerate(plan.text_fix_columns.items()):
         name = f"text_{tcol.lower()}"
-        for rid, before, after in con.execute(
-                f"SELECT r._rid, m.v, m.fixed FROM plan_rows r JOIN map_{name} m ON m.v IS NOT DISTINCT FROM "
-                f"r.{_q('_m_' + name)} WHERE {reached} AND m.converted").fetchall():
-            fixes.append((rid, i, (plan.source, label, before, after)))
+        for rid, source, before, after in con.execute(
+                f"SELECT r._pos, r._source, m.v, m.fixed FROM plan_rows r JOIN map_{name} m ON m.v IS NOT DISTINCT "
+                f"FROM r.{_q('_m_' + name)} WHERE {reached} AND m.converted").fetchall():
+            fixes.append((rid, i, (source, label, before, after)))
     res.text_fixes = [f for _r, _i, f in sorted(fixes, key=lambda x: (x[0], x[1]))]
     cuts = []  # row by row, and within a row in the config's order (as the rules cut them)
     order = [c.split(".", 1)[1] for c in truncate if c.split(".", 1)[0] == plan.target]
@@ -201,12 +227,15 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
             f"r.{_q('_m_' + name)} WHERE {reached} AND m.unmapped"
         ).fetchall()}
     # quarantined rows keep every source value (as the Python sink writes them)
-    qrows = con.sql(f"SELECT r._code, r._detail, r._src_key, s.* FROM plan_rows r JOIN {src} s "
-                        "ON s.rowid = r._srow WHERE r._kind = 'quarantined' ORDER BY r._rid").to_arrow_table()
+    # (the plan's own columns — named with a leading '_' — are not source values)
+    qrows = con.sql(f"SELECT r._source AS __source, r._code AS __code, r._detail AS __detail, r._src_key AS __key, "
+                    f"s.* FROM plan_rows r JOIN {src} s ON s.rowid = r._srow WHERE r._kind = 'quarantined' "
+                    "ORDER BY r._rid").to_arrow_table()
     for batch in qrows.to_batches():  # every batch: DuckDB splits results at 122,880 rows
         for row in cv.upper_rows(batch):
-            code, detail, key = row.pop("_CODE"), row.pop("_DETAIL"), row.pop("_SRC_KEY")
-            res.quarantine.append({"source_table": plan.source, "reason": code, "detail": detail or "",
+            source, code, detail, key = row["__SOURCE"], row["__CODE"], row["__DETAIL"], row["__KEY"]
+            row = {k: v for k, v in row.items() if not k.startswith("_")}
+            res.quarantine.append({"source_table": source, "reason": code, "detail": detail or "",
                                    "source_key": key,
                                    "source_values": json.dumps(row, ensure_ascii=False, default=str)})
     return res

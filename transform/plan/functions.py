@@ -39,9 +39,18 @@ FUNCTIONS: dict[str, tuple[tuple[tuple[str, pa.DataType], ...], Callable[[cv.Con
     # the item code of a Ma_Phu / P_Code: (trimmed code, the code without its kind letter, the kind's LOAI_HANG)
     "kind": ((("ma_phu", pa.string()), ("ma_vt", pa.string()), ("loai", pa.int16())),
              lambda ctx, v: (cv.t(v) or "", strip_kind_prefix(cv.t(v) or "") or "", kind_of(cv.t(v) or ""))),
+    # an exact decimal at the central scale, as text: half-even from a float's shortest text, as the rules round
+    # (DuckDB's own cast rounds the binary value half away from zero)
+    "dec4": ((("exact", pa.string()),), lambda ctx, v: (_dec_text(v, 4),)),
+    "dec6": ((("exact", pa.string()),), lambda ctx, v: (_dec_text(v, 6),)),
     # a value as Python prints it (the quarantine's details name values so)
     "str": ((("text", pa.string()),), lambda ctx, v: (str(v),)),
 }
+
+
+def _dec_text(v: Any, scale: int) -> str | None:
+    d = cv.dec(v, scale)
+    return None if d is None else str(d)
 
 
 def _unit(ctx: cv.ConvertContext, legacy: str | None) -> tuple[str | None, bool]:
@@ -65,8 +74,11 @@ def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def mapping_table(ctx: cv.ConvertContext, fn: str, values: pa.Array) -> pa.Table:
-    """The distinct ``values`` and the function's outputs for each (one Python call per distinct value)."""
+    """The distinct ``values`` (column ``v``) and the function's outputs for each (one Python call per distinct
+    value)."""
     outputs, f = FUNCTIONS[fn]
+    if any(name == "v" for name, _t in outputs):
+        raise ValueError(f"mapping function {fn!r}: an output named 'v' would hide the values it maps")
     distinct = values.unique() if len(values) else values
     rows = [f(ctx, v) for v in distinct.to_pylist()]
     cols = {"v": distinct}

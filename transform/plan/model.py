@@ -68,6 +68,17 @@ class TablePlan:
     # True (catalogs, declarations): a first occurrence too long for central frees the key for a later one (the
     # rules forget its lookups); False (lines): the key stays taken, later occurrences are duplicates
     too_long_frees_key: bool = True
+    # rows of several source tables (``sources``): an SQL query with a ``_SOURCE`` column naming each row's table;
+    # materialized in ``order``, then ``derive`` adds columns computed over those rows (window functions over the
+    # rows of a declaration, ``s.rowid`` being the order). Columns named with a leading '_' are the plan's own.
+    source_sql: str | None = None
+    sources: tuple[str, ...] = ()
+    derive: dict[str, str] = field(default_factory=dict)
+    # target columns computed after the fates (SQL over the plan's rows: ``_code``, ``_kind``, carried columns)
+    late_columns: dict[str, str] = field(default_factory=dict)
+    # the order the text-fix report lists rows in, when the rules build rows in another order than they take them
+    # (SQL over the plan's rows, late columns included; the row order breaks ties)
+    report_order: tuple[str, ...] = ()
 
     @property
     def source(self) -> str:
