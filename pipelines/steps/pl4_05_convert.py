@@ -25,6 +25,7 @@ from load.central_model import arrow_schema_of, text_limits
 from load.snapshot import SRC_KEY, SnapshotWriter
 from transform.plan import declarations as decl_plan
 from transform.plan import slxnk_lines as line_plan
+from transform.plan import merged as merge_plan
 from transform.plan import sxxk_goods as goods_plan
 from transform.plan.engine import converted_batches, converted_keys, quarantined_keys, run_plan
 from transform.plan.model import TablePlan
@@ -232,13 +233,15 @@ def run(ctx: StepContext) -> StepOutcome:
             if in_scope(db, table):
                 take_plan(con, sink, decl_plan.declaration_plan(db, cctx.branch_offices, cctx.freeze_at), cctx, ids,
                           lk, cfg.truncate)
-        each("SLXNK", "ecsToKhaiMD", lambda r: cv.ecs_fate(r, lk, cctx))
+        if in_scope("SLXNK", "ecsToKhaiMD"):  # by plan (transform/plan/)
+            take_plan(con, sink, merge_plan.ecs_plan(), cctx, ids, lk, cfg.truncate)
 
         chosen_ct: set[tuple] = set()
         if in_scope("SXXK", "DHANGMDTH"):  # by plan (transform/plan/)
             take_plan(con, sink, goods_plan.sxxk_goods_plan(), cctx, ids, lk, cfg.truncate)
             chosen_ct = sxxk_goods_lookups(con, lk)
-        each("SXXK", "DHANGMDDC_CT", lambda r: cv.dc_ct_fate(r, chosen_ct, lk, cctx))
+        if in_scope("SXXK", "DHANGMDDC_CT"):  # by plan (transform/plan/)
+            take_plan(con, sink, merge_plan.dc_ct_plan(), cctx, ids, lk, cfg.truncate, chosen_ct)
         if in_scope("SLXNK", "DHangMD"):  # by plan (transform/plan/)
             take_plan(con, sink, line_plan.slxnk_line_plan(), cctx, ids, lk, cfg.truncate)
         each("SXXK", "DNPLNHAP", lambda r: cv.convert_stock(r, cctx, ids, lk))
@@ -328,7 +331,8 @@ LOOKUP_ENTRY: dict[str, tuple[list[str], Callable[..., Any]]] = {
 }
 
 
-def plan_lookups(plan: TablePlan, lk: cv.Lookups) -> dict[str, pa.Table]:
+def plan_lookups(plan: TablePlan, lk: cv.Lookups, chosen_ct: set[tuple[Any, ...]] = frozenset()
+                 ) -> dict[str, pa.Table]:
     """The tables of what earlier tables converted that ``plan`` joins (``plan.lookups``), from the lookups."""
     out: dict[str, pa.Table] = {}
     for name in plan.lookups:
@@ -361,6 +365,9 @@ def plan_lookups(plan: TablePlan, lk: cv.Lookups) -> dict[str, pa.Table]:
         elif name == line_plan.CX_ITEMS:
             out[name] = _table([("c0", pa.string()), ("c1", pa.string()), ("c2", pa.string()), ("c3", pa.int64()),
                                 ("vt_id", pa.int64())], ([*k, v] for k, v in lk.cx_items.items()))
+        elif name in (merge_plan.CHOSEN_CT, merge_plan.HELD_CT):
+            keys = lk.held_ct if name == merge_plan.HELD_CT else chosen_ct
+            out[name] = _table([(f"k{i}", pa.string()) for i in range(7)], (_texts(k) for k in keys))
         elif name == goods_plan.SX_ITEMS:
             out[name] = _table([("c0", pa.string()), ("c1", pa.string()), ("c2", pa.string()), ("c3", pa.int64()),
                                 ("vt_id", pa.int64())], ([*k, v[0]] for k, v in lk.sx_items.items()))
@@ -394,15 +401,15 @@ def _taken(plan: TablePlan, lk: cv.Lookups) -> tuple[list[tuple[Any, ...]], list
 
 
 def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, ids: cv.IdAllocator,
-              lk: cv.Lookups, truncate: list[str]) -> None:
+              lk: cv.Lookups, truncate: list[str], chosen_ct: set[tuple[Any, ...]] = frozenset()) -> None:
     """Convert one source table by its declared plan (transform/plan/) and hand the result to the sink exactly
     as the Python rules would: fates, quarantine, side reports, target rows, IDs, registrations, lookups."""
     start = ids.seq.get((plan.target, plan.id_type_digit), 0)
     prior, taken = _taken(plan, lk)
     res = run_plan(con, plan, cctx, id_base=ids.base_id, id_start=start, prior_keys=prior, taken_keys=taken,
-                   limits=text_limits(plan.target), truncate=truncate,
+                   limits=text_limits(plan.target) if plan.target else {}, truncate=truncate,
                    src_key_columns={t: tuple(k for k, _u in _key_columns(t)) for t in plan.sources or [plan.source]},
-                   lookups=plan_lookups(plan, lk))
+                   lookups=plan_lookups(plan, lk, chosen_ct))
     progress.report(STEP, plan.source, res.restored)
     for (source, kind, code), n in res.fates.items():
         sink.fates[(source, kind, code)] += n
@@ -410,9 +417,10 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     sink.truncations.extend(res.truncations)
     lk.text_fixes.extend(res.text_fixes)
     lk.unmapped_units |= res.unmapped_units
-    schema = arrow_schema_of(plan.target).append(pa.field(SRC_KEY, pa.string()))
-    for batch in converted_batches(con, plan, schema, SRC_KEY, sink.batch_rows):
-        sink.take_arrow(plan.target, batch)
+    if plan.target:
+        schema = arrow_schema_of(plan.target).append(pa.field(SRC_KEY, pa.string()))
+        for batch in converted_batches(con, plan, schema, SRC_KEY, sink.batch_rows):
+            sink.take_arrow(plan.target, batch)
     # what later rules look up, and the ID registry: the values the rules remember are those before a
     # T-TRUNCATE cut (the sink cuts the target row only)
     n_key = len(plan.key)

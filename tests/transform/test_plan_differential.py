@@ -18,6 +18,7 @@ from sample_data.generator import GenParams, generate_branch
 from transform import convert as cv, registry
 from transform.codes import office_map, unit_map
 from transform.plan.cx_items import cx_item_plan
+from transform.plan.merged import dc_ct_plan, ecs_plan
 from transform.plan.slxnk_lines import slxnk_line_plan
 from transform.plan.sxxk_goods import sxxk_goods_plan
 from transform.plan.sx_items import sx_item_plan
@@ -220,8 +221,11 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
                 sink.take(f"{db}.{table}", r, cv.convert_declaration(r, ecs if ecs.get("SOTN") is not None else None,
                                                                      db, ctx, ids, lk))
     # what the children see: the ecsToKhaiMD rows' fates depend on the declarations converted and quarantined
-    for r in _rows(staging.read_table(con, "SLXNK", "ecsToKhaiMD", 50), "SLXNK.ecsToKhaiMD"):
-        sink.take("SLXNK.ecsToKhaiMD", r, cv.ecs_fate(r, lk, ctx))
+    if planned:
+        take_plan(con, sink, ecs_plan(), ctx, ids, lk, truncate)
+    else:
+        for r in _rows(staging.read_table(con, "SLXNK", "ecsToKhaiMD", 50), "SLXNK.ecsToKhaiMD"):
+            sink.take("SLXNK.ecsToKhaiMD", r, cv.ecs_fate(r, lk, ctx))
     chosen_ct: set[tuple] = set()
     if planned:  # the goods lines of SXXK declarations (TH, DC, DK)
         take_plan(con, sink, sxxk_goods_plan(), ctx, ids, lk, truncate)
@@ -235,8 +239,11 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
                     chosen_ct.add((*cv.decl_key(line), cv.t(line["MA_PHU"]), line.get("LAN_DC"),
                                    meta["_CT_LAN_DC_CT"]))
                 sink.take(src_table[meta["_SRC"]], line, fate)
-    for r in _rows(staging.read_table(con, "SXXK", "DHANGMDDC_CT", 50), "SXXK.DHANGMDDC_CT"):  # what follows
-        sink.take("SXXK.DHANGMDDC_CT", r, cv.dc_ct_fate(r, chosen_ct, lk, ctx))
+    if planned:  # the tax details, merged into the kept DC lines
+        take_plan(con, sink, dc_ct_plan(), ctx, ids, lk, truncate, chosen_ct)
+    else:
+        for r in _rows(staging.read_table(con, "SXXK", "DHANGMDDC_CT", 50), "SXXK.DHANGMDDC_CT"):
+            sink.take("SXXK.DHANGMDDC_CT", r, cv.dc_ct_fate(r, chosen_ct, lk, ctx))
     for r in _rows(staging.read_table(con, "SXXK", "DNPLNHAP", 50), "SXXK.DNPLNHAP"):
         sink.take("SXXK.DNPLNHAP", r, cv.convert_stock(r, ctx, ids, lk))
     if planned:  # the goods lines of GC and CX declarations

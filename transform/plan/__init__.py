@@ -21,7 +21,8 @@ all their source values, and what later (still Python) rules need to look up.
 
 Tables converted by a plan today: ``SXXK.SNPL`` and ``SXXK.SSP`` → ``DSX_SP_NPL`` (:mod:`.sx_items`),
 ``SLXNK.ecsCX_DM_HH_DUA_VAO_D`` / ``…_RA_D`` → ``DCX_DM_HH_DUA_VAO_RA`` (:mod:`.cx_items`), the declaration headers
-of both databases → ``DTO_KHAI_MD`` (:mod:`.declarations`) and ``SLXNK.DHangMD`` → ``DHANG_MD``
-(:mod:`.slxnk_lines`). The other tables still run the Python rule functions of :mod:`transform.convert`, which
+of both databases → ``DTO_KHAI_MD`` (:mod:`.declarations`), ``SLXNK.DHangMD`` → ``DHANG_MD``
+(:mod:`.slxnk_lines`), the SXXK goods lines TH/DC/DK → ``DHANG_MD`` (:mod:`.sxxk_goods`), and the rows merged
+into those (``ecsToKhaiMD``, ``DHANGMDDC_CT``: fates only, :mod:`.merged`). The other tables still run the Python rule functions of :mod:`transform.convert`, which
 stay as the oracle the plans are tested against (tests/transform/test_plan_differential.py).
 """

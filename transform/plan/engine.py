@@ -141,6 +141,10 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     after_key = " ".join(f"WHEN _rid = _first AND {r.when} THEN '{r.code}'" for r in plan.after_key)
     after_detail = " ".join(f"WHEN _code = '{r.code}' AND _pre IS NULL AND _prior IS NULL THEN {r.detail}"
                             for r in plan.after_key)
+    # the first occurrence of each key (every row is one when the plan does not deduplicate)
+    first_of_key = ("_rid" if not plan.dedup else
+                    f"min(_rid) FILTER (WHERE _pre IS NULL{' AND _too_long IS NULL' if plan.too_long_frees_key else ''})"
+                    f" OVER (PARTITION BY {part})")
     first = "''" if plan.too_long_frees_key else "CASE WHEN _too_long IS NULL THEN '' ELSE 'Q-VALUE-TOO-LONG' END"
     con.execute("DROP TABLE IF EXISTS plan_rows")
     con.execute(f"""
@@ -149,16 +153,15 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
             SELECT s.rowid AS _srow, row_number() OVER (ORDER BY {order}) AS _rid, {row_source} AS _source,
                    {src_key} AS _src_key,
                    CASE {pre} ELSE NULL END AS _pre, CASE {pre_detail} ELSE NULL END AS _pre_detail,
-                   {key_sql}, {tgt}{''.join(f", ({v}) AS {_q(k)}" for k, v in plan.carry.items())}{''.join(f", ({m.source}) AS {_q('_m_' + m.name)}" for m in side)}
+                   {key_sql}{', ' + tgt if tgt else ''}{''.join(f", ({v}) AS {_q(k)}" for k, v in plan.carry.items())}{''.join(f", ({m.source}) AS {_q('_m_' + m.name)}" for m in side)}
             FROM {src} AS s {' '.join(joins)} {' '.join(plan.joins)}
         ), fitted AS (
-            SELECT base.*, {', '.join(final)} FROM base
+            SELECT base.*{''.join(', ' + f for f in final)} FROM base
         ), checked AS (
             SELECT fitted.*, CASE {too_long or 'WHEN false THEN NULL'} ELSE NULL END AS _too_long FROM fitted
         ), r AS (
             SELECT r.*, p._code AS _prior, p._detail AS _prior_detail,
-                   min(_rid) FILTER (WHERE _pre IS NULL{' AND _too_long IS NULL' if plan.too_long_frees_key else ''})
-                       OVER (PARTITION BY {part}) AS _first
+                   {first_of_key} AS _first
             FROM checked AS r LEFT JOIN plan_prior p ON {prior_match}
         )
         SELECT *,

@@ -41,7 +41,7 @@ class Mapping:
 class TablePlan:
     source_db: str
     source_table: str
-    target: str
+    target: str | None                      # None: the rows are merged into rows of another table (fates only)
     key: tuple[str, ...]                    # SQL expressions (trimmed values) forming the duplicate key
     key_detail: str                         # SQL text naming the duplicate, e.g. 'MA_NPL=' || …
     cascade: tuple[Rule, ...]               # before the key check, in order
@@ -68,6 +68,8 @@ class TablePlan:
     # True (catalogs, declarations): a first occurrence too long for central frees the key for a later one (the
     # rules forget its lookups); False (lines): the key stays taken, later occurrences are duplicates
     too_long_frees_key: bool = True
+    # False: rows are not deduplicated by key (each row is merged into its parent; the key only names it)
+    dedup: bool = True
     # rows of several source tables (``sources``): an SQL query with a ``_SOURCE`` column naming each row's table;
     # materialized in ``order``, then ``derive`` adds columns computed over those rows (window functions over the
     # rows of a declaration, ``s.rowid`` being the order). Columns named with a leading '_' are the plan's own.
