@@ -26,6 +26,7 @@ from load.snapshot import SRC_KEY, SnapshotWriter
 from transform.plan import declarations as decl_plan
 from transform.plan import slxnk_lines as line_plan
 from transform.plan import merged as merge_plan
+from transform.plan import sx_norms as norm_plan
 from transform.plan import sxxk_goods as goods_plan
 from transform.plan.engine import converted_batches, converted_keys, quarantined_keys, run_plan
 from transform.plan.model import TablePlan
@@ -216,7 +217,8 @@ def run(ctx: StepContext) -> StepOutcome:
         for loai, table in ((1, "SNPL"), (2, "SSP")):  # by the declared plan, in DuckDB (transform/plan/)
             if in_scope("SXXK", table):
                 take_plan(con, sink, sx_item_plan(loai, cctx.branch_offices), cctx, ids, lk, cfg.truncate)
-        grouped("SXXK", "DDINHMUC", ["MA_DV", "MA_HQ"], lambda r, s: cv.convert_sx_norm(r, cctx, ids, lk, s))
+        if in_scope("SXXK", "DDINHMUC"):  # by plan (transform/plan/)
+            take_plan(con, sink, norm_plan.sx_norm_plan(cctx.branch_offices), cctx, ids, lk, cfg.truncate)
         each("SLXNK", "DHDGC", lambda r: cv.convert_contract(r, cctx, ids, lk))
         hd_key = ["So_HD", "Ma_HQHD", "DVGC", "Ngay_Ky"]
         grouped("SLXNK", "DLOAISPGC", hd_key, lambda r, s: cv.convert_gc_group(r, cctx, lk, s))
@@ -327,6 +329,7 @@ def run(ctx: StepContext) -> StepOutcome:
 LOOKUP_ENTRY: dict[str, tuple[list[str], Callable[..., Any]]] = {
     "sx_items": (["t_TEN_VAT_TU", "t_MA_DVT", "t_MA_HS"], lambda p, i, name, unit, hs: (i, name, unit or "", hs)),
     "cx_items": ([], lambda p, i: i),
+    "sx_norms": ([], lambda p, i: i),
     "decls": (["t_HD_ID", "t_MA_DV", "t_XUAT_NPL_SP"], lambda p, i, hd, ma_dv, xnsp: (i, hd, ma_dv, xnsp, p.source_db)),
 }
 
@@ -370,7 +373,8 @@ def plan_lookups(plan: TablePlan, lk: cv.Lookups, chosen_ct: set[tuple[Any, ...]
             out[name] = _table([(f"k{i}", pa.string()) for i in range(7)], (_texts(k) for k in keys))
         elif name == goods_plan.SX_ITEMS:
             out[name] = _table([("c0", pa.string()), ("c1", pa.string()), ("c2", pa.string()), ("c3", pa.int64()),
-                                ("vt_id", pa.int64())], ([*k, v[0]] for k, v in lk.sx_items.items()))
+                                ("vt_id", pa.int64()), ("name", pa.string()), ("unit", pa.string()),
+                                ("hs", pa.string())], ([*k, *v[:4]] for k, v in lk.sx_items.items()))
         else:
             raise KeyError(f"no lookup table {name!r} for plan {plan.source}")
     return out
@@ -425,7 +429,8 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     # T-TRUNCATE cut (the sink cuts the target row only)
     n_key = len(plan.key)
     columns, entry = LOOKUP_ENTRY[plan.registry_kind] if plan.registry_kind else ([], None)
-    table = getattr(lk, plan.registry_kind) if plan.registry_kind else {}
+    kept = registry.KINDS.get(plan.registry_kind or "")  # the kind's lookup (None: only remembered as converted)
+    table = getattr(lk, kept) if kept else {}
     for row in converted_keys(con, plan, columns) if plan.registry_kind else ():
         k = tuple(row[:n_key])
         table[k] = entry(plan, *row[n_key:])

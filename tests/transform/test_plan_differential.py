@@ -20,6 +20,7 @@ from transform.codes import office_map, unit_map
 from transform.plan.cx_items import cx_item_plan
 from transform.plan.merged import dc_ct_plan, ecs_plan
 from transform.plan.slxnk_lines import slxnk_line_plan
+from transform.plan.sx_norms import sx_norm_plan
 from transform.plan.sxxk_goods import sxxk_goods_plan
 from transform.plan.sx_items import sx_item_plan
 
@@ -212,6 +213,14 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
         take_plan(con, sink, cx_item_plan(is_in, ctx.branch_offices), ctx, ids, lk, truncate)
     for loai in (1, 2):
         take_plan(con, sink, sx_item_plan(loai, ctx.branch_offices), ctx, ids, lk, truncate)
+    if planned:  # SXXK norms, looking the catalogs up
+        take_plan(con, sink, sx_norm_plan(ctx.branch_offices), ctx, ids, lk, truncate)
+    else:
+        for grp in _grouped(staging.read_ordered(con, "SXXK", "DDINHMUC", ["MA_DV", "MA_HQ"], 5), ["MA_DV", "MA_HQ"],
+                            "SXXK.DDINHMUC"):
+            seen: set = set()
+            for r in grp:
+                sink.take("SXXK.DDINHMUC", r, cv.convert_sx_norm(r, ctx, ids, lk, seen))
     for db, table in (("SXXK", "DTOKHAIMD"), ("SLXNK", "DToKhaiMD")):
         if planned:
             take_plan(con, sink, declaration_plan(db, ctx.branch_offices, ctx.freeze_at), ctx, ids, lk, truncate)
@@ -414,9 +423,21 @@ def test_every_declaration_rule_converts_the_same_by_plan_and_by_rules(tmp_path:
     con.executemany('INSERT INTO src_sxxk."SNPL" ("MA_HQ", "MA_DV", "MA_NPL", "TEN_NPL") VALUES (?, ?, ?, ?)',
                     [["C47D", "0100101308", "VAI1", "Vải"], ["C47D", "0100101308", "N2", "x"],
                      ["C47D01", "0100101308", "VAI", "y"]])
+    con.executemany('INSERT INTO src_sxxk."SSP" ("MA_HQ", "MA_DV", "MA_SP", "TEN_SP", "MA_DVT") VALUES (?, ?, ?, ?, ?)',
+                    [["C47D", "0100101308", "SP1", "Áo", "001"], ["C47D ", "0100101308", "SP2", "Quần", None]])
+    # norms: known and unknown items around a key's occurrence, duplicates, negative rates, another office
+    norms = [[sp, npl, dv, hq, dm, tl, note] for sp in ("SP1", " SP2", "SP9", None) for npl in ("VAI1", "N2", "X")
+             for dv in ("0100101308", " 0100101308") for hq in ("C47D", "P01L") for dm, tl, note in
+             (((2, 0.5, "z" * 300), (1.5, 0, "ghi chó"), (-1, 0, None)) if npl == "N2" else
+              ((1.5, 0, "ghi chó"), (2, 0.5, "z" * 300), (-1, 0, None)))]
+    con.executemany('INSERT INTO src_sxxk."DDINHMUC" ("MA_SP", "MA_NPL", "MA_DV", "MA_HQ", "DM_SD", "TL_HH", '
+                    '"GHI_CHU") VALUES (?, ?, ?, ?, ?, ?, ?)', norms + norms[::5])
     contracts = {("HD1", "C47D", "0100101308", "20130102"): (7, 0, "47D1"),
                  ("HD2", "C47D01", "0100101308", "20130102"): (8, 1, "47D1")}
     oracle = _compare_decls(con, tmp_path, ["DTO_KHAI_MD.DV_DT"], contracts=contracts)
+    norm_codes = {c for (src, _k, c) in oracle["fates"] if src == "SXXK.DDINHMUC"}
+    assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-DUPLICATE-KEY", "Q-UNKNOWN-ITEM", "R-OTHER-OFFICE",
+            "Q-VALUE-TOO-LONG"} <= norm_codes, norm_codes
     goods_codes = {c for (src, _k, c) in oracle["fates"] if src.startswith("SXXK.DHANGMD")}
     assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-DUPLICATE-KEY", "R-DECL-NOT-SELECTED", "Q-PARENT-QUARANTINED",
             "Q-VALUE-TOO-LONG", "R-NSX-GOODS-FROM-DC", "R-DC-SUPERSEDED", "R-DK-SUPERSEDED", "R-DC-NOT-NSX",

@@ -113,6 +113,8 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
         con.unregister("plan_prior_in")
     # 2. the cascade before the key check
     pre = " ".join(f"WHEN {r.when} THEN '{r.code}'" for r in plan.cascade)
+    key_rule = " ".join(f"WHEN {r.when} THEN '{r.code}'" for r in plan.key_rules) or "WHEN false THEN NULL"
+    key_rule_detail = " ".join(f"WHEN {r.when} THEN {r.detail}" for r in plan.key_rules) or "WHEN false THEN NULL"
     pre_detail = " ".join(f"WHEN {r.when} THEN {r.detail}" for r in plan.cascade)
     # 3. target values (before truncation), truncation of allowed columns, the first value too long
     cut = {c.split(".", 1)[1] for c in truncate if c.split(".", 1)[0] == plan.target}
@@ -143,7 +145,8 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                             for r in plan.after_key)
     # the first occurrence of each key (every row is one when the plan does not deduplicate)
     first_of_key = ("_rid" if not plan.dedup else
-                    f"min(_rid) FILTER (WHERE _pre IS NULL{' AND _too_long IS NULL' if plan.too_long_frees_key else ''})"
+                    f"min(_rid) FILTER (WHERE _pre IS NULL AND _key_rule IS NULL"
+                    f"{' AND _too_long IS NULL' if plan.too_long_frees_key else ''})"
                     f" OVER (PARTITION BY {part})")
     first = "''" if plan.too_long_frees_key else "CASE WHEN _too_long IS NULL THEN '' ELSE 'Q-VALUE-TOO-LONG' END"
     con.execute("DROP TABLE IF EXISTS plan_rows")
@@ -153,6 +156,7 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
             SELECT s.rowid AS _srow, row_number() OVER (ORDER BY {order}) AS _rid, {row_source} AS _source,
                    {src_key} AS _src_key,
                    CASE {pre} ELSE NULL END AS _pre, CASE {pre_detail} ELSE NULL END AS _pre_detail,
+                   CASE {key_rule} ELSE NULL END AS _key_rule, CASE {key_rule_detail} ELSE NULL END AS _key_rule_detail,
                    {key_sql}{', ' + tgt if tgt else ''}{''.join(f", ({v}) AS {_q(k)}" for k, v in plan.carry.items())}{''.join(f", ({m.source}) AS {_q('_m_' + m.name)}" for m in side)}
             FROM {src} AS s {' '.join(joins)} {' '.join(plan.joins)}
         ), fitted AS (
@@ -169,7 +173,7 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                     WHEN _prior IS NOT NULL THEN _prior
                     {after_key}
                     WHEN _rid = _first THEN {first}
-                    WHEN _first IS NULL OR _rid < _first THEN 'Q-VALUE-TOO-LONG'
+                    WHEN _first IS NULL OR _rid < _first THEN coalesce(_key_rule, 'Q-VALUE-TOO-LONG')
                     ELSE 'Q-DUPLICATE-KEY' END AS _code
         FROM r
     """)
@@ -183,6 +187,7 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                     END AS _id,
                CASE WHEN _pre IS NOT NULL THEN _pre_detail WHEN _prior IS NOT NULL THEN _prior_detail
                     {after_detail}
+                    WHEN _key_rule IS NOT NULL AND _code = _key_rule THEN _key_rule_detail
                     WHEN _code = 'Q-VALUE-TOO-LONG' THEN _too_long WHEN _code = 'Q-DUPLICATE-KEY' THEN {plan.key_detail}
                     END AS _detail
         FROM plan_rows

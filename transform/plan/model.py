@@ -61,6 +61,9 @@ class TablePlan:
     # under the names in ``lookups`` (what earlier tables converted: contracts, blocked declarations…)
     joins: tuple[str, ...] = ()
     lookups: tuple[str, ...] = ()
+    # rules checked after the key: a row they match is not the key's occurrence (a later row may be), but a row after
+    # the key's occurrence is a duplicate whatever they say (e.g. a norm whose product is not in the catalog)
+    key_rules: tuple[Rule, ...] = ()
     # rules for the first occurrence of a key, before it converts (e.g. its parent was quarantined); they read
     # the values ``carry`` computes per row (alias -> SQL over ``s`` and the joins)
     after_key: tuple[Rule, ...] = ()
