@@ -25,6 +25,7 @@ from load.central_model import arrow_schema_of, text_limits
 from load.snapshot import SRC_KEY, SnapshotWriter
 from transform.plan import declarations as decl_plan
 from transform.plan import slxnk_lines as line_plan
+from transform.plan import gc_cx_norms
 from transform.plan import merged as merge_plan
 from transform.plan import sx_norms as norm_plan
 from transform.plan import sxxk_goods as goods_plan
@@ -224,11 +225,13 @@ def run(ctx: StepContext) -> StepOutcome:
         grouped("SLXNK", "DLOAISPGC", hd_key, lambda r, s: cv.convert_gc_group(r, cctx, lk, s))
         for src in cv.GC_ITEM_SOURCES:
             each("SLXNK", src, lambda r, _s=src: cv.convert_gc_item(r, _s, cctx, ids, lk))
-        grouped("SLXNK", "DDMuc", hd_key, lambda r, s: cv.convert_gc_norm(r, cctx, ids, lk, s))
+        if in_scope("SLXNK", "DDMuc"):  # by plan (transform/plan/)
+            take_plan(con, sink, gc_cx_norms.gc_norm_plan(cctx.branch_offices), cctx, ids, lk, cfg.truncate)
         for is_in, table in ((True, "ecsCX_DM_HH_DUA_VAO_D"), (False, "ecsCX_DM_HH_DUA_RA_D")):  # by plan
             if in_scope("SLXNK", table):
                 take_plan(con, sink, cx_item_plan(is_in, cctx.branch_offices), cctx, ids, lk, cfg.truncate)
-        grouped("SLXNK", "ecsCX_DinhMuc", ["MA_DV", "MA_HQ"], lambda r, s: cv.convert_cx_norm(r, cctx, ids, lk, s))
+        if in_scope("SLXNK", "ecsCX_DinhMuc"):  # by plan (transform/plan/)
+            take_plan(con, sink, gc_cx_norms.cx_norm_plan(cctx.branch_offices), cctx, ids, lk, cfg.truncate)
 
         # declarations (liquidation data, Phụ lục IV §I.2), their goods, stock
         for db, table in (("SXXK", "DTOKHAIMD"), ("SLXNK", "DToKhaiMD")):  # by plan (transform/plan/)
@@ -329,7 +332,7 @@ def run(ctx: StepContext) -> StepOutcome:
 LOOKUP_ENTRY: dict[str, tuple[list[str], Callable[..., Any]]] = {
     "sx_items": (["t_TEN_VAT_TU", "t_MA_DVT", "t_MA_HS"], lambda p, i, name, unit, hs: (i, name, unit or "", hs)),
     "cx_items": ([], lambda p, i: i),
-    "sx_norms": ([], lambda p, i: i),
+    "sx_norms": ([], lambda p, i: i), "gc_norms": ([], lambda p, i: i), "cx_norms": ([], lambda p, i: i),
     "decls": (["t_HD_ID", "t_MA_DV", "t_XUAT_NPL_SP"], lambda p, i, hd, ma_dv, xnsp: (i, hd, ma_dv, xnsp, p.source_db)),
 }
 
@@ -451,7 +454,7 @@ def sxxk_goods_lookups(con: Any, lk: cv.Lookups) -> set[tuple[Any, ...]]:
     reached = "(_kind = 'converted' OR _code = 'Q-VALUE-TOO-LONG')"
     for tk_id, code, dgia, luong, ts in con.execute(
             f"SELECT TK_ID, MA_VAT_TU, DGIA_TT, LUONG, TS_XNK FROM plan_rows WHERE {reached} AND _nsx "
-            "ORDER BY _pos").fetchall():
+            "ORDER BY _decl_rid, STT_HANG").fetchall():
         lk.stock_lines.setdefault((tk_id, code), []).append((dgia, luong, ts))
     chosen = {tuple(r) for r in con.execute(
         f"SELECT k0, k1, k2, k3, MA_PHU, _lan_dc, _ct FROM plan_rows WHERE {reached} AND _src = 'DC' "

@@ -18,6 +18,7 @@ from sample_data.generator import GenParams, generate_branch
 from transform import convert as cv, registry
 from transform.codes import office_map, unit_map
 from transform.plan.cx_items import cx_item_plan
+from transform.plan.gc_cx_norms import cx_norm_plan, gc_norm_plan
 from transform.plan.merged import dc_ct_plan, ecs_plan
 from transform.plan.slxnk_lines import slxnk_line_plan
 from transform.plan.sx_norms import sx_norm_plan
@@ -213,6 +214,20 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
         take_plan(con, sink, cx_item_plan(is_in, ctx.branch_offices), ctx, ids, lk, truncate)
     for loai in (1, 2):
         take_plan(con, sink, sx_item_plan(loai, ctx.branch_offices), ctx, ids, lk, truncate)
+    if planned:  # GC and CX norms
+        take_plan(con, sink, gc_norm_plan(ctx.branch_offices), ctx, ids, lk, truncate)
+        take_plan(con, sink, cx_norm_plan(ctx.branch_offices), ctx, ids, lk, truncate)
+    else:
+        hd_key = ["So_HD", "Ma_HQHD", "DVGC", "Ngay_Ky"]
+        for grp in _grouped(staging.read_ordered(con, "SLXNK", "DDMuc", hd_key, 5), hd_key, "SLXNK.DDMuc"):
+            seen: set = set()
+            for r in grp:
+                sink.take("SLXNK.DDMuc", r, cv.convert_gc_norm(r, ctx, ids, lk, seen))
+        for grp in _grouped(staging.read_ordered(con, "SLXNK", "ecsCX_DinhMuc", ["MA_DV", "MA_HQ"], 5),
+                            ["MA_DV", "MA_HQ"], "SLXNK.ecsCX_DinhMuc"):
+            seen = set()
+            for r in grp:
+                sink.take("SLXNK.ecsCX_DinhMuc", r, cv.convert_cx_norm(r, ctx, ids, lk, seen))
     if planned:  # SXXK norms, looking the catalogs up
         take_plan(con, sink, sx_norm_plan(ctx.branch_offices), ctx, ids, lk, truncate)
     else:
@@ -432,9 +447,37 @@ def test_every_declaration_rule_converts_the_same_by_plan_and_by_rules(tmp_path:
               ((1.5, 0, "ghi chó"), (2, 0.5, "z" * 300), (-1, 0, None)))]
     con.executemany('INSERT INTO src_sxxk."DDINHMUC" ("MA_SP", "MA_NPL", "MA_DV", "MA_HQ", "DM_SD", "TL_HH", '
                     '"GHI_CHU") VALUES (?, ?, ?, ?, ?, ?, ?)', norms + norms[::5])
+    # GC items and norms of contract HD1 (and of contracts missing or of another office); CX catalog and norms
+    hd = ("HD1", "C47D", "0100101308", dt.datetime(2013, 1, 2))
+    con.executemany('INSERT INTO src_slxnk."DSPGC" ("So_HD", "Ma_HQHD", "DVGC", "Ngay_Ky", "P_Code", "Ten_SP") '
+                    'VALUES (?, ?, ?, ?, ?, ?)', [[*hd, "SSP1", "Áo"], [*hd, "SSP2", "Quần"]])
+    con.executemany('INSERT INTO src_slxnk."DNPLHD" ("So_HD", "Ma_HQHD", "DVGC", "Ngay_Ky", "P_Code", "Ten_NPL") '
+                    'VALUES (?, ?, ?, ?, ?, ?)', [[*hd, "NVAI", "Vải"], [*hd, " NCHI", "Chỉ"]])
+    gc_norms = [[*c, sp, npl, name, unit, dm, tl] for c in (hd, (" HD1 ", "C47D", "0100101308", hd[3]),
+                                                           ("HD9", "C47D", "0100101308", hd[3]),
+                                                           ("HD1", "P01L", "0100101308", hd[3]), (None, *hd[1:]))
+                for sp in ("SSP1", "SSP9", " SSP2", None) for npl in ("NVAI", "NCHI", "NX")
+                for name, unit, dm, tl in ((("z" * 300, "KGM", 2, 0), ("V¶i", "999", 1.5, 0.1), ("Áo", None, -1, 0))
+                                           if npl == "NCHI" else
+                                           (("V¶i", "999", 1.5, 0.1), ("z" * 300, "KGM", 2, 0), ("Áo", None, -1, 0)))]
+    con.executemany('INSERT INTO src_slxnk."DDMuc" ("So_HD", "Ma_HQHD", "DVGC", "Ngay_Ky", "SPP_Code", "NPLP_Code", '
+                    '"Ten_SP", "Ma_DVT", "DMGC", "TLHH") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)', gc_norms)
+    for table, code in (("ecsCX_DM_HH_DUA_RA_D", "SPX"), ("ecsCX_DM_HH_DUA_VAO_D", "NPX")):
+        con.execute(f'INSERT INTO src_slxnk."{table}" ("MA_HQTN", "MA_DV_XN", "MA_HANG") VALUES '
+                    f"('C47D', '0100101308', '{code}')")
+    cx_norms = [[hq, dv, sp, npl, dm, 0.5] for hq in ("C47D", "P01L", None) for dv in ("0100101308", " 0100101308")
+                for sp in ("SPX", "SPZ") for npl in ("NPX", "NPX ", "NPZ") for dm in (1.0, -2.0)]
+    con.executemany('INSERT INTO src_slxnk."ecsCX_DinhMuc" ("MA_HQ", "MA_DV", "MA_SP", "MA_NPL", "DINH_MUC", '
+                    '"TY_LE_HH") VALUES (?, ?, ?, ?, ?, ?)', cx_norms)
     contracts = {("HD1", "C47D", "0100101308", "20130102"): (7, 0, "47D1"),
                  ("HD2", "C47D01", "0100101308", "20130102"): (8, 1, "47D1")}
     oracle = _compare_decls(con, tmp_path, ["DTO_KHAI_MD.DV_DT"], contracts=contracts)
+    for table in ("SLXNK.DDMuc", "SLXNK.ecsCX_DinhMuc"):
+        codes = {c for (src, _k, c) in oracle["fates"] if src == table}
+        assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-DUPLICATE-KEY", "Q-UNKNOWN-ITEM"} <= codes, (table, codes)
+    assert {("SLXNK.DDMuc", "quarantined", "Q-GC-NO-CONTRACT"), ("SLXNK.DDMuc", "excluded", "R-OTHER-OFFICE"),
+            ("SLXNK.DDMuc", "quarantined", "Q-VALUE-TOO-LONG"), ("SLXNK.ecsCX_DinhMuc", "excluded", "R-OTHER-OFFICE")
+            } <= set(oracle["fates"])
     norm_codes = {c for (src, _k, c) in oracle["fates"] if src == "SXXK.DDINHMUC"}
     assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-DUPLICATE-KEY", "Q-UNKNOWN-ITEM", "R-OTHER-OFFICE",
             "Q-VALUE-TOO-LONG"} <= norm_codes, norm_codes

@@ -23,7 +23,7 @@ Tables converted by a plan today: ``SXXK.SNPL`` and ``SXXK.SSP`` → ``DSX_SP_NP
 ``SLXNK.ecsCX_DM_HH_DUA_VAO_D`` / ``…_RA_D`` → ``DCX_DM_HH_DUA_VAO_RA`` (:mod:`.cx_items`), the declaration headers
 of both databases → ``DTO_KHAI_MD`` (:mod:`.declarations`), ``SLXNK.DHangMD`` → ``DHANG_MD``
 (:mod:`.slxnk_lines`), the SXXK goods lines TH/DC/DK → ``DHANG_MD`` (:mod:`.sxxk_goods`), and the rows merged
-into those (``ecsToKhaiMD``, ``DHANGMDDC_CT``: fates only, :mod:`.merged`), and the SXXK norms ``DDINHMUC`` →
-``DSX_DINH_MUC`` (:mod:`.sx_norms`). The other tables still run the Python rule functions of :mod:`transform.convert`, which
+into those (``ecsToKhaiMD``, ``DHANGMDDC_CT``: fates only, :mod:`.merged`), the SXXK norms ``DDINHMUC`` →
+``DSX_DINH_MUC`` (:mod:`.sx_norms`), and the GC and CX norms (:mod:`.gc_cx_norms`). The other tables still run the Python rule functions of :mod:`transform.convert`, which
 stay as the oracle the plans are tested against (tests/transform/test_plan_differential.py).
 """

@@ -101,8 +101,8 @@ def declaration_plan(db: str, branch_offices: frozenset[str], freeze_at: datetim
         mappings=(
             Mapping("office", "s.MA_HQ", "office", ("new", "cuc")),
             Mapping("channel", "s.PLUONG", "channel", ("code",)),
-            Mapping("ngay_dk", "s.NGAY_DK", "str", ("text",)),
-            Mapping("ngay_hd", "s.NGAY_HD", "ymd", ("text",)),
+            Mapping("ngay_dk", "s.NGAY_DK", "str", ("text",), where=bad_date),
+            Mapping("ngay_hd", "s.NGAY_HD", "ymd", ("text",), where=f"{regime} = 'GC'"),
             Mapping("text_dv_dt", "s.DV_DT", "text", ("fixed", "converted")),
             Mapping("text_so_hd", "py_strip(s.SO_HD)", "text", ("fixed", "converted")),
             Mapping("text_so_hdtm", "py_strip(s.SO_HDTM)", "text", ("fixed", "converted")),

@@ -90,7 +90,8 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     # 1. the mapping tables, one Python call per distinct value
     joins = []
     for m in plan.mappings:
-        values = con.sql(f"SELECT DISTINCT {m.source} AS v FROM {src} AS s").to_arrow_table().column("v")
+        where = f" WHERE {m.where}" if m.where else ""
+        values = con.sql(f"SELECT DISTINCT {m.source} AS v FROM {src} AS s{where}").to_arrow_table().column("v")
         con.register(f"map_{m.name}", mapping_table(ctx, m.fn, values.combine_chunks()))
         joins.append(f"LEFT JOIN map_{m.name} AS {m.name} ON {m.name}.v IS NOT DISTINCT FROM ({m.source})")
     # the source values of the mapped columns whose mapping feeds a side report (text fixes, unmapped units)
@@ -177,8 +178,11 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                     ELSE 'Q-DUPLICATE-KEY' END AS _code
         FROM r
     """)
+    # one more pass over the rows: kind, ID, detail, and the columns that depend on the fates
+    late = "".join(f", ({v}) AS {_q(k)}" for k, v in plan.late_columns.items())
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE plan_rows AS
+        WITH fated AS (
         SELECT *, CASE WHEN _code = '' THEN 'converted' WHEN _code LIKE 'Q-%' THEN 'quarantined' ELSE 'excluded' END
                       AS _kind,
                -- the rules issue an ID to every row they convert, also to one the length check then sets aside
@@ -190,14 +194,9 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                     WHEN _key_rule IS NOT NULL AND _code = _key_rule THEN _key_rule_detail
                     WHEN _code = 'Q-VALUE-TOO-LONG' THEN _too_long WHEN _code = 'Q-DUPLICATE-KEY' THEN {plan.key_detail}
                     END AS _detail
-        FROM plan_rows
+        FROM plan_rows)
+        SELECT *{late} FROM fated
     """)
-    if plan.late_columns:  # target columns that depend on the fates (e.g. the renumbering of the lines kept)
-        late = ", ".join(f"({v}) AS {_q(k)}" for k, v in plan.late_columns.items())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE plan_rows AS SELECT *, {late} FROM plan_rows")
-    # the order the side reports list rows in (as the rules build the target rows)
-    con.execute("CREATE OR REPLACE TEMP TABLE plan_rows AS SELECT *, row_number() OVER (ORDER BY "
-                f"{', '.join([*plan.report_order, '_rid'])}) AS _pos FROM plan_rows")
     n_conv, n_ids = con.execute("SELECT count(*) FILTER (WHERE _kind = 'converted'), count(_id) FROM plan_rows"
                                 ).fetchall()[0]
     if id_start + n_ids >= ID_WINDOW:
@@ -209,14 +208,15 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     res.converted, res.ids_issued, res.restored = n_conv, n_ids, sum(res.fates.values())
     # the rows the rules carried to the target (converted, or cut by the length check): their side records
     reached = "(_kind = 'converted' OR _code = 'Q-VALUE-TOO-LONG')"
-    fixes = []  # row by row, and within a row in the plan's column order (as the rules build a row)
+    fixes = []  # row by row (in the order the rules build rows: ``report_order``), within a row column by column
+    order_cols = [*plan.report_order, "_rid"]
     for i, (tcol, label) in enumerate(plan.text_fix_columns.items()):
         name = f"text_{tcol.lower()}"
-        for rid, source, before, after in con.execute(
-                f"SELECT r._pos, r._source, m.v, m.fixed FROM plan_rows r JOIN map_{name} m ON m.v IS NOT DISTINCT "
-                f"FROM r.{_q('_m_' + name)} WHERE {reached} AND m.converted").fetchall():
-            fixes.append((rid, i, (source, label, before, after)))
-    res.text_fixes = [f for _r, _i, f in sorted(fixes, key=lambda x: (x[0], x[1]))]
+        for *pos, source, before, after in con.execute(
+                f"SELECT {', '.join(order_cols)}, r._source, m.v, m.fixed FROM plan_rows r JOIN map_{name} m "
+                f"ON m.v IS NOT DISTINCT FROM r.{_q('_m_' + name)} WHERE {reached} AND m.converted").fetchall():
+            fixes.append((tuple(pos), i, (source, label, before, after)))
+    res.text_fixes = [f for _p, _i, f in sorted(fixes, key=lambda x: (x[0], x[1]))]
     cuts = []  # row by row, and within a row in the config's order (as the rules cut them)
     order = [c.split(".", 1)[1] for c in truncate if c.split(".", 1)[0] == plan.target]
     for i, tcol in enumerate(dict.fromkeys(order)):

@@ -35,6 +35,9 @@ class Mapping:
     source: str
     fn: str
     outputs: tuple[str, ...]
+    # only the values of the rows matching this (SQL over ``s``) are mapped — e.g. a value printed in a
+    # quarantine detail is needed for the quarantined rows only; other rows join no value (NULL outputs)
+    where: str | None = None
 
 
 @dataclass(frozen=True)

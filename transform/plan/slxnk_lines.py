@@ -67,7 +67,7 @@ def slxnk_line_plan() -> TablePlan:
         mappings=(
             Mapping("office", "s.MA_HQ", "office", ("new", "cuc")),
             Mapping("kind", "s.MA_PHU", "kind", ("ma_phu", "ma_vt", "loai")),
-            Mapping("luong", "s.LUONG", "str", ("text",)),
+            Mapping("luong", "s.LUONG", "str", ("text",), where="s.LUONG < 0"),
             Mapping("text_ten_hang", "s.TEN_HANG", "text", ("fixed", "converted")),
             Mapping("unit_ma_dvt", "s.MA_DVT", "unit", ("new", "unmapped")),
         ),

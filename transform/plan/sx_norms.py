@@ -55,7 +55,7 @@ def sx_norm_plan(branch_offices: frozenset[str]) -> TablePlan:
         },
         mappings=(
             Mapping("office", "s.MA_HQ", "office", ("new", "cuc")),
-            Mapping("dm_sd", "s.DM_SD", "str", ("text",)), Mapping("tl_hh", "s.TL_HH", "str", ("text",)),
+            Mapping("dm_sd", "s.DM_SD", "str", ("text",), where="s.DM_SD < 0"), Mapping("tl_hh", "s.TL_HH", "str", ("text",), where="s.TL_HH < 0"),
             Mapping("text_ghi_chu", "s.GHI_CHU", "text", ("fixed", "converted")),
         ),
         joins=(_item("sp", "MA_SP", 2), _item("npl", "MA_NPL", 1)),

@@ -31,7 +31,7 @@ from __future__ import annotations
 from extract.staging import GOODS_ORDER, sxxk_goods_sql
 from transform.plan.model import Mapping, Rule, TablePlan
 from transform.plan.slxnk_lines import DECLS, QDECLS
-from transform.plan.sql import blank
+from transform.plan.sql import blank, exact_decimal
 
 SX_ITEMS = "lk_sx_items"
 SOURCES = ("SXXK.DHANGMDTH", "SXXK.DHANGMDDC", "SXXK.DHANGMDDK")
@@ -43,6 +43,13 @@ _NSX = "coalesce(starts_with(py_strip(s.MA_LH), 'NSX'), false)"
 _CODE = "coalesce(py_strip(s.MA_NPL_SP), '')"
 _ITEM = f"CASE WHEN {_CODE} = {_MP} AND coalesce(s._DK_CODE, '') <> '' THEN s._DK_CODE ELSE {_CODE} END"
 _TAX_CT = "s._SRC = 'DC' AND s._CT_THUE_XNK IS NOT NULL"
+# the float columns as exact decimals at the central scale: column -> (SQL, the mapping it needs)
+_DEC = {
+    "DGIA_KB": exact_decimal("s.DGIA_KB", "dgia_kb", 6), "DGIA_TT": exact_decimal("s.DGIA_TT", "dgia_tt", 6),
+    "TRIGIA_KB": exact_decimal("s.TRIGIA_KB", "trigia_kb", 4), "TRIGIA_TT": exact_decimal("s.TRIGIA_TT", "trigia_tt", 4),
+    "THUE_XNK": exact_decimal(f"CASE WHEN {_TAX_CT} THEN s._CT_THUE_XNK ELSE s.THUE_XNK END", "thue_xnk", 4),
+    "THUE_VAT": exact_decimal(f"CASE WHEN {_TAX_CT} THEN s._CT_THUE_VAT END", "thue_vat", 4),
+}
 
 
 def _on_decl(alias: str) -> str:
@@ -103,10 +110,9 @@ def sxxk_goods_plan() -> TablePlan:
             "LOAI_HANG": "CASE WHEN d.xnsp = 'N' THEN 1 ELSE 2 END", "VT_ID": "coalesce(si.vt_id, 0)",
             "HD_ID": "d.hd_id", "TEN_HANG": "text_ten_hang.fixed", "NUOC_XX": "py_strip(s.NUOC_XX)",
             "MA_DVT": "unit_ma_dvt.new", "LUONG": "CAST(s.LUONG AS DECIMAL(24, 8))",
-            "DGIA_KB": "CAST(dgia_kb.exact AS DECIMAL(24, 6))", "DGIA_TT": "CAST(dgia_tt.exact AS DECIMAL(24, 6))",
-            "TRIGIA_KB": "CAST(trigia_kb.exact AS DECIMAL(24, 4))", "TRIGIA_TT": "CAST(trigia_tt.exact AS DECIMAL(24, 4))",
-            "TS_XNK": "CAST(s.TS_XNK AS DECIMAL(18, 8))", "THUE_XNK": "CAST(thue_xnk.exact AS DECIMAL(24, 4))",
-            "THUE_VAT": "CAST(thue_vat.exact AS DECIMAL(24, 4))",
+            "DGIA_KB": _DEC["DGIA_KB"][0], "DGIA_TT": _DEC["DGIA_TT"][0], "TRIGIA_KB": _DEC["TRIGIA_KB"][0],
+            "TRIGIA_TT": _DEC["TRIGIA_TT"][0], "TS_XNK": "CAST(s.TS_XNK AS DECIMAL(18, 8))",
+            "THUE_XNK": _DEC["THUE_XNK"][0], "THUE_VAT": _DEC["THUE_VAT"][0],
             "LAN_DC": f"CASE WHEN {_NSX} THEN coalesce(s.LAN_DC, 0) END",
             "NGUON": "left(replace(s._SOURCE, 'SXXK.', ''), 12)",
         },
@@ -116,13 +122,10 @@ def sxxk_goods_plan() -> TablePlan:
         report_order=("_decl_rid", "STT_HANG"),  # a declaration's kept lines are built in line-number order
         mappings=(
             Mapping("office", "s.MA_HQ", "office", ("new", "cuc")),
-            Mapping("luong", "s.LUONG", "str", ("text",)),
+            Mapping("luong", "s.LUONG", "str", ("text",), where="s.LUONG < 0"),
             Mapping("text_ten_hang", "s.TEN_HANG", "text", ("fixed", "converted")),
             Mapping("unit_ma_dvt", "s.MA_DVT", "unit", ("new", "unmapped")),
-            Mapping("dgia_kb", "s.DGIA_KB", "dec6", ("exact",)), Mapping("dgia_tt", "s.DGIA_TT", "dec6", ("exact",)),
-            Mapping("trigia_kb", "s.TRIGIA_KB", "dec4", ("exact",)), Mapping("trigia_tt", "s.TRIGIA_TT", "dec4", ("exact",)),
-            Mapping("thue_xnk", f"CASE WHEN {_TAX_CT} THEN s._CT_THUE_XNK ELSE s.THUE_XNK END", "dec4", ("exact",)),
-            Mapping("thue_vat", f"CASE WHEN {_TAX_CT} THEN s._CT_THUE_VAT END", "dec4", ("exact",)),
+            *(m for _sql, m in _DEC.values()),
         ),
         joins=(
             f"LEFT JOIN {DECLS} AS d ON {_on_decl('d')} AND (d.db = 'SXXK' OR d.db IS NULL)",
