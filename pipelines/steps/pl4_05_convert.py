@@ -29,7 +29,7 @@ from transform.plan import gc_cx_norms
 from transform.plan import merged as merge_plan
 from transform.plan import sx_norms as norm_plan
 from transform.plan import sxxk_goods as goods_plan
-from transform.plan.engine import converted_batches, converted_keys, quarantined_keys, run_plan
+from transform.plan.engine import converted_batches, converted_keys, quarantined_keys, release, run_plan
 from transform.plan.model import TablePlan
 from transform.plan.cx_items import cx_item_plan
 from transform.plan.sx_items import sx_item_plan
@@ -243,8 +243,9 @@ def run(ctx: StepContext) -> StepOutcome:
 
         chosen_ct: set[tuple] = set()
         if in_scope("SXXK", "DHANGMDTH"):  # by plan (transform/plan/)
-            take_plan(con, sink, goods_plan.sxxk_goods_plan(), cctx, ids, lk, cfg.truncate)
+            take_plan(con, sink, goods_plan.sxxk_goods_plan(), cctx, ids, lk, cfg.truncate, keep=True)
             chosen_ct = sxxk_goods_lookups(con, lk)
+            release(con)
         if in_scope("SXXK", "DHANGMDDC_CT"):  # by plan (transform/plan/)
             take_plan(con, sink, merge_plan.dc_ct_plan(), cctx, ids, lk, cfg.truncate, chosen_ct)
         if in_scope("SLXNK", "DHangMD"):  # by plan (transform/plan/)
@@ -408,9 +409,11 @@ def _taken(plan: TablePlan, lk: cv.Lookups) -> tuple[list[tuple[Any, ...]], list
 
 
 def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, ids: cv.IdAllocator,
-              lk: cv.Lookups, truncate: list[str], chosen_ct: set[tuple[Any, ...]] = frozenset()) -> None:
+              lk: cv.Lookups, truncate: list[str], chosen_ct: set[tuple[Any, ...]] = frozenset(),
+              keep: bool = False) -> None:
     """Convert one source table by its declared plan (transform/plan/) and hand the result to the sink exactly
-    as the Python rules would: fates, quarantine, side reports, target rows, IDs, registrations, lookups."""
+    as the Python rules would: fates, quarantine, side reports, target rows, IDs, registrations, lookups.
+    ``keep``: leave the plan's rows in staging for the caller (who releases them, transform.plan.engine.release)."""
     start = ids.seq.get((plan.target, plan.id_type_digit), 0)
     prior, taken = _taken(plan, lk)
     res = run_plan(con, plan, cctx, id_base=ids.base_id, id_start=start, prior_keys=prior, taken_keys=taken,
@@ -445,6 +448,8 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
             cv.note_quarantined_declaration(lk, plan.source_db, tuple(row[:n_key]), row[n_key])
     if res.ids_issued:
         ids.seq[(plan.target, plan.id_type_digit)] = start + res.ids_issued
+    if not keep:
+        release(con)
 
 
 def sxxk_goods_lookups(con: Any, lk: cv.Lookups) -> set[tuple[Any, ...]]:

@@ -252,7 +252,7 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
             sink.take("SLXNK.ecsToKhaiMD", r, cv.ecs_fate(r, lk, ctx))
     chosen_ct: set[tuple] = set()
     if planned:  # the goods lines of SXXK declarations (TH, DC, DK)
-        take_plan(con, sink, sxxk_goods_plan(), ctx, ids, lk, truncate)
+        take_plan(con, sink, sxxk_goods_plan(), ctx, ids, lk, truncate, keep=True)
         chosen_ct = sxxk_goods_lookups(con, lk)
     else:
         src_table = {"TH": "SXXK.DHANGMDTH", "DC": "SXXK.DHANGMDDC", "DK": "SXXK.DHANGMDDK"}

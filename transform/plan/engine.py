@@ -65,7 +65,9 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
               id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
               src_key_columns: dict[str, tuple[str, ...]], taken_keys: list[tuple[tuple[Any, ...], str]]
               ) -> PlanResult:
-    """Give every row of ``plan.source`` its fate and compute the target rows into the temp table ``plan_out``.
+    """Give every row of ``plan.source`` its fate and compute the target rows into the temp table ``plan_rows``
+    (read by :func:`converted_batches`, :func:`converted_keys`, :func:`quarantined_keys`; dropped by
+    :func:`release`).
 
     ``id_start``: IDs already issued in this (table, type digit) sequence (an incremental run continues it);
     ``prior_keys``: keys converted by earlier runs of the branch (excluded as R-ALREADY-CONVERTED);
@@ -113,10 +115,10 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     finally:
         con.unregister("plan_prior_in")
     # 2. the cascade before the key check
-    pre = " ".join(f"WHEN {r.when} THEN '{r.code}'" for r in plan.cascade)
+    pre = " ".join(f"WHEN {r.when} THEN '{r.code}'" for r in plan.cascade) or "WHEN false THEN NULL"
     key_rule = " ".join(f"WHEN {r.when} THEN '{r.code}'" for r in plan.key_rules) or "WHEN false THEN NULL"
     key_rule_detail = " ".join(f"WHEN {r.when} THEN {r.detail}" for r in plan.key_rules) or "WHEN false THEN NULL"
-    pre_detail = " ".join(f"WHEN {r.when} THEN {r.detail}" for r in plan.cascade)
+    pre_detail = " ".join(f"WHEN {r.when} THEN {r.detail}" for r in plan.cascade) or "WHEN false THEN NULL"
     # 3. target values (before truncation), truncation of allowed columns, the first value too long
     cut = {c.split(".", 1)[1] for c in truncate if c.split(".", 1)[0] == plan.target}
     tgt = ", ".join(f"({expr}) AS {_q('t_' + col)}" for col, expr in plan.columns.items())
@@ -270,3 +272,9 @@ def quarantined_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> list[tu
     """(key…, reason) of the quarantined rows of the last :func:`run_plan`, in the order they were taken."""
     sel = ", ".join([*(f"k{i}" for i in range(len(plan.key))), "_code"])
     return con.execute(f"SELECT {sel} FROM plan_rows WHERE _kind = 'quarantined' ORDER BY _rid").fetchall()
+
+
+def release(con: duckdb.DuckDBPyConnection) -> None:
+    """Drop the last plan's working tables (its rows can be as many as the source's: free the memory for the next)."""
+    for table in ("plan_rows", "plan_src", "plan_prior"):
+        con.execute(f"DROP TABLE IF EXISTS {table}")
