@@ -495,3 +495,30 @@ def test_every_declaration_rule_converts_the_same_by_plan_and_by_rules(tmp_path:
     assert oracle["text_fixes"] and oracle["truncations"]
     _compare_decls(con, tmp_path / "p", [], prior=dict(list(oracle["decls"].items())[:5]), contracts=contracts)
     con.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(values=st.lists(st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e12, max_value=1e12),
+    st.integers(-10**9, 10**9).map(lambda i: i / 10**6),        # numbers of six decimals, as prices are
+    st.integers(-10**13, 10**13).map(lambda i: i / 10**4),
+    st.sampled_from([0.0000005, 1.0000015, 2.675, 12.3456785, 0.00005, -0.0000005, 999999999.9999995, 1e9 + 0.5])),
+    min_size=1, max_size=40))
+def test_exact_decimals_in_sql_agree_with_the_rules_rounding(values: list[float]) -> None:
+    """The SQL fast path of :func:`transform.plan.sql.exact_decimal` (a float that already is a number of the scale)
+    and the Python path give exactly the rules' half-even decimal of the float's shortest text."""
+    from transform.plan.functions import mapping_table, register_udfs
+    from transform.plan.sql import exact_decimal
+    con = duckdb.connect()
+    register_udfs(con)
+    con.execute("CREATE TABLE t (x DOUBLE)")
+    con.executemany("INSERT INTO t VALUES (?)", [[v] for v in values])
+    for scale in (4, 6):
+        sql, m = exact_decimal("s.x", "x_exact", scale)
+        slow = con.sql(f"SELECT DISTINCT {m.source} AS v FROM t AS s WHERE {m.where}").to_arrow_table().column("v")
+        con.register("map_x", mapping_table(_ctx(), m.fn, slow.combine_chunks()))
+        got = con.execute(f"SELECT s.x, {sql} FROM t AS s LEFT JOIN map_x AS x_exact "
+                          "ON x_exact.v IS NOT DISTINCT FROM s.x ORDER BY s.rowid").fetchall()
+        con.unregister("map_x")
+        assert [(x, d) for x, d in got] == [(v, cv.dec(v, scale)) for v in values]
+    con.close()
