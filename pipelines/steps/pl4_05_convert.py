@@ -27,9 +27,11 @@ from transform.plan import declarations as decl_plan
 from transform.plan import slxnk_lines as line_plan
 from transform.plan import gc_cx_norms
 from transform.plan import merged as merge_plan
+from transform.plan import stock as stock_plan
 from transform.plan import sx_norms as norm_plan
 from transform.plan import sxxk_goods as goods_plan
-from transform.plan.engine import converted_batches, converted_keys, quarantined_keys, release, run_plan
+from transform.plan.engine import (child_batches, converted_batches, converted_keys, quarantined_keys, release,
+                                   run_plan)
 from transform.plan.model import TablePlan
 from transform.plan.cx_items import cx_item_plan
 from transform.plan.sx_items import sx_item_plan
@@ -38,6 +40,7 @@ from pipelines.steps.base import StepContext, StepOutcome
 from transform import convert as cv
 from transform.codes import new_office_code, office_map, reshape_office, unit_map
 from transform.offices2025 import uncovered
+from transform.stock import group_by_price
 from transform import registry
 from transform.errors import ConservationError, TransformError
 from transform.scope import source_in_scope
@@ -250,7 +253,11 @@ def run(ctx: StepContext) -> StepOutcome:
             take_plan(con, sink, merge_plan.dc_ct_plan(), cctx, ids, lk, cfg.truncate, chosen_ct)
         if in_scope("SLXNK", "DHangMD"):  # by plan (transform/plan/)
             take_plan(con, sink, line_plan.slxnk_line_plan(), cctx, ids, lk, cfg.truncate)
-        each("SXXK", "DNPLNHAP", lambda r: cv.convert_stock(r, cctx, ids, lk))
+        if any(t.split(".")[0] in ("DSX_NPL_NHAP", "DSX_NPL_NHAP_TL") for t in cfg.truncate):
+            # (a cut of a stock column applies to the header and each price row apart: the Python rules do it)
+            each("SXXK", "DNPLNHAP", lambda r: cv.convert_stock(r, cctx, ids, lk))
+        elif in_scope("SXXK", "DNPLNHAP"):  # by plan (transform/plan/)
+            take_plan(con, sink, stock_plan.stock_plan(), cctx, ids, lk, cfg.truncate)
         each("SLXNK", "ecsNPLTCU", lambda r: cv.convert_self_supplied(r, cctx, ids, lk))
         grouped("SLXNK", "ecsNPLTCU_CT", ["SoTK", "Ma_LH", "Ma_HQ", "NamDK", "NPLP_Code"],
                 lambda r, s: cv.convert_self_supplied_doc(r, cctx, lk, s))
@@ -333,7 +340,7 @@ def run(ctx: StepContext) -> StepOutcome:
 LOOKUP_ENTRY: dict[str, tuple[list[str], Callable[..., Any]]] = {
     "sx_items": (["t_TEN_VAT_TU", "t_MA_DVT", "t_MA_HS"], lambda p, i, name, unit, hs: (i, name, unit or "", hs)),
     "cx_items": ([], lambda p, i: i),
-    "sx_norms": ([], lambda p, i: i), "gc_norms": ([], lambda p, i: i), "cx_norms": ([], lambda p, i: i),
+    "sx_norms": ([], lambda p, i: i), "stock": ([], lambda p, i: i), "gc_norms": ([], lambda p, i: i), "cx_norms": ([], lambda p, i: i),
     "decls": (["t_HD_ID", "t_MA_DV", "t_XUAT_NPL_SP"], lambda p, i, hd, ma_dv, xnsp: (i, hd, ma_dv, xnsp, p.source_db)),
 }
 
@@ -375,6 +382,15 @@ def plan_lookups(plan: TablePlan, lk: cv.Lookups, chosen_ct: set[tuple[Any, ...]
         elif name in (merge_plan.CHOSEN_CT, merge_plan.HELD_CT):
             keys = lk.held_ct if name == merge_plan.HELD_CT else chosen_ct
             out[name] = _table([(f"k{i}", pa.string()) for i in range(7)], (_texts(k) for k in keys))
+        elif name == stock_plan.GROUPS:
+            rows = []
+            for (tk_id, code), lines in lk.stock_lines.items():
+                groups = group_by_price(lines)
+                total = sum(g.quantity for g in groups)  # (printed as the rules print it)
+                rows += [[tk_id, code, g.price, g.quantity, g.tax_rate, total, str(total)] for g in groups]
+            out[name] = _table([("tk_id", pa.int64()), ("code", pa.string()), ("price", pa.decimal128(38, 6)),
+                                ("qty", pa.decimal128(38, 8)), ("rate", pa.decimal128(38, 8)),
+                                ("total", pa.decimal128(38, 8)), ("total_text", pa.string())], rows)
         elif name == goods_plan.SX_ITEMS:
             out[name] = _table([("c0", pa.string()), ("c1", pa.string()), ("c2", pa.string()), ("c3", pa.int64()),
                                 ("vt_id", pa.int64()), ("name", pa.string()), ("unit", pa.string()),
@@ -414,7 +430,7 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     """Convert one source table by its declared plan (transform/plan/) and hand the result to the sink exactly
     as the Python rules would: fates, quarantine, side reports, target rows, IDs, registrations, lookups.
     ``keep``: leave the plan's rows in staging for the caller (who releases them, transform.plan.engine.release)."""
-    start = ids.seq.get((plan.target, plan.id_type_digit), 0)
+    start = ids.seq.get(plan.id_sequence, 0)
     prior, taken = _taken(plan, lk)
     res = run_plan(con, plan, cctx, id_base=ids.base_id, id_start=start, prior_keys=prior, taken_keys=taken,
                    limits=text_limits(plan.target) if plan.target else {}, truncate=truncate,
@@ -431,6 +447,10 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
         schema = arrow_schema_of(plan.target).append(pa.field(SRC_KEY, pa.string()))
         for batch in converted_batches(con, plan, schema, SRC_KEY, sink.batch_rows):
             sink.take_arrow(plan.target, batch)
+    if plan.child_target:
+        schema = arrow_schema_of(plan.child_target).append(pa.field(SRC_KEY, pa.string()))
+        for batch in child_batches(con, schema, SRC_KEY, sink.batch_rows):
+            sink.take_arrow(plan.child_target, batch)
     # what later rules look up, and the ID registry: the values the rules remember are those before a
     # T-TRUNCATE cut (the sink cuts the target row only)
     n_key = len(plan.key)
@@ -447,7 +467,7 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
         for row in quarantined_keys(con, plan):
             cv.note_quarantined_declaration(lk, plan.source_db, tuple(row[:n_key]), row[n_key])
     if res.ids_issued:
-        ids.seq[(plan.target, plan.id_type_digit)] = start + res.ids_issued
+        ids.seq[plan.id_sequence] = start + res.ids_issued
     if not keep:
         release(con)
 

@@ -21,6 +21,7 @@ from transform.plan.cx_items import cx_item_plan
 from transform.plan.gc_cx_norms import cx_norm_plan, gc_norm_plan
 from transform.plan.merged import dc_ct_plan, ecs_plan
 from transform.plan.slxnk_lines import slxnk_line_plan
+from transform.plan.stock import stock_plan
 from transform.plan.sx_norms import sx_norm_plan
 from transform.plan.sxxk_goods import sxxk_goods_plan
 from transform.plan.sx_items import sx_item_plan
@@ -200,6 +201,7 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
     for key, value in (prior or {}).items():  # declarations an earlier run converted (the ID registry)
         lk.prior.setdefault("decls", set()).add(key)
         lk.decls[key] = value
+        lk.prior.setdefault("stock", set()).add((*key, "VAI1"))  # and a stock row of each
     writer = SnapshotWriter(out)
     sink = _Sink(writer, 7, truncate, lk)
     for r in staging.bad_values(con):
@@ -268,8 +270,11 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
     else:
         for r in _rows(staging.read_table(con, "SXXK", "DHANGMDDC_CT", 50), "SXXK.DHANGMDDC_CT"):
             sink.take("SXXK.DHANGMDDC_CT", r, cv.dc_ct_fate(r, chosen_ct, lk, ctx))
-    for r in _rows(staging.read_table(con, "SXXK", "DNPLNHAP", 50), "SXXK.DNPLNHAP"):
-        sink.take("SXXK.DNPLNHAP", r, cv.convert_stock(r, ctx, ids, lk))
+    if planned:  # the stock, split over the price groups of the kept NSX lines
+        take_plan(con, sink, stock_plan(), ctx, ids, lk, truncate)
+    else:
+        for r in _rows(staging.read_table(con, "SXXK", "DNPLNHAP", 50), "SXXK.DNPLNHAP"):
+            sink.take("SXXK.DNPLNHAP", r, cv.convert_stock(r, ctx, ids, lk))
     if planned:  # the goods lines of GC and CX declarations
         take_plan(con, sink, slxnk_line_plan(), ctx, ids, lk, truncate)
     else:
@@ -424,9 +429,11 @@ def test_every_declaration_rule_converts_the_same_by_plan_and_by_rules(tmp_path:
         dc += [k + ["N1", "N1", name, "KGM", 3, price, 2, 1, 1], k + ["N1", "N1", "Áo", "KGM", 4, 2.5, 2, 1, 2],
                k + ["N1", "N1", "Áo 2", "KGM", 5, 2.5, 2, 1, 2], k + ["N3", "VAI3", "Áo", "KGM", 1, 2, 2, 1, None]]
         dk += [k + ["N1", "VAI1", "Áo", "KGM", 1, 1, 1, 1], k + ["N4", "VAI4", name, "001", qty, price, 1, 1],
-               (k if i % 3 else [None, *k[1:]]) + ["N5", "N5", "Áo", "KGM", 1, 1, 1, 1]]
+               (k if i % 3 else [None, *k[1:]]) + ["N5", "N5", "Áo", "KGM", 1, 1, 1, 1],
+               k + ["N6", "VAI4", "Áo", "KGM", 2, 7.5, 1, 1], k + ["N7", "VAI4", "Áo", "KGM", 3, 7.5, 1, 1]]
         ct += [k + ["N1", 2, c, 0.15 * c, 0.1] for c in (1, 2)] + [k + ["N1", 1, 1, 9.5, 0.1]]
-        stock += [k + ["VAI1", 10, 4], k + ["N2", 5, 0], k + ["VAI", 3, 1]]
+        stock += [k + ["VAI1", 10, 4], k + ["VAI1", 10, 4.5], k + ["N2", 5, 0], k + ["VAI", 3, 1], k + ["VAI1", 1, 5], k + ["VAI1", 100, 90],
+                  k + [None, 1, 1], k + ["VAI4", -1, 0], k + ["VAI4", 10, 3 + i % 4], k + [" N5 ", None, None]]
     marks = ", ".join("?" * 12)
     con.executemany(f'INSERT INTO src_sxxk."DHANGMDTH" ({goods}) VALUES ({marks})', th)
     con.executemany(f'INSERT INTO src_sxxk."DHANGMDDK" ({goods}) VALUES ({marks})', dk)
@@ -486,6 +493,9 @@ def test_every_declaration_rule_converts_the_same_by_plan_and_by_rules(tmp_path:
             "Q-VALUE-TOO-LONG", "R-NSX-GOODS-FROM-DC", "R-DC-SUPERSEDED", "R-DK-SUPERSEDED", "R-DC-NOT-NSX",
             "R-DC-CT-SUPERSEDED"} <= goods_codes, goods_codes
     assert oracle["stock_lines"] and oracle["held_ct"] and oracle["chosen_ct"]
+    stock_codes = {c for (src, _k, c) in oracle["fates"] if src == "SXXK.DNPLNHAP"}
+    assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-TON-GT-LUONG", "Q-TON-GT-GOODS", "R-STOCK-ZERO",
+            "R-DECL-NOT-SELECTED", "Q-PARENT-QUARANTINED"} <= stock_codes, stock_codes
     line_codes = {c for (src, _k, c) in oracle["fates"] if src == "SLXNK.DHangMD"}
     assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-DUPLICATE-KEY", "R-DECL-NOT-SELECTED", "Q-PARENT-QUARANTINED",
             "Q-VALUE-TOO-LONG"} <= line_codes, line_codes

@@ -24,6 +24,7 @@ Tables converted by a plan today: ``SXXK.SNPL`` and ``SXXK.SSP`` → ``DSX_SP_NP
 of both databases → ``DTO_KHAI_MD`` (:mod:`.declarations`), ``SLXNK.DHangMD`` → ``DHANG_MD``
 (:mod:`.slxnk_lines`), the SXXK goods lines TH/DC/DK → ``DHANG_MD`` (:mod:`.sxxk_goods`), and the rows merged
 into those (``ecsToKhaiMD``, ``DHANGMDDC_CT``: fates only, :mod:`.merged`), the SXXK norms ``DDINHMUC`` →
-``DSX_DINH_MUC`` (:mod:`.sx_norms`), and the GC and CX norms (:mod:`.gc_cx_norms`). The other tables still run the Python rule functions of :mod:`transform.convert`, which
+``DSX_DINH_MUC`` (:mod:`.sx_norms`), the GC and CX norms (:mod:`.gc_cx_norms`), and the
+SXXK stock split over price groups (:mod:`.stock`). The other tables still run the Python rule functions of :mod:`transform.convert`, which
 stay as the oracle the plans are tested against (tests/transform/test_plan_differential.py).
 """

@@ -199,6 +199,11 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
         FROM plan_rows)
         SELECT *{late} FROM fated
     """)
+    if plan.child_target:  # the second table's rows, while the lookups it joins are registered
+        cols = ", ".join(f"({v}) AS {_q(k)}" for k, v in plan.child_columns.items())
+        con.execute(f"CREATE OR REPLACE TEMP TABLE plan_child AS SELECT {cols}, r._src_key AS _src_key "
+                    f"FROM plan_rows AS r {plan.child_from} WHERE r._kind = 'converted' "
+                    f"ORDER BY {', '.join([*plan.child_order])}")
     n_conv, n_ids = con.execute("SELECT count(*) FILTER (WHERE _kind = 'converted'), count(_id) FROM plan_rows"
                                 ).fetchall()[0]
     if id_start + n_ids >= ID_WINDOW:
@@ -276,5 +281,14 @@ def quarantined_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> list[tu
 
 def release(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the last plan's working tables (its rows can be as many as the source's: free the memory for the next)."""
-    for table in ("plan_rows", "plan_src", "plan_prior"):
+    for table in ("plan_rows", "plan_src", "plan_prior", "plan_child"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+def child_batches(con: duckdb.DuckDBPyConnection, schema: pa.Schema, src_key_name: str,
+                  batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The second table's rows of the last :func:`run_plan` (``TablePlan.child_target``), in the snapshot's schema."""
+    cols = [f"_src_key AS {_q(f.name)}" if f.name == src_key_name else _q(f.name) for f in schema]
+    reader = con.sql(f"SELECT {', '.join(cols)} FROM plan_child ORDER BY rowid").to_arrow_reader(batch_rows)
+    for b in reader:
+        yield pa.RecordBatch.from_arrays([b.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import duckdb
@@ -43,6 +44,8 @@ FUNCTIONS: dict[str, tuple[tuple[tuple[str, pa.DataType], ...], Callable[[cv.Con
     # (DuckDB's own cast rounds the binary value half away from zero)
     "dec4": ((("exact", pa.string()),), lambda ctx, v: (_dec_text(v, 4),)),
     "dec6": ((("exact", pa.string()),), lambda ctx, v: (_dec_text(v, 6),)),
+    # a quantity as the stock rules print it (an absent or zero quantity is 0)
+    "qty_text": ((("text", pa.string()),), lambda ctx, v: (str(v or Decimal(0)),)),
     # a value as Python prints it (the quarantine's details name values so)
     "str": ((("text", pa.string()),), lambda ctx, v: (str(v),)),
 }

@@ -84,9 +84,22 @@ class TablePlan:
     derive: dict[str, str] = field(default_factory=dict)
     # target columns computed after the fates (SQL over the plan's rows: ``_code``, ``_kind``, carried columns)
     late_columns: dict[str, str] = field(default_factory=dict)
+    # the ID sequence the IDs continue (table name; default the target's), e.g. DSX_NPL_NHAP's HS_ID is the
+    # sequence of DSX_NPL_NHAP_TL, whose rows share it
+    id_table: str | None = None
+    # rows of a second table made from each converted row: ``child_target`` gets ``child_columns`` (SQL over the
+    # converted row ``r`` — its columns, ``_id``, ``_src_key`` — and ``child_from``'s joins), in ``child_order``
+    child_target: str | None = None
+    child_from: str = ""
+    child_columns: dict[str, str] = field(default_factory=dict)
+    child_order: tuple[str, ...] = ()
     # the order the text-fix report lists rows in, when the rules build rows in another order than they take them
     # (SQL over the plan's rows, late columns included; the row order breaks ties)
     report_order: tuple[str, ...] = ()
+
+    @property
+    def id_sequence(self) -> tuple[str | None, int]:
+        return (self.id_table or self.target, self.id_type_digit)
 
     @property
     def source(self) -> str:
