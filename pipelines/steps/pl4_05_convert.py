@@ -9,11 +9,10 @@ not add up to the restored counts of step 4.
 from __future__ import annotations
 
 import functools
-
 import json
 from collections import Counter
-from decimal import Decimal, InvalidOperation
 from collections.abc import Callable, Iterable, Iterator
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import pyarrow as pa
@@ -23,27 +22,33 @@ from extract import staging
 from extract.legacy_schema import TABLES_BY_DB, legacy_table
 from load.central_model import arrow_schema_of, text_limits
 from load.snapshot import SRC_KEY, SnapshotWriter
-from transform.plan import declarations as decl_plan
-from transform.plan import slxnk_lines as line_plan
-from transform.plan import gc_cx_norms
-from transform.plan import merged as merge_plan
-from transform.plan import stock as stock_plan
-from transform.plan import sx_norms as norm_plan
-from transform.plan import sxxk_goods as goods_plan
-from transform.plan.engine import (child_batches, converted_batches, converted_keys, quarantined_keys, release,
-                                   run_plan)
-from transform.plan.model import TablePlan
-from transform.plan.cx_items import cx_item_plan
-from transform.plan.sx_items import sx_item_plan
 from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
 from transform import convert as cv
-from transform.codes import new_office_code, office_map, reshape_office, unit_map
-from transform.offices2025 import uncovered
-from transform.stock import group_by_price
 from transform import registry
+from transform.codes import new_office_code, office_map, reshape_office, unit_map
 from transform.errors import ConservationError, TransformError
+from transform.offices2025 import uncovered
+from transform.plan import declarations as decl_plan
+from transform.plan import gc_cx_norms
+from transform.plan import merged as merge_plan
+from transform.plan import slxnk_lines as line_plan
+from transform.plan import stock as stock_plan
+from transform.plan import sx_norms as norm_plan
+from transform.plan import sxxk_goods as goods_plan
+from transform.plan.cx_items import cx_item_plan
+from transform.plan.engine import (
+    child_batches,
+    converted_batches,
+    converted_keys,
+    quarantined_keys,
+    release,
+    run_plan,
+)
+from transform.plan.model import TablePlan
+from transform.plan.sx_items import sx_item_plan
 from transform.scope import source_in_scope
+from transform.stock import group_by_price
 from validate.report import md_table, write_json
 
 STEP = "pl4_05_convert"

@@ -10,21 +10,23 @@ from typing import Any
 
 import duckdb
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from extract import staging
 from pipelines.steps.pl4_05_convert import _grouped, _rows, _Sink, sxxk_goods_lookups, take_plan
 from sample_data.generator import GenParams, generate_branch
-from transform import convert as cv, registry
+from transform import convert as cv
+from transform import registry
 from transform.codes import office_map, unit_map
 from transform.plan.cx_items import cx_item_plan
 from transform.plan.gc_cx_norms import cx_norm_plan, gc_norm_plan
 from transform.plan.merged import dc_ct_plan, ecs_plan
 from transform.plan.slxnk_lines import slxnk_line_plan
 from transform.plan.stock import stock_plan
+from transform.plan.sx_items import sx_item_plan
 from transform.plan.sx_norms import sx_norm_plan
 from transform.plan.sxxk_goods import sxxk_goods_plan
-from transform.plan.sx_items import sx_item_plan
 
 OFFICES = frozenset({"C47D", "C47D01"})
 

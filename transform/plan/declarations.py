@@ -29,7 +29,7 @@ from datetime import datetime
 from extract.staging import DECLARATION_ORDER, ecs_join
 from transform.convert import MIN_DATE, ZERO_GUID
 from transform.plan.model import Mapping, Rule, TablePlan
-from transform.plan.sql import blank, in_list
+from transform.plan.sql import blank, in_list, on_decl
 
 CONTRACTS = "lk_contracts"
 BLOCKED = "lk_blocked"
@@ -57,8 +57,7 @@ def declaration_plan(db: str, branch_offices: frozenset[str], freeze_at: datetim
         )
     key_cols = ("SOTK", "MA_LH", "MA_HQ", "NAMDK")
     joins = [ecs_join("e", "s"),
-             f"LEFT JOIN {BLOCKED} AS b ON b.k0 = CAST(s.SOTK AS VARCHAR) AND b.k1 = py_strip(s.MA_LH) "
-             "AND b.k2 = py_strip(s.MA_HQ) AND b.k3 = CAST(s.NAMDK AS VARCHAR)"]
+             f"LEFT JOIN {BLOCKED} AS b ON {on_decl('b')}"]
     if not sx:
         joins.append(f"LEFT JOIN {CONTRACTS} AS c ON {regime} = 'GC' AND c.c0 = coalesce(py_strip(s.SO_HD), '') "
                      "AND c.c1 = coalesce(py_strip(s.MA_HQ), '') AND c.c2 = coalesce(py_strip(s.MA_DV), '') "

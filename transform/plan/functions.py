@@ -16,8 +16,15 @@ import duckdb
 import pyarrow as pa
 
 from transform import convert as cv
-from transform.codes import (channel_code, fix_text, kind_of, map_distinct, nam_tk_bucket, new_unit_code,
-                             strip_kind_prefix)
+from transform.codes import (
+    channel_code,
+    fix_text,
+    kind_of,
+    map_distinct,
+    nam_tk_bucket,
+    new_unit_code,
+    strip_kind_prefix,
+)
 
 # name -> (outputs as (column, arrow type), fn(ctx, value) -> tuple of outputs)
 FUNCTIONS: dict[str, tuple[tuple[tuple[str, pa.DataType], ...], Callable[[cv.ConvertContext, Any], tuple[Any, ...]]]] = {

@@ -24,24 +24,15 @@ from __future__ import annotations
 
 from transform.plan.model import Rule, TablePlan
 from transform.plan.slxnk_lines import DECLS, QDECLS
-from transform.plan.sql import blank
+from transform.plan.sql import blank, on_decl, quarantined_decl
 
 CHOSEN_CT, HELD_CT = "lk_chosen_ct", "lk_held_ct"
 
-
-def _on_decl(alias: str) -> str:
-    return (f"{alias}.k0 = CAST(s.SOTK AS VARCHAR) AND {alias}.k1 = py_strip(s.MA_LH) AND "
-            f"{alias}.k2 = py_strip(s.MA_HQ) AND {alias}.k3 = CAST(s.NAMDK AS VARCHAR)")
 
 
 def _null_keys(cols: tuple[str, ...]) -> tuple[Rule, ...]:
     return tuple(Rule("Q-NULL-KEY", blank(c) if c in ("MA_LH", "MA_HQ", "MA_PHU") else f"s.{c} IS NULL",
                       f"'{c} is empty'") for c in cols)
-
-
-def _quarantined(db: str, alias: str) -> str:
-    return (f"'{db} declaration SoTK=' || s.SOTK || ' Ma_LH=' || py_strip(s.MA_LH) || ' NamDK=' || s.NAMDK || "
-            f"' is quarantined (' || {alias}.reason || ')'")
 
 
 def ecs_plan() -> TablePlan:
@@ -51,16 +42,16 @@ def ecs_plan() -> TablePlan:
         cascade=(
             *_null_keys(("SOTK", "MA_LH", "MA_HQ", "NAMDK")),
             Rule("R-ALREADY-CONVERTED", "d.prior"),
-            Rule("Q-PARENT-QUARANTINED", "d.tk_id IS NULL AND qs.reason IS NOT NULL", _quarantined("SXXK", "qs")),
-            Rule("Q-PARENT-QUARANTINED", "d.tk_id IS NULL AND ql.reason IS NOT NULL", _quarantined("SLXNK", "ql")),
+            Rule("Q-PARENT-QUARANTINED", "d.tk_id IS NULL AND qs.reason IS NOT NULL", quarantined_decl("SXXK", "qs")),
+            Rule("Q-PARENT-QUARANTINED", "d.tk_id IS NULL AND ql.reason IS NOT NULL", quarantined_decl("SLXNK", "ql")),
             Rule("R-DECL-NOT-SELECTED", "d.tk_id IS NULL"),
         ),
         columns={}, id_column=None, id_type_digit=0, registry_kind=None,
         joins=(
             # the declaration of either database (a key converts once across both)
-            f"LEFT JOIN {DECLS} AS d ON {_on_decl('d')}",
-            f"LEFT JOIN {QDECLS} AS qs ON {_on_decl('qs')} AND qs.db = 'SXXK'",
-            f"LEFT JOIN {QDECLS} AS ql ON {_on_decl('ql')} AND ql.db = 'SLXNK'",
+            f"LEFT JOIN {DECLS} AS d ON {on_decl('d')}",
+            f"LEFT JOIN {QDECLS} AS qs ON {on_decl('qs')} AND qs.db = 'SXXK'",
+            f"LEFT JOIN {QDECLS} AS ql ON {on_decl('ql')} AND ql.db = 'SLXNK'",
         ),
         lookups=(DECLS, QDECLS),
     )
@@ -79,15 +70,15 @@ def dc_ct_plan() -> TablePlan:
         cascade=(
             *_null_keys(("SOTK", "MA_LH", "MA_HQ", "NAMDK", "MA_PHU")),
             Rule("R-DC-CT-SUPERSEDED", f"{quarantined} AND h.k0 IS NULL"),
-            Rule("Q-PARENT-QUARANTINED", quarantined, _quarantined("SXXK", "q")),
+            Rule("Q-PARENT-QUARANTINED", quarantined, quarantined_decl("SXXK", "q")),
             Rule("R-DECL-NOT-SELECTED", "d.tk_id IS NULL"),
             Rule("R-ALREADY-CONVERTED", "d.prior"),
             Rule("R-DC-CT-SUPERSEDED", "c.k0 IS NULL"),
         ),
         columns={}, id_column=None, id_type_digit=0, registry_kind=None,
         joins=(
-            f"LEFT JOIN {DECLS} AS d ON {_on_decl('d')} AND (d.db = 'SXXK' OR d.db IS NULL)",
-            f"LEFT JOIN {QDECLS} AS q ON {_on_decl('q')} AND q.db = 'SXXK'",
+            f"LEFT JOIN {DECLS} AS d ON {on_decl('d')} AND (d.db = 'SXXK' OR d.db IS NULL)",
+            f"LEFT JOIN {QDECLS} AS q ON {on_decl('q')} AND q.db = 'SXXK'",
             f"LEFT JOIN {CHOSEN_CT} AS c ON {on_ct('c')}",
             f"LEFT JOIN {HELD_CT} AS h ON {on_ct('h')}",
         ),

@@ -20,14 +20,10 @@ from __future__ import annotations
 
 from extract.staging import group_order
 from transform.plan.model import Mapping, Rule, TablePlan
-from transform.plan.sql import blank
+from transform.plan.sql import blank, on_decl, quarantined_decl
 
 DECLS, QDECLS, GC_ITEMS, CX_ITEMS = "lk_decls", "lk_qdecls", "lk_gc_items", "lk_cx_items"
 
-
-def _on_decl(alias: str) -> str:
-    return (f"{alias}.k0 = CAST(s.SOTK AS VARCHAR) AND {alias}.k1 = py_strip(s.MA_LH) AND "
-            f"{alias}.k2 = py_strip(s.MA_HQ) AND {alias}.k3 = CAST(s.NAMDK AS VARCHAR)")
 
 
 def slxnk_line_plan() -> TablePlan:
@@ -46,9 +42,7 @@ def slxnk_line_plan() -> TablePlan:
             Rule("R-ALREADY-CONVERTED", "d.tk_id IS NOT NULL AND d.prior"),
         ),
         after_key=(Rule("Q-PARENT-QUARANTINED", "_parent_quarantined IS NOT NULL", "_parent_quarantined"),),
-        carry={"_parent_quarantined": "CASE WHEN d.tk_id IS NULL THEN 'SLXNK declaration SoTK=' || s.SOTK || "
-                                      "' Ma_LH=' || py_strip(s.MA_LH) || ' NamDK=' || s.NAMDK || "
-                                      "' is quarantined (' || q.reason || ')' END"},
+        carry={"_parent_quarantined": f"CASE WHEN d.tk_id IS NULL THEN {quarantined_decl('SLXNK', 'q')} END"},
         too_long_frees_key=False,
         id_column=None, id_type_digit=0, registry_kind=None,
         columns={
@@ -72,8 +66,8 @@ def slxnk_line_plan() -> TablePlan:
             Mapping("unit_ma_dvt", "s.MA_DVT", "unit", ("new", "unmapped")),
         ),
         joins=(
-            f"LEFT JOIN {DECLS} AS d ON {_on_decl('d')} AND (d.db = 'SLXNK' OR d.db IS NULL)",
-            f"LEFT JOIN {QDECLS} AS q ON {_on_decl('q')} AND q.db = 'SLXNK'",
+            f"LEFT JOIN {DECLS} AS d ON {on_decl('d')} AND (d.db = 'SLXNK' OR d.db IS NULL)",
+            f"LEFT JOIN {QDECLS} AS q ON {on_decl('q')} AND q.db = 'SLXNK'",
             f"LEFT JOIN {GC_ITEMS} AS gi ON {regime} = 'GC' AND gi.hd_id = d.hd_id AND gi.ma_vt = kind.ma_vt "
             "AND gi.loai = kind.loai",
             f"LEFT JOIN {CX_ITEMS} AS ci ON {regime} = 'CX' AND d.tk_id IS NOT NULL AND ci.c0 = py_strip(s.MA_HQ) "

@@ -24,3 +24,16 @@ def exact_decimal(expr: str, name: str, scale: int, width: int = 24) -> tuple[st
     sql = (f"CASE WHEN {fast} THEN CAST({expr} AS DECIMAL({width}, {scale})) "
            f"ELSE CAST({name}.exact AS DECIMAL({width}, {scale})) END")
     return sql, Mapping(name, expr, f"dec{scale}", ("exact",), where=f"({expr}) IS NOT NULL AND NOT {fast}")
+
+
+def on_decl(alias: str) -> str:
+    """Join condition of a lookup of declarations (``k0..k3`` as text) on the row's full declaration key."""
+    return (f"{alias}.k0 = CAST(s.SOTK AS VARCHAR) AND {alias}.k1 = py_strip(s.MA_LH) AND "
+            f"{alias}.k2 = py_strip(s.MA_HQ) AND {alias}.k3 = CAST(s.NAMDK AS VARCHAR)")
+
+
+def quarantined_decl(db: str, alias: str) -> str:
+    """The detail of a row quarantined with its declaration of ``db`` (``alias``: the quarantined-declaration
+    lookup), as :func:`transform.convert.decl_missing` words it."""
+    return (f"'{db} declaration SoTK=' || s.SOTK || ' Ma_LH=' || py_strip(s.MA_LH) || ' NamDK=' || s.NAMDK || "
+            f"' is quarantined (' || {alias}.reason || ')'")

@@ -21,16 +21,12 @@ from __future__ import annotations
 
 from transform.plan.model import Mapping, Rule, TablePlan
 from transform.plan.slxnk_lines import DECLS, QDECLS
-from transform.plan.sql import blank
+from transform.plan.sql import blank, on_decl, quarantined_decl
 from transform.plan.sxxk_goods import SX_ITEMS
 
 GROUPS = "lk_stock_groups"
 _LUONG, _TON = "coalesce(s.LUONG, 0)", "coalesce(s.TON, 0)"
 
-
-def _on_decl(alias: str) -> str:
-    return (f"{alias}.k0 = CAST(s.SOTK AS VARCHAR) AND {alias}.k1 = py_strip(s.MA_LH) AND "
-            f"{alias}.k2 = py_strip(s.MA_HQ) AND {alias}.k3 = CAST(s.NAMDK AS VARCHAR)")
 
 
 def stock_plan() -> TablePlan:
@@ -52,9 +48,7 @@ def stock_plan() -> TablePlan:
             Rule("Q-TON-GT-GOODS", "_goods_total IS NOT NULL AND _ton > _goods_total",
                  "'TON=' || _ton_text || ' > goods quantity ' || _goods_total_text"),
         ),
-        carry={"_parent_quarantined": "CASE WHEN d.tk_id IS NULL THEN 'SXXK declaration SoTK=' || s.SOTK || "
-                                      "' Ma_LH=' || py_strip(s.MA_LH) || ' NamDK=' || s.NAMDK || "
-                                      "' is quarantined (' || q.reason || ')' END",
+        carry={"_parent_quarantined": f"CASE WHEN d.tk_id IS NULL THEN {quarantined_decl('SXXK', 'q')} END",
                "_goods_total": "gt.total", "_goods_total_text": "gt.total_text", "_ton": _TON,
                "_ton_text": "ton.text", "_luong": _LUONG},
         id_column="HS_ID", id_type_digit=1, id_table="DSX_NPL_NHAP_TL", registry_kind="stock",
@@ -69,8 +63,8 @@ def stock_plan() -> TablePlan:
             Mapping("ton", "s.TON", "qty_text", ("text",)),
         ),
         joins=(
-            f"LEFT JOIN {DECLS} AS d ON {_on_decl('d')} AND (d.db = 'SXXK' OR d.db IS NULL)",
-            f"LEFT JOIN {QDECLS} AS q ON {_on_decl('q')} AND q.db = 'SXXK'",
+            f"LEFT JOIN {DECLS} AS d ON {on_decl('d')} AND (d.db = 'SXXK' OR d.db IS NULL)",
+            f"LEFT JOIN {QDECLS} AS q ON {on_decl('q')} AND q.db = 'SXXK'",
             f"LEFT JOIN {SX_ITEMS} AS si ON si.c0 = py_strip(s.MA_HQ) AND si.c1 = d.ma_dv "
             "AND si.c2 = py_strip(s.MA_NPL) AND si.c3 = 1",
             f"LEFT JOIN (SELECT tk_id, code, any_value(total) AS total, any_value(total_text) AS total_text "

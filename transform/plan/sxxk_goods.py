@@ -31,7 +31,7 @@ from __future__ import annotations
 from extract.staging import GOODS_ORDER, sxxk_goods_sql
 from transform.plan.model import Mapping, Rule, TablePlan
 from transform.plan.slxnk_lines import DECLS, QDECLS
-from transform.plan.sql import blank, exact_decimal
+from transform.plan.sql import blank, exact_decimal, on_decl, quarantined_decl
 
 SX_ITEMS = "lk_sx_items"
 SOURCES = ("SXXK.DHANGMDTH", "SXXK.DHANGMDDC", "SXXK.DHANGMDDK")
@@ -51,10 +51,6 @@ _DEC = {
     "THUE_VAT": exact_decimal(f"CASE WHEN {_TAX_CT} THEN s._CT_THUE_VAT END", "thue_vat", 4),
 }
 
-
-def _on_decl(alias: str) -> str:
-    return (f"{alias}.k0 = CAST(s.SOTK AS VARCHAR) AND {alias}.k1 = py_strip(s.MA_LH) AND "
-            f"{alias}.k2 = py_strip(s.MA_HQ) AND {alias}.k3 = CAST(s.NAMDK AS VARCHAR)")
 
 
 def sxxk_goods_plan() -> TablePlan:
@@ -98,9 +94,7 @@ def sxxk_goods_plan() -> TablePlan:
         cascade=(*unless_own(excluded, "R-DECL-NOT-SELECTED"), *unless_own(prior, "R-ALREADY-CONVERTED"),
                  *selection, *own),
         after_key=(Rule("Q-PARENT-QUARANTINED", "_parent_quarantined IS NOT NULL", "_parent_quarantined"),),
-        carry={"_parent_quarantined": "CASE WHEN d.tk_id IS NULL THEN 'SXXK declaration SoTK=' || s.SOTK || "
-                                      "' Ma_LH=' || py_strip(s.MA_LH) || ' NamDK=' || s.NAMDK || "
-                                      "' is quarantined (' || q.reason || ')' END",
+        carry={"_parent_quarantined": f"CASE WHEN d.tk_id IS NULL THEN {quarantined_decl('SXXK', 'q')} END",
                "_nsx": _NSX, "_src": "s._SRC", "_lan_dc": "s.LAN_DC", "_ct": "s._CT_LAN_DC_CT", "_mp": _MP},
         too_long_frees_key=False,
         id_column=None, id_type_digit=0, registry_kind=None,
@@ -128,8 +122,8 @@ def sxxk_goods_plan() -> TablePlan:
             *(m for _sql, m in _DEC.values()),
         ),
         joins=(
-            f"LEFT JOIN {DECLS} AS d ON {_on_decl('d')} AND (d.db = 'SXXK' OR d.db IS NULL)",
-            f"LEFT JOIN {QDECLS} AS q ON {_on_decl('q')} AND q.db = 'SXXK'",
+            f"LEFT JOIN {DECLS} AS d ON {on_decl('d')} AND (d.db = 'SXXK' OR d.db IS NULL)",
+            f"LEFT JOIN {QDECLS} AS q ON {on_decl('q')} AND q.db = 'SXXK'",
             f"LEFT JOIN {SX_ITEMS} AS si ON si.c0 = py_strip(s.MA_HQ) AND si.c1 = d.ma_dv AND si.c2 = ({_ITEM}) "
             "AND si.c3 = CASE WHEN d.xnsp = 'N' THEN 1 ELSE 2 END",
         ),
