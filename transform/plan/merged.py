@@ -23,7 +23,7 @@ Lookups the step registers: ``lk_decls``, ``lk_qdecls`` (as for the lines), ``lk
 from __future__ import annotations
 
 from transform.plan.model import Rule, TablePlan
-from transform.plan.slxnk_lines import DECLS, QDECLS
+from transform.plan.slxnk_lines import DECLS, QDECLS, parent_joins
 from transform.plan.sql import blank, on_decl, quarantined_decl
 
 CHOSEN_CT, HELD_CT = "lk_chosen_ct", "lk_held_ct"
@@ -77,8 +77,7 @@ def dc_ct_plan() -> TablePlan:
         ),
         columns={}, id_column=None, id_type_digit=0, registry_kind=None,
         joins=(
-            f"LEFT JOIN {DECLS} AS d ON {on_decl('d')} AND (d.db = 'SXXK' OR d.db IS NULL)",
-            f"LEFT JOIN {QDECLS} AS q ON {on_decl('q')} AND q.db = 'SXXK'",
+            *parent_joins("SXXK"),
             f"LEFT JOIN {CHOSEN_CT} AS c ON {on_ct('c')}",
             f"LEFT JOIN {HELD_CT} AS h ON {on_ct('h')}",
         ),

@@ -25,6 +25,13 @@ from transform.plan.sql import blank, on_decl, quarantined_decl
 DECLS, QDECLS, GC_ITEMS, CX_ITEMS = "lk_decls", "lk_qdecls", "lk_gc_items", "lk_cx_items"
 
 
+def parent_joins(db: str) -> tuple[str, str]:
+    """A child row's declaration of database ``db`` by its full key: ``d`` converted (now, or by an earlier run
+    whose registry did not record the database), ``q`` quarantined."""
+    return (f"LEFT JOIN {DECLS} AS d ON {on_decl('d')} AND (d.db = '{db}' OR d.db IS NULL)",
+            f"LEFT JOIN {QDECLS} AS q ON {on_decl('q')} AND q.db = '{db}'")
+
+
 
 def slxnk_line_plan() -> TablePlan:
     regime = "substr(py_strip(s.MA_LH), 2, 2)"
@@ -66,8 +73,7 @@ def slxnk_line_plan() -> TablePlan:
             Mapping("unit_ma_dvt", "s.MA_DVT", "unit", ("new", "unmapped")),
         ),
         joins=(
-            f"LEFT JOIN {DECLS} AS d ON {on_decl('d')} AND (d.db = 'SLXNK' OR d.db IS NULL)",
-            f"LEFT JOIN {QDECLS} AS q ON {on_decl('q')} AND q.db = 'SLXNK'",
+            *parent_joins("SLXNK"),
             f"LEFT JOIN {GC_ITEMS} AS gi ON {regime} = 'GC' AND gi.hd_id = d.hd_id AND gi.ma_vt = kind.ma_vt "
             "AND gi.loai = kind.loai",
             f"LEFT JOIN {CX_ITEMS} AS ci ON {regime} = 'CX' AND d.tk_id IS NOT NULL AND ci.c0 = py_strip(s.MA_HQ) "

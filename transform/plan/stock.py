@@ -20,8 +20,8 @@ Lookups the step registers: ``lk_decls``, ``lk_qdecls``, ``lk_sx_items`` and ``l
 from __future__ import annotations
 
 from transform.plan.model import Mapping, Rule, TablePlan
-from transform.plan.slxnk_lines import DECLS, QDECLS
-from transform.plan.sql import blank, on_decl, quarantined_decl
+from transform.plan.slxnk_lines import DECLS, QDECLS, parent_joins
+from transform.plan.sql import blank, quarantined_decl
 from transform.plan.sxxk_goods import SX_ITEMS
 
 GROUPS = "lk_stock_groups"
@@ -63,8 +63,7 @@ def stock_plan() -> TablePlan:
             Mapping("ton", "s.TON", "qty_text", ("text",)),
         ),
         joins=(
-            f"LEFT JOIN {DECLS} AS d ON {on_decl('d')} AND (d.db = 'SXXK' OR d.db IS NULL)",
-            f"LEFT JOIN {QDECLS} AS q ON {on_decl('q')} AND q.db = 'SXXK'",
+            *parent_joins("SXXK"),
             f"LEFT JOIN {SX_ITEMS} AS si ON si.c0 = py_strip(s.MA_HQ) AND si.c1 = d.ma_dv "
             "AND si.c2 = py_strip(s.MA_NPL) AND si.c3 = 1",
             f"LEFT JOIN (SELECT tk_id, code, any_value(total) AS total, any_value(total_text) AS total_text "

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 from extract.staging import GOODS_ORDER, sxxk_goods_sql
 from transform.plan.model import Mapping, Rule, TablePlan
-from transform.plan.slxnk_lines import DECLS, QDECLS
-from transform.plan.sql import blank, exact_decimal, on_decl, quarantined_decl
+from transform.plan.slxnk_lines import DECLS, QDECLS, parent_joins
+from transform.plan.sql import blank, exact_decimal, quarantined_decl
 
 SX_ITEMS = "lk_sx_items"
 SOURCES = ("SXXK.DHANGMDTH", "SXXK.DHANGMDDC", "SXXK.DHANGMDDK")
@@ -122,8 +122,7 @@ def sxxk_goods_plan() -> TablePlan:
             *(m for _sql, m in _DEC.values()),
         ),
         joins=(
-            f"LEFT JOIN {DECLS} AS d ON {on_decl('d')} AND (d.db = 'SXXK' OR d.db IS NULL)",
-            f"LEFT JOIN {QDECLS} AS q ON {on_decl('q')} AND q.db = 'SXXK'",
+            *parent_joins("SXXK"),
             f"LEFT JOIN {SX_ITEMS} AS si ON si.c0 = py_strip(s.MA_HQ) AND si.c1 = d.ma_dv AND si.c2 = ({_ITEM}) "
             "AND si.c3 = CASE WHEN d.xnsp = 'N' THEN 1 ELSE 2 END",
         ),
