@@ -250,16 +250,17 @@ def run(ctx: StepContext) -> StepOutcome:
             take_plan(con, sink, merge_plan.ecs_plan(), cctx, ids, lk, cfg.truncate)
 
         chosen_ct: set[tuple] = set()
+        # (a cut of a stock column applies to the header and each price row apart: the Python rules do it)
+        python_stock = any(t.split(".")[0] in ("DSX_NPL_NHAP", "DSX_NPL_NHAP_TL") for t in cfg.truncate)
         if in_scope("SXXK", "DHANGMDTH"):  # by plan (transform/plan/)
             take_plan(con, sink, goods_plan.sxxk_goods_plan(), cctx, ids, lk, cfg.truncate, keep=True)
-            chosen_ct = sxxk_goods_lookups(con, lk)
+            chosen_ct = sxxk_goods_lookups(con, lk, stock_lines=python_stock)
             release(con)
         if in_scope("SXXK", "DHANGMDDC_CT"):  # by plan (transform/plan/)
             take_plan(con, sink, merge_plan.dc_ct_plan(), cctx, ids, lk, cfg.truncate, chosen_ct)
         if in_scope("SLXNK", "DHangMD"):  # by plan (transform/plan/)
             take_plan(con, sink, line_plan.slxnk_line_plan(), cctx, ids, lk, cfg.truncate)
-        if any(t.split(".")[0] in ("DSX_NPL_NHAP", "DSX_NPL_NHAP_TL") for t in cfg.truncate):
-            # (a cut of a stock column applies to the header and each price row apart: the Python rules do it)
+        if python_stock:
             each("SXXK", "DNPLNHAP", lambda r: cv.convert_stock(r, cctx, ids, lk))
         elif in_scope("SXXK", "DNPLNHAP"):  # by plan (transform/plan/)
             take_plan(con, sink, stock_plan.stock_plan(), cctx, ids, lk, cfg.truncate)
@@ -350,7 +351,7 @@ LOOKUP_ENTRY: dict[str, tuple[list[str], Callable[..., Any]]] = {
 }
 
 
-def plan_lookups(plan: TablePlan, lk: cv.Lookups, chosen_ct: set[tuple[Any, ...]] = frozenset()
+def plan_lookups(con: Any, plan: TablePlan, lk: cv.Lookups, chosen_ct: set[tuple[Any, ...]] = frozenset()
                  ) -> dict[str, pa.Table]:
     """The tables of what earlier tables converted that ``plan`` joins (``plan.lookups``), from the lookups."""
     out: dict[str, pa.Table] = {}
@@ -387,7 +388,9 @@ def plan_lookups(plan: TablePlan, lk: cv.Lookups, chosen_ct: set[tuple[Any, ...]
         elif name in (merge_plan.CHOSEN_CT, merge_plan.HELD_CT):
             keys = lk.held_ct if name == merge_plan.HELD_CT else chosen_ct
             out[name] = _table([(f"k{i}", pa.string()) for i in range(7)], (_texts(k) for k in keys))
-        elif name == stock_plan.GROUPS:
+        elif name == stock_plan.GROUPS and stock_plan.has_groups(con):
+            continue  # built in staging from the goods plan's lines (sxxk_goods_lookups)
+        elif name == stock_plan.GROUPS:  # (a scope without goods: none)
             rows = []
             for (tk_id, code), lines in lk.stock_lines.items():
                 groups = group_by_price(lines)
@@ -440,7 +443,7 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     res = run_plan(con, plan, cctx, id_base=ids.base_id, id_start=start, prior_keys=prior, taken_keys=taken,
                    limits=text_limits(plan.target) if plan.target else {}, truncate=truncate,
                    src_key_columns={t: tuple(k for k, _u in _key_columns(t)) for t in plan.sources or [plan.source]},
-                   lookups=plan_lookups(plan, lk, chosen_ct))
+                   lookups=plan_lookups(con, plan, lk, chosen_ct))
     progress.report(STEP, plan.source, res.restored)
     for (source, kind, code), n in res.fates.items():
         sink.fates[(source, kind, code)] += n
@@ -477,15 +480,21 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
         release(con)
 
 
-def sxxk_goods_lookups(con: Any, lk: cv.Lookups) -> set[tuple[Any, ...]]:
-    """After the SXXK goods plan: what later tables look up. The NSX lines kept, per (TK_ID, material), for the stock
-    price split (in line order); the tax details (DHANGMDDC_CT) the kept DC lines took — returned — and, under a
-    quarantined declaration, those its lines would take (``held_ct``)."""
+def sxxk_goods_lookups(con: Any, lk: cv.Lookups, stock_lines: bool = False) -> set[tuple[Any, ...]]:
+    """After the SXXK goods plan: what later tables look up. The price groups of the NSX lines kept, per (TK_ID,
+    material), for the stock price split — a table in staging (:data:`transform.plan.stock.GROUPS`), or with
+    ``stock_lines`` the lines themselves in ``lk.stock_lines`` for the Python rule; the tax details (DHANGMDDC_CT)
+    the kept DC lines took — returned — and, under a quarantined declaration, those its lines would take
+    (``held_ct``)."""
     reached = "(_kind = 'converted' OR _code = 'Q-VALUE-TOO-LONG')"
-    for tk_id, code, dgia, luong, ts in con.execute(
-            f"SELECT TK_ID, MA_VAT_TU, DGIA_TT, LUONG, TS_XNK FROM plan_rows WHERE {reached} AND _nsx "
-            "ORDER BY _decl_rid, STT_HANG").fetchall():
-        lk.stock_lines.setdefault((tk_id, code), []).append((dgia, luong, ts))
+    if stock_lines:
+        for tk_id, code, dgia, luong, ts in con.execute(
+                f"SELECT TK_ID, MA_VAT_TU, DGIA_TT, LUONG, TS_XNK FROM plan_rows WHERE {reached} AND _nsx "
+                "ORDER BY _decl_rid, STT_HANG").fetchall():
+            lk.stock_lines.setdefault((tk_id, code), []).append((dgia, luong, ts))
+    else:
+        stock_plan.build_groups(con, f"SELECT TK_ID, MA_VAT_TU, DGIA_TT, LUONG, TS_XNK FROM plan_rows "
+                                     f"WHERE {reached} AND _nsx")
     chosen = {tuple(r) for r in con.execute(
         f"SELECT k0, k1, k2, k3, MA_PHU, _lan_dc, _ct FROM plan_rows WHERE {reached} AND _src = 'DC' "
         "AND _ct IS NOT NULL").fetchall()}

@@ -27,6 +27,7 @@ from transform.plan.stock import stock_plan
 from transform.plan.sx_items import sx_item_plan
 from transform.plan.sx_norms import sx_norm_plan
 from transform.plan.sxxk_goods import sxxk_goods_plan
+from transform.stock import group_by_price
 
 OFFICES = frozenset({"C47D", "C47D01"})
 
@@ -290,7 +291,19 @@ def _run_decls(con: duckdb.DuckDBPyConnection, out: Path, planned: bool, truncat
     return {"files": snap["tables"], "registry": snap["files"], "fates": dict(sink.fates), "units": lk.unmapped_units,
             "quarantine": sink.quarantine, "truncations": sink.truncations, "text_fixes": lk.text_fixes,
             "decls": lk.decls, "quarantined_decls": lk.quarantined_decls, "seq": ids.seq,
-            "stock_lines": lk.stock_lines, "held_ct": lk.held_ct, "chosen_ct": chosen_ct}
+            "stock_groups": _stock_groups(con, lk, planned), "held_ct": lk.held_ct, "chosen_ct": chosen_ct}
+
+
+def _stock_groups(con: duckdb.DuckDBPyConnection, lk: cv.Lookups, planned: bool) -> list[tuple[Any, ...]]:
+    """The price groups the stock split uses: the plan's table in staging, or the rules' lines grouped by them."""
+    if planned:
+        assert not lk.stock_lines  # (the plan keeps no goods line in Python)
+        return sorted(con.execute("SELECT tk_id, code, price, qty, rate, total_text FROM lk_stock_groups").fetchall())
+    rows = []
+    for (tk_id, code), lines in lk.stock_lines.items():
+        groups = group_by_price(lines)
+        rows += [(tk_id, code, g.price, g.quantity, g.tax_rate, str(sum(x.quantity for x in groups))) for g in groups]
+    return sorted(rows)
 
 
 def _compare_decls(con: duckdb.DuckDBPyConnection, tmp: Path, truncate: list[str],
@@ -494,7 +507,7 @@ def test_every_declaration_rule_converts_the_same_by_plan_and_by_rules(tmp_path:
     assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-DUPLICATE-KEY", "R-DECL-NOT-SELECTED", "Q-PARENT-QUARANTINED",
             "Q-VALUE-TOO-LONG", "R-NSX-GOODS-FROM-DC", "R-DC-SUPERSEDED", "R-DK-SUPERSEDED", "R-DC-NOT-NSX",
             "R-DC-CT-SUPERSEDED"} <= goods_codes, goods_codes
-    assert oracle["stock_lines"] and oracle["held_ct"] and oracle["chosen_ct"]
+    assert oracle["stock_groups"] and oracle["held_ct"] and oracle["chosen_ct"]
     stock_codes = {c for (src, _k, c) in oracle["fates"] if src == "SXXK.DNPLNHAP"}
     assert {"", "Q-NULL-KEY", "Q-NEGATIVE-QTY", "Q-TON-GT-LUONG", "Q-TON-GT-GOODS", "R-STOCK-ZERO",
             "R-DECL-NOT-SELECTED", "Q-PARENT-QUARANTINED"} <= stock_codes, stock_codes

@@ -45,7 +45,7 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCon
              lookups: dict[str, pa.Table] | None = None) -> PlanResult:
     """``taken_keys``: (key, detail) converted from elsewhere (another source database): ``Q-DUPLICATE-KEY``;
     ``lookups``: the tables named by ``plan.lookups``, registered for the plan's joins."""
-    missing = set(plan.lookups) - set(lookups or {})
+    missing = set(plan.lookups) - set(lookups or {}) - _temp_tables(con)  # (or tables made in staging before)
     if missing:
         raise ValueError(f"plan {plan.source} needs the lookup tables {sorted(missing)}")
     for name, table in (lookups or {}).items():
@@ -59,6 +59,10 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCon
                 con.unregister(name)
             except duckdb.Error:
                 pass
+
+
+def _temp_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
 
 
 def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertContext, *, id_base: int,
@@ -76,19 +80,29 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     """
     register_udfs(con)
     res = PlanResult(plan.source)
-    order = ", ".join([*plan.order, "s.rowid"])
-    if plan.source_sql:  # rows of several tables: materialized in the plan's order, then the derived columns
+    _drop_working(con)
+    if plan.source_sql:  # rows of several tables: materialized in the plan's order (_ord), then the derived columns
         if not plan.order:
             raise ValueError(f"plan {plan.source}: rows of several tables need a declared (total) order")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE plan_src0 AS SELECT * FROM ({plan.source_sql}) AS s "
+        con.execute(f"CREATE TEMP TABLE plan_src0 AS SELECT * FROM ({plan.source_sql}) AS s "
                     f"ORDER BY {', '.join(plan.order)}")
-        derived = "".join(f", ({v}) AS {_q(k)}" for k, v in plan.derive.items())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE plan_src AS SELECT s.*{derived} FROM plan_src0 AS s "
-                    "ORDER BY s.rowid")
+        if plan.derive:  # (windows over the few columns they read, joined back: no sort of whole rows)
+            derived = ", ".join(f"({v}) AS {_q(k)}" for k, v in plan.derive.items())
+            con.execute(f"CREATE TEMP TABLE plan_derived AS SELECT s.rowid AS _ord, {derived} FROM plan_src0 AS s")
+            con.execute("CREATE TEMP TABLE plan_src AS SELECT s.*, d.* FROM plan_src0 AS s "
+                        "JOIN plan_derived AS d ON d._ord = s.rowid")
+            con.execute("DROP TABLE plan_derived")
+        else:
+            con.execute("CREATE TEMP TABLE plan_src AS SELECT s.*, s.rowid AS _ord FROM plan_src0 AS s")
         con.execute("DROP TABLE plan_src0")
-        src, order, row_source = "plan_src", "s.rowid", "s._SOURCE"
+        src, row_source = "plan_src", "s._SOURCE"
+        rid, order_join = "s._ord + 1", ""
     else:
         src, row_source = f"{_q(src_schema(plan.source_db))}.{_q(plan.source_table)}", f"'{plan.source}'"
+        # the total order as a number per row, sorted over the order columns only and joined back
+        con.execute(f"CREATE TEMP TABLE plan_order AS SELECT s.rowid AS _srow, row_number() OVER "
+                    f"(ORDER BY {', '.join([*plan.order, 's.rowid'])}) AS _rid FROM {src} AS s")
+        rid, order_join = "o._rid", "JOIN plan_order AS o ON o._srow = s.rowid"
     # 1. the mapping tables, one Python call per distinct value
     joins = []
     for m in plan.mappings:
@@ -100,7 +114,6 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     side = [m for m in plan.mappings if m.name in {f"text_{c.lower()}" for c in plan.text_fix_columns} |
             {f"unit_{c.lower()}" for c in plan.unit_columns}]
     key_n = len(plan.key)
-    con.execute("DROP TABLE IF EXISTS plan_prior")
     # keys converted before this table: by an earlier run (excluded), or from elsewhere in this run (a duplicate)
     existing: dict[tuple[Any, ...], tuple[str, str | None]] = {tuple(k): ("R-ALREADY-CONVERTED", None)
                                                                for k in prior_keys}
@@ -120,15 +133,10 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     key_rule_detail = " ".join(f"WHEN {r.when} THEN {r.detail}" for r in plan.key_rules) or "WHEN false THEN NULL"
     pre_detail = " ".join(f"WHEN {r.when} THEN {r.detail}" for r in plan.cascade) or "WHEN false THEN NULL"
     # 3. target values (before truncation), truncation of allowed columns, the first value too long
-    cut = {c.split(".", 1)[1] for c in truncate if c.split(".", 1)[0] == plan.target}
-    tgt = ", ".join(f"({expr}) AS {_q('t_' + col)}" for col, expr in plan.columns.items())
-    final = []
-    for col in plan.columns:
-        n = limits.get(col)
-        if n and col in cut:
-            final.append(f"left({_q('t_' + col)}, {n}) AS {_q(col)}")
-        else:
-            final.append(f"{_q('t_' + col)} AS {_q(col)}")
+    # (a column the config allows to cut keeps its value before the cut as t_<column>; the others are stored once)
+    cut = cut_columns(plan, truncate, limits)
+    tgt = ", ".join(f"({expr}) AS {_q(('t_' if col in cut else '') + col)}" for col, expr in plan.columns.items())
+    final = [f"left({_q('t_' + col)}, {limits[col]}) AS {_q(col)}" for col in cut]
     too_long = " ".join(
         f"WHEN length({_q(col)}) > {n} THEN '{col} has ' || length({_q(col)}) || ' characters, target allows {n}'"
         for col, n in limits.items() if col in plan.columns)
@@ -152,25 +160,30 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                     f"{' AND _too_long IS NULL' if plan.too_long_frees_key else ''})"
                     f" OVER (PARTITION BY {part})")
     first = "''" if plan.too_long_frees_key else "CASE WHEN _too_long IS NULL THEN '' ELSE 'Q-VALUE-TOO-LONG' END"
-    con.execute("DROP TABLE IF EXISTS plan_rows")
+    # 4. every row's values, without windows (plan_rows0); then its fate, ID and the fate-dependent columns
+    # (plan_fate: windows over the few columns they read); plan_rows is the view that joins both
     con.execute(f"""
-        CREATE TEMP TABLE plan_rows AS
+        CREATE TEMP TABLE plan_rows0 AS
         WITH base AS (
-            SELECT s.rowid AS _srow, row_number() OVER (ORDER BY {order}) AS _rid, {row_source} AS _source,
+            SELECT s.rowid AS _srow, {rid} AS _rid, {row_source} AS _source,
                    {src_key} AS _src_key,
                    CASE {pre} ELSE NULL END AS _pre, CASE {pre_detail} ELSE NULL END AS _pre_detail,
                    CASE {key_rule} ELSE NULL END AS _key_rule, CASE {key_rule_detail} ELSE NULL END AS _key_rule_detail,
                    {key_sql}{', ' + tgt if tgt else ''}{''.join(f", ({v}) AS {_q(k)}" for k, v in plan.carry.items())}{''.join(f", ({m.source}) AS {_q('_m_' + m.name)}" for m in side)}
-            FROM {src} AS s {' '.join(joins)} {' '.join(plan.joins)}
+            FROM {src} AS s {order_join} {' '.join(joins)} {' '.join(plan.joins)}
         ), fitted AS (
             SELECT base.*{''.join(', ' + f for f in final)} FROM base
-        ), checked AS (
-            SELECT fitted.*, CASE {too_long or 'WHEN false THEN NULL'} ELSE NULL END AS _too_long FROM fitted
-        ), r AS (
+        )
+        SELECT fitted.*, CASE {too_long or 'WHEN false THEN NULL'} ELSE NULL END AS _too_long FROM fitted
+    """)
+    late = "".join(f", ({v}) AS {_q(k)}" for k, v in plan.late_columns.items())
+    con.execute(f"""
+        CREATE TEMP TABLE plan_fate AS
+        WITH r AS (
             SELECT r.*, p._code AS _prior, p._detail AS _prior_detail,
                    {first_of_key} AS _first
-            FROM checked AS r LEFT JOIN plan_prior p ON {prior_match}
-        )
+            FROM plan_rows0 AS r LEFT JOIN plan_prior p ON {prior_match}
+        ), coded AS (
         SELECT *,
                CASE WHEN _pre IS NOT NULL THEN _pre
                     WHEN _prior IS NOT NULL THEN _prior
@@ -179,12 +192,7 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                     WHEN _first IS NULL OR _rid < _first THEN coalesce(_key_rule, 'Q-VALUE-TOO-LONG')
                     ELSE 'Q-DUPLICATE-KEY' END AS _code
         FROM r
-    """)
-    # one more pass over the rows: kind, ID, detail, and the columns that depend on the fates
-    late = "".join(f", ({v}) AS {_q(k)}" for k, v in plan.late_columns.items())
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE plan_rows AS
-        WITH fated AS (
+        ), fated AS (
         SELECT *, CASE WHEN _code = '' THEN 'converted' WHEN _code LIKE 'Q-%' THEN 'quarantined' ELSE 'excluded' END
                       AS _kind,
                -- the rules issue an ID to every row they convert, also to one the length check then sets aside
@@ -196,9 +204,11 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
                     WHEN _key_rule IS NOT NULL AND _code = _key_rule THEN _key_rule_detail
                     WHEN _code = 'Q-VALUE-TOO-LONG' THEN _too_long WHEN _code = 'Q-DUPLICATE-KEY' THEN {plan.key_detail}
                     END AS _detail
-        FROM plan_rows)
-        SELECT *{late} FROM fated
+        FROM coded)
+        SELECT _rid, _code, _kind, _id, _detail{late} FROM fated
     """)
+    con.execute("CREATE TEMP VIEW plan_rows AS SELECT r.*, f.* EXCLUDE (_rid) FROM plan_rows0 AS r "
+                "JOIN plan_fate AS f ON f._rid = r._rid")
     if plan.child_target:  # the second table's rows, while the lookups it joins are registered
         cols = ", ".join(f"({v}) AS {_q(k)}" for k, v in plan.child_columns.items())
         con.execute(f"CREATE OR REPLACE TEMP TABLE plan_child AS SELECT {cols}, r._src_key AS _src_key "
@@ -238,7 +248,7 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
     for tcol in plan.unit_columns:
         name = f"unit_{tcol.lower()}"
         res.unmapped_units |= {u for (u,) in con.execute(
-            f"SELECT DISTINCT r.{_q('t_' + tcol)} FROM plan_rows r JOIN map_{name} m ON m.v IS NOT DISTINCT FROM "
+            f"SELECT DISTINCT r.{_q(('t_' if tcol in cut else '') + tcol)} FROM plan_rows r JOIN map_{name} m ON m.v IS NOT DISTINCT FROM "
             f"r.{_q('_m_' + name)} WHERE {reached} AND m.unmapped"
         ).fetchall()}
     # quarantined rows keep every source value (as the Python sink writes them)
@@ -267,8 +277,18 @@ def converted_batches(con: duckdb.DuckDBPyConnection, plan: TablePlan, schema: p
         yield pa.RecordBatch.from_arrays([b.column(i).cast(f.type) for i, f in enumerate(schema)], schema=schema)
 
 
+def cut_columns(plan: TablePlan, truncate: list[str], limits: dict[str, int]) -> list[str]:
+    """The target columns of ``plan`` the config allows to cut (``TABLE.COLUMN`` in ``truncate``) that have a size."""
+    return [c for c in dict.fromkeys(t.split(".", 1)[1] for t in truncate if t.split(".", 1)[0] == plan.target)
+            if limits.get(c) and c in plan.columns]
+
+
 def converted_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan, value_columns: list[str]) -> list[tuple[Any, ...]]:
-    """(key…, id, value columns…) of the converted rows, in restore order (for lookups and the ID registry)."""
+    """(key…, id, value columns…) of the converted rows, in restore order (for lookups and the ID registry).
+    A value column ``t_<column>``: the value before a T-TRUNCATE cut (the column itself where none is allowed)."""
+    have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'plan_rows0'"
+                                      ).fetchall()}
+    value_columns = [c if c in have else c.removeprefix("t_") for c in value_columns]
     sel = ", ".join([*(f"k{i}" for i in range(len(plan.key))), "_id", *(_q(c) for c in value_columns)])
     return con.execute(f"SELECT {sel} FROM plan_rows WHERE _kind = 'converted' ORDER BY _rid").fetchall()
 
@@ -281,7 +301,13 @@ def quarantined_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> list[tu
 
 def release(con: duckdb.DuckDBPyConnection) -> None:
     """Drop the last plan's working tables (its rows can be as many as the source's: free the memory for the next)."""
-    for table in ("plan_rows", "plan_src", "plan_prior", "plan_child"):
+    _drop_working(con)
+
+
+def _drop_working(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("DROP VIEW IF EXISTS plan_rows")
+    for table in ("plan_rows0", "plan_fate", "plan_order", "plan_src", "plan_src0", "plan_derived", "plan_prior",
+                  "plan_child"):
         con.execute(f"DROP TABLE IF EXISTS {table}")
 
 

@@ -7,6 +7,7 @@ not per row) and who loops (DuckDB joins, not Python).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -20,7 +21,6 @@ from transform.codes import (
     channel_code,
     fix_text,
     kind_of,
-    map_distinct,
     nam_tk_bucket,
     new_unit_code,
     strip_kind_prefix,
@@ -68,19 +68,19 @@ def _unit(ctx: cv.ConvertContext, legacy: str | None) -> tuple[str | None, bool]
     return u, bool(u is not None and legacy is not None and legacy.strip() not in ctx.unit_map and u != "")
 
 
-def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
-    """``py_strip(text)``: Python's ``str.strip`` (every Unicode space, as the rules trim CHAR padding) as an Arrow
-    UDF over distinct values — DuckDB's ``trim`` strips only the ASCII space."""
-    try:
-        con.remove_function("py_strip")
-    except duckdb.Error:
-        pass
+# every character Python's ``str.strip`` removes (str.isspace): DuckDB's ``trim`` with this set strips exactly those
+PY_WHITESPACE = "".join(chr(c) for c in range(sys.maxunicode + 1) if chr(c).isspace())
 
-    def strip(arr: pa.Array) -> pa.Array:
-        return map_distinct(arr, lambda v: v.strip() if isinstance(v, str) else None, pa.string())
-    from duckdb.sqltypes import VARCHAR
-    con.create_function("py_strip", strip, [VARCHAR], VARCHAR, type="arrow",
-                        null_handling="special", side_effects=False)
+
+def register_udfs(con: duckdb.DuckDBPyConnection) -> None:
+    """``py_strip(text)``: Python's ``str.strip`` (every Unicode space, as the rules trim CHAR padding) in SQL —
+    DuckDB's ``trim`` with the set of Python's whitespace characters (plain ``trim`` strips only the ASCII space).
+    That set costs ten times plain ``trim``; it is used only when a value, trimmed of spaces, still starts or ends
+    with another whitespace character (or is empty)."""
+    chars = "'" + PY_WHITESPACE.replace("'", "''") + "'"
+    t = "trim(CAST(x AS VARCHAR))"
+    con.execute(f"CREATE OR REPLACE TEMP MACRO py_strip(x) AS CASE WHEN NOT contains({chars}, left({t}, 1)) "
+                f"AND NOT contains({chars}, right({t}, 1)) THEN {t} ELSE trim({t}, {chars}) END")
 
 
 def mapping_table(ctx: cv.ConvertContext, fn: str, values: pa.Array) -> pa.Table:

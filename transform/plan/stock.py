@@ -12,12 +12,17 @@ material's goods lines, all with the same HS_TL_ID — hazard 11), domain doc §
    quantity of the groups priced ≥ p, used = clamp(R − TON, 0, its quantity), remaining = quantity − used;
    without goods lines one row at price 0 with TON_DAU = the imported quantity.
 
-Lookups the step registers: ``lk_decls``, ``lk_qdecls``, ``lk_sx_items`` and ``lk_stock_groups`` (TK_ID, material
-→ price, quantity, rate per price group, and the goods quantity as the rules print it), built by
-:func:`transform.stock.group_by_price` from the SXXK goods plan's lines.
+Lookups: ``lk_decls``, ``lk_qdecls``, ``lk_sx_items`` and ``lk_stock_groups`` (TK_ID, material → price,
+quantity, rate per price group, and the goods quantity as the rules print it): a table in staging that
+:func:`build_groups` makes from the SXXK goods plan's kept NSX lines, as :func:`transform.stock.group_by_price`
+groups them (a missing price or rate counts as 0; quantities summed, the smallest rate).
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+import pyarrow as pa
 
 from transform.plan.model import Mapping, Rule, TablePlan
 from transform.plan.slxnk_lines import DECLS, QDECLS, parent_joins
@@ -27,6 +32,32 @@ from transform.plan.sxxk_goods import SX_ITEMS
 GROUPS = "lk_stock_groups"
 _LUONG, _TON = "coalesce(s.LUONG, 0)", "coalesce(s.TON, 0)"
 
+
+def build_groups(con: Any, lines_sql: str) -> None:
+    """``lk_stock_groups`` in staging from the kept NSX goods lines ``lines_sql`` selects (TK_ID, material, unit
+    price, quantity, tax rate): one row per (TK_ID, material, price), never through Python rows. The goods total
+    is printed as the rules print a sum of Python decimals (``0`` when nothing was imported, else at the lines'
+    scale) — one Python call per distinct total."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {GROUPS} AS
+        SELECT tk_id, code, price, qty, rate, sum(qty) OVER (PARTITION BY tk_id, code) AS total, NULL::VARCHAR AS total_text
+        FROM (SELECT l.TK_ID AS tk_id, l.MA_VAT_TU AS code, CAST(coalesce(l.DGIA_TT, 0) AS DECIMAL(38, 6)) AS price,
+                     CAST(sum(coalesce(l.LUONG, 0)) AS DECIMAL(38, 8)) AS qty,
+                     CAST(min(coalesce(l.TS_XNK, 0)) AS DECIMAL(38, 8)) AS rate
+              FROM ({lines_sql}) AS l GROUP BY ALL)""")
+    totals = [t for (t,) in con.execute(f"SELECT DISTINCT total FROM {GROUPS}").fetchall()]
+    texts = pa.table({"total": pa.array(totals, pa.decimal128(38, 8)),
+                      "text": pa.array(["0" if t == 0 else str(t) for t in totals], pa.string())})
+    con.register("plan_group_totals", texts)
+    try:
+        con.execute(f"UPDATE {GROUPS} SET total_text = t.text FROM plan_group_totals t WHERE t.total = {GROUPS}.total")
+    finally:
+        con.unregister("plan_group_totals")
+
+
+def has_groups(con: Any) -> bool:
+    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
+                            [GROUPS]).fetchall()[0][0])
 
 
 def stock_plan() -> TablePlan:
