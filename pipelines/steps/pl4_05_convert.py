@@ -29,8 +29,8 @@ from transform import registry
 from transform.codes import new_office_code, office_map, reshape_office, unit_map
 from transform.errors import ConservationError, TransformError
 from transform.offices2025 import uncovered
+from transform.plan import decl_lookup, gc_cx_norms
 from transform.plan import declarations as decl_plan
-from transform.plan import gc_cx_norms
 from transform.plan import merged as merge_plan
 from transform.plan import slxnk_lines as line_plan
 from transform.plan import stock as stock_plan
@@ -41,6 +41,7 @@ from transform.plan.engine import (
     child_batches,
     converted_batches,
     converted_keys,
+    pre_cut,
     quarantined_keys,
     release,
     run_plan,
@@ -199,6 +200,9 @@ def run(ctx: StepContext) -> StepOutcome:
     lk = cv.Lookups()
     ids, prior = _prepare(ctx, lk)
     con = staging.connect(cfg.staging_path, memory_limit=cfg.staging_memory_limit, temp_dir=cfg.staging_temp_dir)
+    # the declarations converted before (the ID registry's) and by this run: a table in staging, not a dict
+    decl_lookup.create(con, lk.decls, lk.prior.get("decls", set()))
+    lk.decls.clear()
     writer = SnapshotWriter(ctx.snapshot_dir)
     # target rows wait in per-table buffers (up to 18 at once): small flushes keep that memory bounded
     sink = _Sink(writer, min(cfg.batch_rows, SINK_ROWS), cfg.truncate, lk)
@@ -264,14 +268,19 @@ def run(ctx: StepContext) -> StepOutcome:
             each("SXXK", "DNPLNHAP", lambda r: cv.convert_stock(r, cctx, ids, lk))
         elif in_scope("SXXK", "DNPLNHAP"):  # by plan (transform/plan/)
             take_plan(con, sink, stock_plan.stock_plan(), cctx, ids, lk, cfg.truncate)
+        # (the Python rules below look up only the declarations their rows name)
+        lk.decls = decl_lookup.entries_for(con, "ecsNPLTCU")
         each("SLXNK", "ecsNPLTCU", lambda r: cv.convert_self_supplied(r, cctx, ids, lk))
+        lk.decls = decl_lookup.entries_for(con, "ecsNPLTCU_CT")
         grouped("SLXNK", "ecsNPLTCU_CT", ["SoTK", "Ma_LH", "Ma_HQ", "NamDK", "NPLP_Code"],
                 lambda r, s: cv.convert_self_supplied_doc(r, cctx, lk, s))
         each("SLXNK", "ecsCX_CT_TOKHAI", lambda r: cv.convert_cx_notice(r, cctx, ids, lk))
         grouped("SLXNK", "ecsCX_CT_TOKHAI_HANG", ["MA_HQTN", "NAM_TN", "SO_TN"],
                 lambda r, s: cv.convert_cx_notice_line(r, cctx, lk, s))
+        lk.decls = decl_lookup.entries_for(con, "ecsCX_HUY_NPLSP_D")
         grouped("SLXNK", "ecsCX_HUY_NPLSP_D", ["MA_HQTN", "NAM_TN", "SO_TN"],
                 lambda r, s: cv.convert_cx_destruction(r, cctx, ids, lk, s))
+        lk.decls = {}
 
         # tables the package holds beyond the conversion scope are counted, never silently dropped
         restored = {r["table_name"]: r["rows"] for r in ctx.store.counts(ctx.run_id, "restored")}
@@ -368,6 +377,8 @@ def plan_lookups(con: Any, plan: TablePlan, lk: cv.Lookups, chosen_ct: set[tuple
                                   "hd_id": [v[0] for _k, v in items], "liquidated": [v[1] for _k, v in items]},
                                  schema=pa.schema([*(pa.field(f"c{i}", pa.string()) for i in range(4)),
                                                    pa.field("hd_id", pa.int64()), pa.field("liquidated", pa.int64())]))
+        elif name == line_plan.DECLS and decl_lookup.exists(con):
+            continue  # in staging (transform/plan/decl_lookup.py)
         elif name == line_plan.DECLS:
             prior = lk.prior.get("decls", set())
             out[name] = _table([("k0", pa.string()), ("k1", pa.string()), ("k2", pa.string()), ("k3", pa.string()),
@@ -418,18 +429,11 @@ def _table(fields: list[tuple[str, pa.DataType]], rows: Iterable[list[Any]]) -> 
     return pa.table({n: pa.array([r[i] for r in rows], type=t) for i, (n, t) in enumerate(fields)})
 
 
-def _taken(plan: TablePlan, lk: cv.Lookups) -> tuple[list[tuple[Any, ...]], list[tuple[tuple[Any, ...], str]]]:
+def _taken(plan: TablePlan, lk: cv.Lookups) -> tuple[list[tuple[Any, ...]], str | None]:
     """Keys of ``plan``'s registry kind converted before it: by an earlier run (prior), or — declarations — from
-    the other source database (a duplicate, also in later runs)."""
+    the other source database (a duplicate, also in later runs: a query over the declarations' table)."""
     prior = sorted(lk.prior.get(plan.registry_kind, ()), key=str) if plan.registry_kind else []
-    if plan.registry_kind != "decls":
-        return prior, []
-    taken = []
-    for key, entry in lk.decls.items():
-        other = cv.decl_db(entry)
-        if other not in (None, plan.source_db):
-            taken.append((key, f"SoTK={key[0]} Ma_LH={key[1]} NamDK={key[3]} already converted from {other}"))
-    return prior, taken
+    return prior, decl_lookup.taken_sql(plan.source_db) if plan.registry_kind == "decls" else None
 
 
 def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, ids: cv.IdAllocator,
@@ -439,8 +443,11 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     as the Python rules would: fates, quarantine, side reports, target rows, IDs, registrations, lookups.
     ``keep``: leave the plan's rows in staging for the caller (who releases them, transform.plan.engine.release)."""
     start = ids.seq.get(plan.id_sequence, 0)
+    if line_plan.DECLS in plan.lookups or plan.registry_kind == "decls":
+        if not decl_lookup.exists(con):  # (a caller that made none: the declarations the lookups hold)
+            decl_lookup.create(con, lk.decls, lk.prior.get("decls", set()))
     prior, taken = _taken(plan, lk)
-    res = run_plan(con, plan, cctx, id_base=ids.base_id, id_start=start, prior_keys=prior, taken_keys=taken,
+    res = run_plan(con, plan, cctx, id_base=ids.base_id, id_start=start, prior_keys=prior, taken_sql=taken,
                    limits=text_limits(plan.target) if plan.target else {}, truncate=truncate,
                    src_key_columns={t: tuple(k for k, _u in _key_columns(t)) for t in plan.sources or [plan.source]},
                    lookups=plan_lookups(con, plan, lk, chosen_ct))
@@ -464,14 +471,17 @@ def take_plan(con: Any, sink: _Sink, plan: TablePlan, cctx: cv.ConvertContext, i
     n_key = len(plan.key)
     columns, entry = LOOKUP_ENTRY[plan.registry_kind] if plan.registry_kind else ([], None)
     kept = registry.KINDS.get(plan.registry_kind or "")  # the kind's lookup (None: only remembered as converted)
-    table = getattr(lk, kept) if kept else {}
+    table = getattr(lk, kept) if kept and plan.registry_kind != "decls" else None  # (declarations: in staging)
     for row in converted_keys(con, plan, columns) if plan.registry_kind else ():
         k = tuple(row[:n_key])
-        table[k] = entry(plan, *row[n_key:])
-        sink.registrations.append(registry.encode(plan.registry_kind, k, table[k]))
+        value = entry(plan, *row[n_key:])
+        if table is not None:
+            table[k] = value
+        sink.registrations.append(registry.encode(plan.registry_kind, k, value))
         if len(sink.registrations) >= sink.batch_rows:
             sink.flush_registrations()
     if plan.registry_kind == "decls":  # a quarantined declaration takes its children with it (first reason kept)
+        decl_lookup.add_converted(con, plan.source_db, *pre_cut(con, LOOKUP_ENTRY["decls"][0]))
         for row in quarantined_keys(con, plan):
             cv.note_quarantined_declaration(lk, plan.source_db, tuple(row[:n_key]), row[n_key])
     if res.ids_issued:

@@ -42,9 +42,10 @@ def _q(name: str) -> str:
 def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertContext, *, id_base: int,
              id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
              src_key_columns: dict[str, tuple[str, ...]], taken_keys: list[tuple[tuple[Any, ...], str]] = (),
-             lookups: dict[str, pa.Table] | None = None) -> PlanResult:
+             taken_sql: str | None = None, lookups: dict[str, pa.Table] | None = None) -> PlanResult:
     """``taken_keys``: (key, detail) converted from elsewhere (another source database): ``Q-DUPLICATE-KEY``;
-    ``lookups``: the tables named by ``plan.lookups``, registered for the plan's joins."""
+    ``taken_sql``: the same as a query over staging (k0…, _detail); ``lookups``: the tables named by
+    ``plan.lookups`` that staging does not hold, registered for the plan's joins."""
     missing = set(plan.lookups) - set(lookups or {}) - _temp_tables(con)  # (or tables made in staging before)
     if missing:
         raise ValueError(f"plan {plan.source} needs the lookup tables {sorted(missing)}")
@@ -52,7 +53,8 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCon
         con.register(name, table)
     try:
         return _run_plan(con, plan, ctx, id_base=id_base, id_start=id_start, prior_keys=prior_keys, limits=limits,
-                         truncate=truncate, src_key_columns=src_key_columns, taken_keys=list(taken_keys))
+                         truncate=truncate, src_key_columns=src_key_columns, taken_keys=list(taken_keys),
+                         taken_sql=taken_sql)
     finally:
         for name in [f"map_{m.name}" for m in plan.mappings] + list(lookups or {}):
             try:
@@ -67,8 +69,8 @@ def _temp_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 
 def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertContext, *, id_base: int,
               id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
-              src_key_columns: dict[str, tuple[str, ...]], taken_keys: list[tuple[tuple[Any, ...], str]]
-              ) -> PlanResult:
+              src_key_columns: dict[str, tuple[str, ...]], taken_keys: list[tuple[tuple[Any, ...], str]],
+              taken_sql: str | None = None) -> PlanResult:
     """Give every row of ``plan.source`` its fate and compute the target rows into the temp table ``plan_rows``
     (read by :func:`converted_batches`, :func:`converted_keys`, :func:`quarantined_keys`; dropped by
     :func:`release`).
@@ -127,6 +129,11 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
         con.execute("CREATE TEMP TABLE plan_prior AS SELECT * FROM plan_prior_in")
     finally:
         con.unregister("plan_prior_in")
+    if taken_sql:  # (a key taken elsewhere is a duplicate, also when an earlier run converted it)
+        ks = ", ".join(f"k{i}" for i in range(key_n))
+        same = " AND ".join(f"plan_prior.k{i} IS NOT DISTINCT FROM t.k{i}" for i in range(key_n))
+        con.execute(f"DELETE FROM plan_prior WHERE EXISTS (SELECT 1 FROM ({taken_sql}) AS t WHERE {same})")
+        con.execute(f"INSERT INTO plan_prior SELECT {ks}, 'Q-DUPLICATE-KEY', _detail FROM ({taken_sql})")
     # 2. the cascade before the key check
     pre = " ".join(f"WHEN {r.when} THEN '{r.code}'" for r in plan.cascade) or "WHEN false THEN NULL"
     key_rule = " ".join(f"WHEN {r.when} THEN '{r.code}'" for r in plan.key_rules) or "WHEN false THEN NULL"
@@ -283,14 +290,23 @@ def cut_columns(plan: TablePlan, truncate: list[str], limits: dict[str, int]) ->
             if limits.get(c) and c in plan.columns]
 
 
-def converted_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan, value_columns: list[str]) -> list[tuple[Any, ...]]:
-    """(key…, id, value columns…) of the converted rows, in restore order (for lookups and the ID registry).
-    A value column ``t_<column>``: the value before a T-TRUNCATE cut (the column itself where none is allowed)."""
+def converted_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan, value_columns: list[str],
+                   batch_rows: int = 10_000) -> Iterator[tuple[Any, ...]]:
+    """(key…, id, value columns…) of the converted rows, in restore order (for lookups and the ID registry), read
+    in batches. A value column ``t_<column>``: the value before a T-TRUNCATE cut (the column itself where none is
+    allowed). (Run no other statement on ``con`` while reading.)"""
+    sel = ", ".join([*(f"k{i}" for i in range(len(plan.key))), "_id", *pre_cut(con, value_columns)])
+    cur = con.execute(f"SELECT {sel} FROM plan_rows WHERE _kind = 'converted' ORDER BY _rid")
+    while batch := cur.fetchmany(batch_rows):
+        yield from batch
+
+
+def pre_cut(con: duckdb.DuckDBPyConnection, columns: list[str]) -> list[str]:
+    """``t_<column>`` names as the last plan's rows hold them: the value before a T-TRUNCATE cut, or the column
+    itself where the config allows no cut (quoted)."""
     have = {c for (c,) in con.execute("SELECT column_name FROM duckdb_columns() WHERE table_name = 'plan_rows0'"
                                       ).fetchall()}
-    value_columns = [c if c in have else c.removeprefix("t_") for c in value_columns]
-    sel = ", ".join([*(f"k{i}" for i in range(len(plan.key))), "_id", *(_q(c) for c in value_columns)])
-    return con.execute(f"SELECT {sel} FROM plan_rows WHERE _kind = 'converted' ORDER BY _rid").fetchall()
+    return [_q(c if c in have else c.removeprefix("t_")) for c in columns]
 
 
 def quarantined_keys(con: duckdb.DuckDBPyConnection, plan: TablePlan) -> list[tuple[Any, ...]]:
