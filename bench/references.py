@@ -99,6 +99,41 @@ _PSYCOPG = {"int64": "int8", "int32": "int4", "int16": "int2", "string": "text",
             "double": "float8"}
 
 
+# ---- floors of the steps that read the source and restore the package ---------------------------------
+
+def source_read(sqlite_files: dict[str, Path]) -> dict[str, Any]:
+    """The floor of steps 1–2: every row of every table of the source files read once (Python's sqlite3, rows
+    fetched in batches and dropped), nothing else."""
+    import sqlite3
+    rows, t0 = 0, time.perf_counter()
+    for path in sqlite_files.values():
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        for (name,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+            cur = con.execute(f'SELECT * FROM "{name}"')
+            while batch := cur.fetchmany(50_000):
+                rows += len(batch)
+        con.close()
+    seconds = time.perf_counter() - t0
+    return {"rows": rows, "seconds": round(seconds, 3), "rows_per_second": round(rows / seconds)}
+
+
+def restore_floor(package: Path, work: Path) -> dict[str, Any]:
+    """The floor of step 4: the package's Parquet files read into tables of a new DuckDB file (no checks, no casts)."""
+    import duckdb
+    db = work / "restore_floor.duckdb"
+    db.unlink(missing_ok=True)
+    con = duckdb.connect(str(db), config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
+    rows, t0 = 0, time.perf_counter()
+    for f in sorted(package.glob("*/*.parquet")):
+        con.execute(f'CREATE TABLE "{f.parent.name}_{f.stem}" AS SELECT * FROM read_parquet(?)', [str(f)])
+        rows += con.execute(f'SELECT count(*) FROM "{f.parent.name}_{f.stem}"').fetchall()[0][0]
+    con.execute("CHECKPOINT")
+    seconds = time.perf_counter() - t0
+    con.close()
+    db.unlink(missing_ok=True)
+    return {"rows": rows, "seconds": round(seconds, 3), "rows_per_second": round(rows / seconds)}
+
+
 # ---- pgloader ---------------------------------------------------------------------------------------
 
 # pgloader prints Lisp doubles as "1813.26d0", which PostgreSQL refuses (the table then loads nothing
