@@ -1,7 +1,9 @@
 """Execute one :class:`~transform.plan.model.TablePlan` in DuckDB over a staging table.
 
 Everything per row happens in SQL; Python runs once per *distinct* value of a mapped column (functions.py) and
-once per quarantined row (to keep its source values as JSON, as the quarantine list holds them).
+once per quarantined row (to keep its source values as JSON, as the quarantine list holds them). No window sorts
+whole rows: windows run over the few columns they read and are joined back by row number (at scale, rows that
+do not fit the memory budget would spill at every sort).
 """
 
 from __future__ import annotations
@@ -71,8 +73,8 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
               id_start: int, prior_keys: list[tuple[Any, ...]], limits: dict[str, int], truncate: list[str],
               src_key_columns: dict[str, tuple[str, ...]], taken_keys: list[tuple[tuple[Any, ...], str]],
               taken_sql: str | None = None) -> PlanResult:
-    """Give every row of ``plan.source`` its fate and compute the target rows into the temp table ``plan_rows``
-    (read by :func:`converted_batches`, :func:`converted_keys`, :func:`quarantined_keys`; dropped by
+    """Give every row of ``plan.source`` its fate and compute the target rows: the temp view ``plan_rows`` over
+    ``plan_rows0`` (every row's values) and ``plan_fate`` (fates, IDs, columns after the fates), read by :func:`converted_batches`, :func:`converted_keys`, :func:`quarantined_keys`; dropped by
     :func:`release`).
 
     ``id_start``: IDs already issued in this (table, type digit) sequence (an incremental run continues it);
