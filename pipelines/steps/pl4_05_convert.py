@@ -377,15 +377,8 @@ def plan_lookups(con: Any, plan: TablePlan, lk: cv.Lookups, chosen_ct: set[tuple
                                   "hd_id": [v[0] for _k, v in items], "liquidated": [v[1] for _k, v in items]},
                                  schema=pa.schema([*(pa.field(f"c{i}", pa.string()) for i in range(4)),
                                                    pa.field("hd_id", pa.int64()), pa.field("liquidated", pa.int64())]))
-        elif name == line_plan.DECLS and decl_lookup.exists(con):
-            continue  # in staging (transform/plan/decl_lookup.py)
         elif name == line_plan.DECLS:
-            prior = lk.prior.get("decls", set())
-            out[name] = _table([("k0", pa.string()), ("k1", pa.string()), ("k2", pa.string()), ("k3", pa.string()),
-                                ("tk_id", pa.int64()), ("hd_id", pa.int64()), ("ma_dv", pa.string()),
-                                ("xnsp", pa.string()), ("db", pa.string()), ("prior", pa.bool_())],
-                               ([*_texts(k), v[0], v[1], v[2], v[3], cv.decl_db(v), k in prior]
-                                for k, v in lk.decls.items()))
+            continue  # in staging (transform/plan/decl_lookup.py; take_plan makes it)
         elif name == line_plan.QDECLS:
             out[name] = _table([("k0", pa.string()), ("k1", pa.string()), ("k2", pa.string()), ("k3", pa.string()),
                                 ("db", pa.string()), ("reason", pa.string())],

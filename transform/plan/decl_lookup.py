@@ -14,6 +14,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from transform.plan.engine import temp_tables
 from transform.plan.slxnk_lines import DECLS
 
 SCHEMA = pa.schema([("k0", pa.string()), ("k1", pa.string()), ("k2", pa.string()), ("k3", pa.string()),
@@ -41,8 +42,7 @@ def create(con: Any, entries: dict[tuple[Any, ...], tuple[Any, ...]], prior: set
 
 
 def exists(con: Any) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
-                            [DECLS]).fetchall()[0][0])
+    return DECLS in temp_tables(con)
 
 
 def add_converted(con: Any, db: str, hd: str, ma_dv: str, xnsp: str) -> None:

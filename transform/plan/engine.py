@@ -48,7 +48,7 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCon
     """``taken_keys``: (key, detail) converted from elsewhere (another source database): ``Q-DUPLICATE-KEY``;
     ``taken_sql``: the same as a query over staging (k0…, _detail); ``lookups``: the tables named by
     ``plan.lookups`` that staging does not hold, registered for the plan's joins."""
-    missing = set(plan.lookups) - set(lookups or {}) - _temp_tables(con)  # (or tables made in staging before)
+    missing = set(plan.lookups) - set(lookups or {}) - temp_tables(con)  # (or tables made in staging before)
     if missing:
         raise ValueError(f"plan {plan.source} needs the lookup tables {sorted(missing)}")
     for name, table in (lookups or {}).items():
@@ -65,7 +65,8 @@ def run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCon
                 pass
 
 
-def _temp_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+def temp_tables(con: duckdb.DuckDBPyConnection) -> set[str]:
+    """The names of the connection's temporary tables (lookups and working tables made in staging)."""
     return {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()}
 
 
@@ -74,8 +75,8 @@ def _run_plan(con: duckdb.DuckDBPyConnection, plan: TablePlan, ctx: cv.ConvertCo
               src_key_columns: dict[str, tuple[str, ...]], taken_keys: list[tuple[tuple[Any, ...], str]],
               taken_sql: str | None = None) -> PlanResult:
     """Give every row of ``plan.source`` its fate and compute the target rows: the temp view ``plan_rows`` over
-    ``plan_rows0`` (every row's values) and ``plan_fate`` (fates, IDs, columns after the fates), read by :func:`converted_batches`, :func:`converted_keys`, :func:`quarantined_keys`; dropped by
-    :func:`release`).
+    ``plan_rows0`` (every row's values) and ``plan_fate`` (fates, IDs, columns after the fates), read by
+    :func:`converted_batches`, :func:`converted_keys`, :func:`quarantined_keys`; dropped by :func:`release`.
 
     ``id_start``: IDs already issued in this (table, type digit) sequence (an incremental run continues it);
     ``prior_keys``: keys converted by earlier runs of the branch (excluded as R-ALREADY-CONVERTED);

@@ -24,6 +24,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from transform.plan.engine import temp_tables
 from transform.plan.model import Mapping, Rule, TablePlan
 from transform.plan.slxnk_lines import DECLS, QDECLS, parent_joins
 from transform.plan.sql import blank, quarantined_decl
@@ -56,8 +57,7 @@ def build_groups(con: Any, lines_sql: str) -> None:
 
 
 def has_groups(con: Any) -> bool:
-    return bool(con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = ?",
-                            [GROUPS]).fetchall()[0][0])
+    return GROUPS in temp_tables(con)
 
 
 def stock_plan() -> TablePlan:
