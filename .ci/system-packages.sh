@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The system packages the tests need (ODBC drivers for the server sources, the database clients for
-# native backups, poppler for pdfsig/pdftoppm). One list, used by `make test` and by .ci/run.
+# native backups, poppler for pdfsig/pdftoppm, chromium and its driver for the review desk's browser test).
+# One list, used by `make test` and by .ci/run.
 #
 # As root (CI, a fresh machine of this kind) it installs what is missing from Debian's packages;
 # otherwise it names what is missing and returns 0: the tests that need those packages then skip,
 # each naming the package (with CI=true they fail instead).
 set -euo pipefail
 
-PACKAGES=(unixodbc odbc-postgresql odbc-mariadb postgresql-client mariadb-client poppler-utils)
+PACKAGES=(unixodbc odbc-postgresql odbc-mariadb postgresql-client mariadb-client poppler-utils chromium chromium-driver)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do

@@ -9,6 +9,7 @@ rows the conversion set aside, with their full source values.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,16 +47,24 @@ NO_DOWNLOADS = {"autoinstall_known_extensions": False, "autoload_known_extension
 
 
 def connect(path: Path, read_only: bool = False, memory_limit: str = MEMORY_LIMIT,
-            temp_dir: Path | None = None) -> duckdb.DuckDBPyConnection:
+            temp_dir: Path | None = None, lock_wait_seconds: float = 15.0) -> duckdb.DuckDBPyConnection:
     """The staging database with its memory budget; beyond it DuckDB spills to ``temp_dir`` (default: beside
-    the database, ``<staging>.tmp``), so a branch larger than memory is slower, never a failure."""
+    the database, ``<staging>.tmp``), so a branch larger than memory is slower, never a failure. A file another
+    process holds (the review desk reading a finding's rows) is waited for up to ``lock_wait_seconds``."""
     tmp = temp_dir or path.with_name(path.name + ".tmp")
-    try:
-        return duckdb.connect(str(path), read_only=read_only, config={
-            "memory_limit": memory_limit, "temp_directory": str(tmp), **NO_DOWNLOADS})
-    except duckdb.Error as exc:
-        raise ExtractError(f"cannot open staging database {path}: {exc}", table=str(path),
-                           hint="is another run using it? wait for it or pick another staging path") from exc
+    deadline = time.monotonic() + lock_wait_seconds
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config={
+                "memory_limit": memory_limit, "temp_directory": str(tmp), **NO_DOWNLOADS})
+        except duckdb.IOException as exc:  # another process holds the file (the desk reading rows for a moment)
+            if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                raise ExtractError(f"cannot open staging database {path}: {exc}", table=str(path),
+                                   hint="is another run using it? wait for it or pick another staging path") from exc
+            time.sleep(0.2)
+        except duckdb.Error as exc:
+            raise ExtractError(f"cannot open staging database {path}: {exc}", table=str(path),
+                               hint="is another run using it? wait for it or pick another staging path") from exc
 
 
 @dataclass

@@ -79,6 +79,16 @@ corrections = sa.Table(
     sa.Column("new_value", sa.Text), sa.Column("applied_by", sa.String(100), nullable=False),
     sa.Column("applied_at", sa.String(40), nullable=False), sa.Column("source_file", sa.Text),
 )
+# every decision as it was taken: the authenticated desk user (login, address) or the CLI's --by, and when
+decision_log = sa.Table(
+    "decision_log", md,
+    sa.Column("entry_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False), sa.Column("finding_id", sa.Integer, nullable=False),
+    sa.Column("decision", sa.String(20), nullable=False), sa.Column("reason", sa.Text),
+    sa.Column("by", sa.String(200), nullable=False), sa.Column("login", sa.String(60)),
+    sa.Column("via", sa.String(20), nullable=False),  # desk, cli, prefect-ui, auto-approve-demo
+    sa.Column("address", sa.String(80)), sa.Column("at", sa.String(40), nullable=False),
+)
 id_registry = sa.Table(
     "id_registry", md,
     sa.Column("branch", sa.String(20), primary_key=True), sa.Column("kind", sa.String(30), primary_key=True),
@@ -138,7 +148,7 @@ class ControlStore:
     def start_run(self, run_id: str, branch: str, rehearsal: bool, config: dict[str, Any]) -> None:
         with self.engine.begin() as c:
             c.execute(sa.delete(runs).where(runs.c.run_id == run_id))
-            for tbl in (steps, counts, accounting, findings, checks, documents):
+            for tbl in (steps, counts, accounting, findings, checks, documents, decision_log):
                 c.execute(sa.delete(tbl).where(tbl.c.run_id == run_id))
             c.execute(sa.insert(runs).values(run_id=run_id, branch=branch, status="running", rehearsal=rehearsal,
                                              config_json=json.dumps(config, ensure_ascii=False, default=str),
@@ -235,10 +245,26 @@ class ControlStore:
                                                     findings.c.finding_id == finding_id)).mappings().first()
             return dict(r) if r else None
 
-    def decide(self, run_id: str, finding_id: int, status: str, decision: str, reason: str | None, by: str) -> None:
+    def decide(self, run_id: str, finding_id: int, status: str, decision: str, reason: str | None, by: str, *,
+               via: str = "cli", address: str | None = None, login: str | None = None) -> bool:
+        """Decide an open finding and log who, when, from where and through what (desk, cli, auto). False if the
+        finding was no longer open (decided meanwhile by someone else): nothing is changed then."""
+        at = now()
         with self.engine.begin() as c:
-            c.execute(sa.update(findings).where(findings.c.run_id == run_id, findings.c.finding_id == finding_id)
-                      .values(status=status, decision=decision, reason=reason, decided_by=by, decided_at=now()))
+            r = c.execute(sa.update(findings).where(findings.c.run_id == run_id, findings.c.finding_id == finding_id,
+                                                    findings.c.status == "open")
+                          .values(status=status, decision=decision, reason=reason, decided_by=by, decided_at=at))
+            if not r.rowcount:
+                return False
+            c.execute(sa.insert(decision_log).values(run_id=run_id, finding_id=finding_id, decision=decision,
+                                                     reason=reason, by=by, login=login, via=via, address=address,
+                                                     at=at))
+        return True
+
+    def decision_log(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            q = sa.select(decision_log).where(decision_log.c.run_id == run_id).order_by(decision_log.c.entry_id)
+            return [dict(r) for r in c.execute(q).mappings()]
 
     def add_corrections(self, rows: list[dict[str, Any]]) -> None:
         if rows:

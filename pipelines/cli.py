@@ -426,6 +426,67 @@ def decide(
 
 
 @app.command()
+def desk(
+    config: Annotated[list[Path], typer.Option("--config", "-c", help="branch config(s) whose runs the desk shows")]
+    = [DEFAULT_CONFIG],  # noqa: B006 - typer reads the default
+    accounts: Annotated[Path, typer.Option(help="desk accounts file (see `ecm desk-account`)")] = Path("desk_accounts.toml"),
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8765,
+    cert: Annotated[Optional[Path], typer.Option(help="TLS certificate (PEM) for serving HTTPS")] = None,
+    key: Annotated[Optional[Path], typer.Option(help="TLS private key (PEM)")] = None,
+    insecure_http: Annotated[bool, typer.Option(help="serve plain HTTP on a non-loopback address (cookies then "
+                                                     "travel unencrypted; only on a closed network)")] = False,
+) -> None:
+    """The review desk: business staff see and decide the findings of waiting runs in a browser (Vietnamese)."""
+    _prefect_env()
+    import ipaddress
+
+    import uvicorn
+
+    from pipelines.desk.app import create_app
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and cert is None and not insecure_http:
+        err.print(f"[bold red]error:[/] {host} is not a loopback address: serve HTTPS (--cert, --key) or pass "
+                  "--insecure-http on a closed network")
+        raise typer.Exit(2)
+    try:
+        application = create_app(config, accounts, secret=os.environ.get("ECM_DESK_SECRET"),
+                                 secure_cookies=cert is not None or loopback)
+    except MigrationError as exc:
+        _fail(exc, False)
+        return
+    scheme = "https" if cert else "http"
+    console.print(f"review desk on [bold]{scheme}://{host}:{port}/[/] — accounts from {accounts}; Ctrl+C to stop")
+    uvicorn.run(application, host=host, port=port, ssl_certfile=str(cert) if cert else None,
+                ssl_keyfile=str(key) if key else None, log_level="warning", access_log=False)
+
+
+@app.command("desk-account")
+def desk_account(
+    accounts: Annotated[Path, typer.Argument(help="desk accounts file (created if absent)")],
+    login: Annotated[str, typer.Option(help="login name (a-z, 0-9, . _ -)")],
+    name: Annotated[str, typer.Option(help="full name, as it will stand beside each decision")],
+    party: Annotated[str, typer.Option(help="tong-cuc, cuc or chi-cuc")],
+    role: Annotated[str, typer.Option(help="business or technical")],
+    branch: Annotated[Optional[list[str]], typer.Option(help="branch code this account sees (repeat); default all")]
+    = None,
+) -> None:
+    """Add a desk account; the password is asked for (or read from ECM_DESK_PASSWORD) and stored as an argon2id hash."""
+    from pipelines.desk.accounts import add_account
+    password = os.environ.get("ECM_DESK_PASSWORD") or typer.prompt("password", hide_input=True,
+                                                                      confirmation_prompt=True)
+    try:
+        acc = add_account(accounts, login, name, party, role, password, branch)
+    except MigrationError as exc:
+        _fail(exc, False)
+        return
+    console.print(f"account {acc.login} ({acc.field}) added to {accounts}")
+
+
+@app.command()
 def unfreeze(
     by: Annotated[str, typer.Option(help="who (name, unit)")] = "",
     reason: Annotated[str, typer.Option(help="why the branch may write again")] = "",

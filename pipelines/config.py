@@ -55,6 +55,10 @@ class Sampling(Strict):
     max_defect_rate: float = Field(0.01, gt=0, lt=1)
 
 
+SignerField = Literal["tong-cuc-technical", "tong-cuc-business", "cuc-technical", "cuc-business",
+                      "chi-cuc-technical", "chi-cuc-business"]
+
+
 class Policy(Strict):
     """Which finding severities block which decision gate (after step 4, after step 6)."""
 
@@ -63,6 +67,11 @@ class Policy(Strict):
     decision_timeout_seconds: int = Field(3600, ge=1)
     poll_seconds: int = Field(10, ge=1)
     max_correction_rounds: int = Field(3, ge=0)
+    deciders: dict[Literal["critical", "major", "minor"], list[SignerField]] = Field(
+        default_factory=lambda: {"critical": ["tong-cuc-business"], "major": ["tong-cuc-business", "cuc-business"],
+                                 "minor": ["tong-cuc-business", "cuc-business", "chi-cuc-business"]},
+        description="which party × role (the minutes' signature fields) may decide a finding of each severity "
+                    "at the review desk")
 
 
 class Signing(Strict):

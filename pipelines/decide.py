@@ -3,19 +3,64 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
 from extract import staging
 from load.control_store import ControlStore, now
-from pipelines.config import load_config
+from pipelines.config import BranchConfig, load_config
 from sign_off.decisions import STATUS_OF, check_decision, parse_corrections
 from transform.errors import SignOffError
 
 
-def _current_gate(store: ControlStore, run_id: str) -> str | None:
+def current_gate(store: ControlStore, run_id: str) -> str | None:
+    """The gate the run waits at (or last stood at), e.g. ``pl4_06_validate``; None before the first gate."""
     gates = [s for s in store.steps(run_id) if s.step.startswith("gate_after_") and s.status == "running"]
     return gates[-1].step.removeprefix("gate_after_") if gates else None
+
+
+@dataclass(frozen=True)
+class Decider:
+    """Who decides: the name recorded on the finding, and how it came (desk login and address, or the CLI)."""
+
+    by: str
+    via: str = "cli"
+    login: str | None = None
+    address: str | None = None
+
+
+def decide_findings(cfg: BranchConfig, store: ControlStore, run_id: str, finding_ids: list[int], decision: str,
+                    reason: str, decider: Decider, corrections: list[dict[str, str]] | None = None,
+                    source_file: str | None = None) -> list[str]:
+    """Record one decision on one or more findings of a run — the one path of `ecm decide` and the desk.
+
+    Every finding is checked first (open, allowed at the gate, a reason where policy says); nothing is recorded if
+    one is refused. Corrections (one finding only) are applied to staging with an audit row each."""
+    if not finding_ids:
+        raise SignOffError("no finding chosen")
+    rows = corrections or []
+    if rows and len(finding_ids) != 1:
+        raise SignOffError("a correction belongs to one finding; decide the others separately")
+    gate = current_gate(store, run_id)
+    found = [store.finding(run_id, fid) for fid in finding_ids]
+    for f in found:
+        check_decision(f, decision, reason, gate, len(rows))
+    if rows:
+        con = staging.connect(cfg.staging_path, memory_limit=cfg.staging_memory_limit, temp_dir=cfg.staging_temp_dir)
+        try:
+            audit = staging.apply_corrections(con, rows)
+        finally:
+            con.close()
+        store.add_corrections([{**a, "run_id": run_id, "finding_id": finding_ids[0], "applied_by": decider.by,
+                                "applied_at": now(), "source_file": source_file or f"{decider.via}"} for a in audit])
+    out = []
+    for fid in finding_ids:
+        ok = store.decide(run_id, fid, STATUS_OF[decision], decision, reason, decider.by, via=decider.via,
+                          address=decider.address, login=decider.login)
+        out.append(f"finding {fid}: {STATUS_OF[decision]} by {decider.by}" if ok else
+                   f"finding {fid}: decided meanwhile by someone else; left as it is")
+    return out
 
 
 def record_decision(config: Path, run_id: str, finding_id: int, decision: str, reason: str, by: str,
@@ -25,29 +70,27 @@ def record_decision(config: Path, run_id: str, finding_id: int, decision: str, r
     run = store.run(run_id)
     if run is None:
         raise SignOffError(f"unknown run {run_id!r}", hint="see `ecm status latest`")
-    finding = store.finding(run_id, finding_id)
     rows = []
     if correction_file is not None:
         if not correction_file.exists():
             raise SignOffError(f"correction file not found: {correction_file}")
         rows = parse_corrections(correction_file.read_text(encoding="utf-8"))
-    gate = _current_gate(store, run_id)
-    check_decision(finding, decision, reason, gate, len(rows))
-    if rows:
-        con = staging.connect(cfg.staging_path, memory_limit=cfg.staging_memory_limit, temp_dir=cfg.staging_temp_dir)
-        try:
-            audit = staging.apply_corrections(con, rows)
-        finally:
-            con.close()
-        store.add_corrections([{**a, "run_id": run_id, "finding_id": finding_id, "applied_by": by,
-                                "applied_at": now(), "source_file": str(correction_file)} for a in audit])
-    store.decide(run_id, finding_id, STATUS_OF[decision], decision, reason, by)
+    msg = decide_findings(cfg, store, run_id, [finding_id], decision, reason, Decider(by=by, via="cli"), rows,
+                          str(correction_file) if correction_file else None)[0]
     resumed = ""
     if run["status"] == "waiting-decision" and run.get("flow_run_id"):
         resumed = "; run resumed" if _resume(store, run_id, run["flow_run_id"], by) else \
             "; the run was not paused (it will read the decision from the control store)"
-    return f"finding {finding_id}: {STATUS_OF[decision]} by {by}" + (f" ({len(rows)} corrections applied)"
-                                                                      if rows else "") + resumed
+    return msg + (f" ({len(rows)} corrections applied)" if rows else "") + resumed
+
+
+def resume_after_decisions(store: ControlStore, run_id: str, by: str) -> bool:
+    """Resume a run waiting at a gate (the gate re-reads the control store and pauses again if anything blocking is
+    still open)."""
+    run = store.run(run_id)
+    if run is None or run["status"] != "waiting-decision" or not run.get("flow_run_id"):
+        return False
+    return _resume(store, run_id, run["flow_run_id"], by)
 
 
 def resume_if_waiting(config: Path, run_id: str, waiting: str, by: str) -> str:

@@ -121,7 +121,8 @@ def typed_select(engine: sa.Engine, table: sa.Table) -> pa.Table:
 
 # ---- system packages (.ci/system-packages.sh): missing ones skip loudly outside CI -----------------
 _SYSTEM_PACKAGE_OF = {"libodbc.so": "unixodbc", "pg_dump": "postgresql-client", "mariadb-dump": "mariadb-client",
-                      "pdfsig": "poppler-utils", "pdftoppm": "poppler-utils"}
+                      "pdfsig": "poppler-utils", "pdftoppm": "poppler-utils", "chromedriver": "chromium-driver",
+                      "/usr/bin/chromium": "chromium"}
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,8 +1,9 @@
 """Decision gates (Phụ lục IV 4.2, 5.1, 5.2, 6.1): business staff decide every blocking finding.
 
-Two ways to decide: (a) the paused flow run's form in the Prefect UI (``DecisionForm``); (b)
-``ecm decide RUN_ID FINDING …`` from any shell, which records the decision in the control store and
-resumes the run. The control store is the source of truth either way. Nothing is decided by default,
+Three ways to decide: (a) the review desk (``ecm desk``, pipelines/desk/), in a browser, logged in; (b)
+``ecm decide RUN_ID FINDING …`` from any shell; both record the decision in the control store (with who, when,
+from where: ``decision_log``) and resume the run; (c) the paused flow run's form in the Prefect UI
+(``DecisionForm``). The control store is the source of truth either way. Nothing is decided by default,
 except under ``--auto-approve-demo``, which records itself as the decider.
 """
 
@@ -60,7 +61,7 @@ def run(ctx: StepContext, after: str) -> StepOutcome:
             for f in findings:
                 if f["status"] == "open":
                     store.decide(rid, f["finding_id"], "accepted", "accept",
-                                 "accepted automatically: demo run (--auto-approve-demo)", AUTO_DEMO)
+                                 "accepted automatically: demo run (--auto-approve-demo)", AUTO_DEMO, via=AUTO_DEMO)
             break
         waiting = blocking(findings, after, policy.block)
         if not waiting:
@@ -73,7 +74,7 @@ def run(ctx: StepContext, after: str) -> StepOutcome:
         for d in (form.decisions if form else []):
             f = store.finding(rid, d.finding_id)
             check_decision(f, d.decision, d.reason, after)
-            store.decide(rid, d.finding_id, STATUS_OF[d.decision], d.decision, d.reason, d.by)
+            store.decide(rid, d.finding_id, STATUS_OF[d.decision], d.decision, d.reason, d.by, via="prefect-ui")
     corrected = len(store.corrections(rid)) - corrections_before
     decided = [f for f in store.findings(rid) if f["status"] != "open"]
     md = f"## Quyết định sau {after}\n\n" + md_table(
