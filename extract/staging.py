@@ -271,10 +271,14 @@ def write_quarantine(con: duckdb.DuckDBPyConnection, rows: pa.Table) -> None:
     con.unregister("q_in")
 
 
+ROW_MARK = "@row"  # in a correction key: the staging row number, for rows whose key is not unique (duplicates)
+
+
 def apply_corrections(con: duckdb.DuckDBPyConnection, rows: list[dict[str, str]]) -> list[dict[str, object]]:
     """Apply corrections to the restored source tables; returns the audit rows (old and new values).
 
-    Every correction must hit exactly one row; otherwise nothing is changed and the error names the line.
+    Every correction must hit exactly one row; otherwise nothing is changed and the error names the line. Rows that
+    share a key (duplicates) are told apart by ``@row=N`` in the key (their row number in staging, shown by the desk).
     """
     audit = []
     con.execute("BEGIN TRANSACTION")
@@ -284,6 +288,10 @@ def apply_corrections(con: duckdb.DuckDBPyConnection, rows: list[dict[str, str]]
             col = check_ident(r["column"], "column")
             conds, params = [], []
             for k, v in (p.split("=", 1) for p in r["key"].split("|") if p):
+                if k == ROW_MARK:  # one of several rows with the same key (a duplicate): its place in staging
+                    conds.append("rowid = ?")
+                    params.append(int(v))
+                    continue
                 conds.append(f'trim(CAST("{check_ident(k, "column")}" AS VARCHAR)) IS NOT DISTINCT FROM ?')
                 params.append(None if v == "None" else v)
             where = " AND ".join(conds)

@@ -67,11 +67,17 @@ def rows_page(finding: dict[str, Any], checks: list[dict[str, Any]], staging_pat
         if isinstance(i, dict):
             columns += [k for k in i if k not in columns]
     by_key = {(c.get("table_name"), c.get("key"), c.get("field")): c for c in checks}
+    table = str(finding.get("table_name") or "")
     rows = []
     for i in chunk:
         r: dict[str, Any] = {"key": i if isinstance(i, dict) else {}, "text": key_text(i), "source": [],
-                             "compare": None}
-        if isinstance(i, str) and i.count("|") >= 2:  # a step-6 comparison: TABLE|key|field
+                             "compare": None, "raw": i, "quarantine": [], "source_keys": []}
+        if isinstance(i, str) and table and i.startswith(table + "|"):  # a quarantined row: DB.TABLE|COL=val|…
+            r["key"] = dict(p.split("=", 1) for p in i[len(table) + 1:].split("|") if "=" in p)
+            r["key"] = {k: None if v == "None" else v for k, v in r["key"].items()}
+            r["text"] = key_text(r["key"])
+            columns += [k for k in r["key"] if k not in columns]
+        elif isinstance(i, str) and i.count("|") >= 2:  # a step-6 comparison: TABLE|key|field
             table, rest = i.split("|", 1)
             key, _, fld = rest.rpartition("|")
             c = by_key.get((table, key, fld))
@@ -80,7 +86,6 @@ def rows_page(finding: dict[str, Any], checks: list[dict[str, Any]], staging_pat
                                 "actual": c.get("actual")}
         rows.append(r)
     out = RowsPage(columns, rows, len(items), len(matching), page, pages)
-    table = str(finding.get("table_name") or "")
     db, _, name = table.partition(".")
     if staging_path is not None and db in SOURCE_DBS and name and any(r["key"] for r in rows):
         _attach_source(out, db, name, staging_path, memory_limit)
@@ -112,11 +117,25 @@ def _attach_source(out: RowsPage, db: str, table: str, staging_path: Path, memor
                 params.append(None if v is None else str(v).strip())
             if not conds:
                 continue
-            cur = con.execute(f"SELECT * FROM {target} WHERE {' AND '.join(conds)} LIMIT 5", params)
-            names = [d[0] for d in cur.description]
+            cur = con.execute(f"SELECT rowid, * FROM {target} WHERE {' AND '.join(conds)} LIMIT 5", params)
+            names = [d[0] for d in cur.description][1:]
             cols += [c for c in names if c not in cols]
-            r["source"] = [dict(zip(names, (_display(v) for v in vals), strict=True)) for vals in cur.fetchall()]
+            found = cur.fetchall()
+            r["source"] = [dict(zip(names, (_display(v) for v in vals[1:]), strict=True)) for vals in found]
+            # the key a correction names: the row's own key, plus its staging row number when several share it
+            r["source_keys"] = [r["text"] + (f"|{staging.ROW_MARK}={vals[0]}" if len(found) > 1 else "")
+                                for vals in found]
         out.source_columns = cols
+        raw = [r["raw"] for r in out.rows if isinstance(r["raw"], str)]
+        if raw and ("quarantine", "rows") in {tuple(x) for x in con.execute(
+                "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}:
+            why: dict[str, list[tuple[str, str]]] = {}
+            for k, reason, detail in con.execute(
+                    "SELECT source_key, reason, detail FROM quarantine.rows WHERE source_key IN (SELECT unnest(?))",
+                    [raw]).fetchall():
+                why.setdefault(k, []).append((reason, detail or ""))
+            for r in out.rows:
+                r["quarantine"] = why.get(r["raw"], []) if isinstance(r["raw"], str) else []
     finally:
         con.close()
 

@@ -192,6 +192,16 @@ def test_finding_rows_show_source_values_filter_and_correct_in_place(desk: dict[
         "reason": "x"})
     assert "không xác định đúng một dòng" in c.get(r.headers["location"]).text
     assert store.finding(RID, 2)["status"] == "open"  # type: ignore[attr-defined]
+    # the desk tells the two rows apart by their staging row number: correct the second one only
+    keys = re.findall(r'name="key" value="([^"]+)"', c.get(f"/runs/{RID}/findings/2").text)
+    assert len(keys) == 2 and all("|@row=" in k for k in keys)
+    c.post(f"/runs/{RID}/findings/2/correct", data={"csrf": tok, "key": keys[1], "column": "MA_NPL",
+                                                     "new_value": "VAI03", "reason": "dòng trùng là NPL khác"})
+    assert store.finding(RID, 2)["status"] == "corrected"  # type: ignore[attr-defined]
+    con = duckdb.connect(str(cfg.staging_path), read_only=True)  # type: ignore[attr-defined]
+    assert sorted(con.execute('SELECT "MA_NPL" FROM src_sxxk."DNPLNHAP" WHERE "SOTK" = 2').fetchall()) == [
+        ("VAI",), ("VAI03",)]
+    con.close()
 
 
 def test_downloads_only_the_runs_own_reports(desk: dict[str, object]) -> None:
