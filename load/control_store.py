@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
+from validate.findings import finding_identity
+
 StepStatus = Literal["pending", "running", "completed", "failed", "waiting"]
 
 md = sa.MetaData()
@@ -233,11 +235,28 @@ class ControlStore:
                     table: str | None, keys: list[Any], message: str) -> None:
         owner = {"source_data_error": "Chi cục (nghiệp vụ)", "mapping_gap": "Tổng cục (nghiệp vụ)"}.get(
             category, "Tổng cục (kỹ thuật)")
+        ident = finding_identity(check_id, table, keys[:10000])  # as stored
         with self.engine.begin() as c:
-            c.execute(sa.insert(findings).values(
+            # a correction round raises its findings again: one that an earlier round's finding had accepted, with
+            # the same check, table and keys, keeps that acceptance (logged as carried over) — not decided twice
+            earlier = next((dict(r) for r in c.execute(sa.select(findings).where(
+                findings.c.run_id == run_id, findings.c.step == step, findings.c.check_id == check_id,
+                findings.c.status == "superseded", findings.c.decision == "accept",
+                findings.c.n_keys == len(keys)).order_by(findings.c.finding_id.desc())).mappings()
+                if finding_identity(r["check_id"], r["table_name"], json.loads(r["keys_json"] or "[]")) == ident
+                and (r["table_name"] or None) == (table or None)), None)
+            carried = {"status": "accepted", "decision": "accept", "reason": earlier["reason"],
+                       "decided_by": earlier["decided_by"], "decided_at": earlier["decided_at"]} if earlier else {}
+            r = c.execute(sa.insert(findings).values(
                 run_id=run_id, step=step, check_id=check_id, category=category, severity=severity, table_name=table,
                 n_keys=len(keys), keys_json=json.dumps(keys[:10000], ensure_ascii=False, default=str),
-                message=message, status="open", owner=owner))
+                message=message, owner=owner, **({"status": "open"} | carried)))
+            if earlier:
+                c.execute(sa.insert(decision_log).values(
+                    run_id=run_id, finding_id=r.inserted_primary_key[0], decision="accept",
+                    reason=f"carried over from finding {earlier['finding_id']} (same check, table and keys): "
+                           f"{earlier['reason'] or ''}", by=earlier["decided_by"] or "", via="carried-over",
+                    at=now()))
 
     def finding(self, run_id: str, finding_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as c:

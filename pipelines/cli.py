@@ -155,7 +155,7 @@ def _quiet_known_tracebacks() -> None:
 
 
 def _run_flow(cfg: Any, run_id: str | None, auto_approve_demo: bool, debug: bool,
-              replace: dict[str, str] | None = None) -> dict[str, Any]:
+              replace: dict[str, str] | None = None, config_path: Path | None = None) -> dict[str, Any]:
     _prefect_env()
     from pipelines import progress
     from pipelines.migrate import migrate_branch
@@ -171,7 +171,19 @@ def _run_flow(cfg: Any, run_id: str | None, auto_approve_demo: bool, debug: bool
             if k not in tasks:
                 tasks[k] = bar.add_task(k, total=total)
             bar.advance(tasks[k], rows)
-        progress.set_sink(sink)
+
+        def notice(event: str, info: dict[str, Any]) -> None:
+            if event == "waiting":  # close the bars (no redrawing while nobody moves) and say where to decide
+                for t in list(tasks.values()):
+                    bar.remove_task(t)
+                tasks.clear()
+                bar.stop()
+                console.print(waiting_block({**info, "config": config_path or "BRANCH.toml"}), soft_wrap=True)
+            elif event == "resumed":
+                console.print(f"[green]run {info['run_id']} resumed[/] — decisions {info['gate_label']} taken",
+                              soft_wrap=True)
+                bar.start()
+        progress.set_sink(sink, notice)
         try:
             return migrate_branch(config=cfg, run_id=run_id, auto_approve_demo=auto_approve_demo, replace=replace)
         except Exception as exc:  # noqa: BLE001 - one red line, traceback only with --debug
@@ -179,6 +191,19 @@ def _run_flow(cfg: Any, run_id: str | None, auto_approve_demo: bool, debug: bool
             raise
         finally:
             progress.set_sink(None)
+
+
+def waiting_block(info: dict[str, Any]) -> str:
+    """What the operator's terminal shows while a run waits at a decision gate: one block, printed once."""
+    rid = info["run_id"]
+    sev = ", ".join(f"{n} {k}" for k, n in info["by_severity"].items() if n)
+    return (f"\n[bold yellow]Run {rid} waits for business decisions[/] — {info['gate_label']}\n"
+            f"  {info['blocking']} blocking findings ({sev}); the run resumes by itself once none blocks "
+            f"(waits up to {info['timeout']} s).\n"
+            f"  Decide at the review desk: [bold]{info['desk_url']}/runs/{rid}[/]  "
+            f"(serve it with `ecm desk --config {info['config']}`)\n"
+            f"  Or from a shell: `ecm status {rid}` then `ecm decide {rid} FINDING --accept|--correct FILE|--redo "
+            f"--reason … --by …`\n")
 
 
 def _print_summary(s: dict[str, Any]) -> None:
@@ -191,9 +216,9 @@ def _print_summary(s: dict[str, Any]) -> None:
     console.print(t)
     for k, v in s["paths"].items():
         console.print(f"  {k:17} {v}")
-    if not s.get("minutes_signed"):
-        console.print("[yellow]minutes are UNSIGNED (signing not implemented yet); loaded into the rehearsal "
-                      "central only[/]")
+    if s["paths"].get("minutes") and not s.get("minutes_signed"):
+        console.print(f"[yellow]the minutes are not signed yet: each party signs with `ecm sign --run {s['run_id']}`"
+                      "; nothing is loaded into the production central before that[/]")
 
 
 @app.command()
@@ -235,7 +260,7 @@ def run(
         _fail(exc, debug)
         return
     _print_summary(_run_flow(cfg, run_id, auto_approve_demo, debug,
-                             {"by": by or "", "reason": reason or ""} if replace else None))
+                             {"by": by or "", "reason": reason or ""} if replace else None, config_path=config))
 
 
 @app.command()

@@ -123,6 +123,8 @@ class BranchConfig(Strict):
     unit_map: str = UNIT_MAP_LATEST
     sampling: Sampling = Sampling()
     policy: Policy = Policy()
+    desk_url: str = Field("http://127.0.0.1:8765", pattern=r"^https?://[^\s]+$", description=(
+        "where business staff reach the review desk (`ecm desk`): printed when a run waits at a gate"))
     signing: Signing = Signing()
     batch_rows: int = Field(50_000, ge=100)
     rehearsal: bool = False

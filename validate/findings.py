@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import hashlib
+import json
+from typing import Any, Literal
 
 Category = Literal["source_data_error", "mapping_gap", "conversion_error", "load_error"]
 Severity = Literal["critical", "major", "minor"]
@@ -31,3 +33,12 @@ _REVIEW: dict[str, tuple[Category, Severity]] = {
 
 def classify_review_hit(check_id: str) -> tuple[Category, Severity]:
     return _REVIEW.get(check_id, ("source_data_error", "major"))
+
+
+def finding_identity(check_id: str, table: str | None, keys: list[Any]) -> str:
+    """What makes two findings the same finding across correction rounds: the check, the table and the set of
+    keys (order and repetition do not matter). A decision to accept carries over to a finding of the next round
+    with the same identity; a finding whose keys changed (a correction fixed some rows) is decided again."""
+    canon = sorted({json.dumps(k, sort_keys=True, ensure_ascii=False, default=str) for k in keys})
+    blob = json.dumps([check_id, table or "", canon], ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()

@@ -9,12 +9,14 @@ except under ``--auto-approve-demo``, which records itself as the decider.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from pydantic import BaseModel
 
+from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
 from sign_off.decisions import ALLOWED_AT_GATE, AUTO_DEMO, STATUS_OF, blocking, check_decision
 from transform.errors import SignOffError
@@ -37,6 +39,22 @@ class DecisionForm(RunInput):
 
 class RedoFromStep1(SignOffError):
     """Business staff decided that the branch must correct its data and redo from step 1."""
+
+
+GATE_LABELS = {"pl4_04_restore": "after step 4 (Phụ lục IV 4.2)", "pl4_06_validate": "after step 6 (Phụ lục IV 5.x, 6.1)"}
+
+
+def _form_description(waiting: list[Mapping[str, Any]], desk: str, run_id: str) -> str:
+    """What the Prefect UI's pause form says: the blocking findings, and where they are decided."""
+    lines = [f"**{len(waiting)} blocking findings.** Decide them at the review desk: {desk} "
+             f"(or `ecm decide {run_id} FINDING …`). The form below records a decision too "
+             "(finding_id, accept or redo, reason, by).", "", "| # | severity | check | table | rows |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {f['finding_id']} | {f['severity']} | {f['check_id']} | {f['table_name'] or ''} | {f['n_keys']} |"
+              for f in waiting[:50]]
+    if len(waiting) > 50:
+        lines.append(f"| … | | {len(waiting) - 50} more at the desk | | |")
+    return "\n".join(lines)
 
 
 def gate_name(after: str) -> str:
@@ -68,9 +86,17 @@ def run(ctx: StepContext, after: str) -> StepOutcome:
             break
         rounds += 1
         store.set_run_status(rid, "waiting-decision")
-        form = pause_flow_run(wait_for_input=DecisionForm, timeout=policy.decision_timeout_seconds,
-                              poll_interval=policy.poll_seconds, key=f"{gate_name(after)}-{rounds}".replace("_", "-"))
+        by_sev = {s: sum(f["severity"] == s for f in waiting) for s in ("critical", "major", "minor")}
+        desk = f"{ctx.cfg.desk_url.rstrip('/')}/runs/{rid}"
+        progress.notify("waiting", run_id=rid, gate=after, gate_label=GATE_LABELS.get(after, after),
+                        blocking=len(waiting), by_severity=by_sev, timeout=policy.decision_timeout_seconds,
+                        desk_url=ctx.cfg.desk_url.rstrip("/"))
+        form = pause_flow_run(
+            wait_for_input=DecisionForm.with_initial_data(description=_form_description(waiting, desk, rid)),
+            timeout=policy.decision_timeout_seconds, poll_interval=policy.poll_seconds,
+            key=f"{gate_name(after)}-{rounds}".replace("_", "-"))
         store.set_run_status(rid, "running")
+        progress.notify("resumed", run_id=rid, gate_label=GATE_LABELS.get(after, after))
         for d in (form.decisions if form else []):
             f = store.finding(rid, d.finding_id)
             check_decision(f, d.decision, d.reason, after)

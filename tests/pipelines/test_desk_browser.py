@@ -70,22 +70,20 @@ def _login(d, base: str, login: str) -> None:  # type: ignore[no-untyped-def]
     d.find_element(By.CSS_SELECTOR, "form button.primary").click()
 
 
-def _accept_open_groups(d, base: str, rid: str, reason: str) -> int:  # type: ignore[no-untyped-def]
-    """On the run page, accept every severity group that has something to accept (its blocking findings are
-    ticked already); returns how many groups were accepted."""
+def _accept_group(d, base: str, rid: str, severity: str, reason: str) -> bool:  # type: ignore[no-untyped-def]
+    """On the run page, accept the ticked findings of one severity group (its blocking ones come ticked); False if
+    that group has nothing to accept at this moment."""
     from selenium.webdriver.common.by import By
-    done = 0
-    while True:
-        d.get(f"{base}/runs/{rid}")
-        forms = [s for s in d.find_elements(By.CSS_SELECTOR, "section.card form")
-                 if s.find_elements(By.CSS_SELECTOR, "button[value=accept]")
-                 and s.find_elements(By.CSS_SELECTOR, "input[name=finding_id]:checked")]
-        if not forms:
-            return done
-        forms[0].find_element(By.NAME, "reason").send_keys(reason)
-        forms[0].find_element(By.CSS_SELECTOR, "button[value=accept]").click()
-        assert "Đã ghi" in d.find_element(By.CSS_SELECTOR, ".flash").text
-        done += 1
+    d.get(f"{base}/runs/{rid}")
+    sections = d.find_elements(By.CSS_SELECTOR, f"section.sev-{severity}")
+    if not sections or not sections[0].find_elements(By.CSS_SELECTOR, "button[value=accept]") \
+            or not sections[0].find_elements(By.CSS_SELECTOR, "input[name=finding_id]:checked"):
+        return False
+    sections[0].find_element(By.NAME, "reason").send_keys(reason)
+    sections[0].find_element(By.CSS_SELECTOR, "button[value=accept]").click()
+    flash = d.find_elements(By.CSS_SELECTOR, ".flash")
+    assert flash and "Đã ghi" in flash[0].text, d.find_element(By.TAG_NAME, "main").text[:1500]
+    return True
 
 
 def test_business_staff_decide_a_real_run_in_the_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -150,7 +148,7 @@ def test_business_staff_decide_a_real_run_in_the_browser(tmp_path: Path, monkeyp
             assert d.find_elements(By.CSS_SELECTOR, "td.src .srcrow")  # the source values beside the keys
             _shot(d, "05_finding_rows_filtered")
             # accept the critical group with a reason: the run resumes and stops at the next gate
-            assert _accept_open_groups(d, base, rid, "Đã đối chiếu với hồ sơ giấy") >= 1
+            assert _accept_group(d, base, rid, "critical", "Đã đối chiếu với hồ sơ giấy")
             _shot(d, "06_after_accepting")
             wait_for_run(store, lambda r: r["status"] == "waiting-decision" and any(
                 s.step == "gate_after_pl4_06_validate" and s.status == "running" for s in store.steps(rid)),
@@ -171,7 +169,8 @@ def test_business_staff_decide_a_real_run_in_the_browser(tmp_path: Path, monkeyp
             while store.run(rid)["status"] not in ("completed", "failed"):  # type: ignore[index]
                 assert time.monotonic() < deadline, "the run did not finish"
                 if store.run(rid)["status"] == "waiting-decision":  # type: ignore[index]
-                    _accept_open_groups(d, base, rid, "Đã xem xét, chấp nhận")
+                    for severity in ("critical", "major", "minor"):
+                        _accept_group(d, base, rid, severity, "Đã xem xét, chấp nhận")
                 time.sleep(1)
             d.get(f"{base}/runs/{rid}")
             _shot(d, "09_run_completed")
@@ -184,12 +183,20 @@ def test_business_staff_decide_a_real_run_in_the_browser(tmp_path: Path, monkeyp
                 run.kill()
     final = store.run(rid)
     assert final is not None and final["status"] == "completed", out[-3000:]
+    # the operator's terminal said, once per wait, where the decision is made
+    assert out.count("waits for business decisions") >= 2 and f"http://127.0.0.1:8765/runs/{rid}" in out
+    assert f"ecm status {rid}" in out and "resumed" in out
     [corr] = store.corrections(rid)
     assert (corr["column_name"], corr["new_value"], corr["applied_by"]) == ("TON", "0",
                                                                            "Nguyễn Văn An (tong-cuc-business)")
     log = store.decision_log(rid)
-    assert log and all(e["via"] == "desk" and e["login"] == "an.nv" and e["address"] == "127.0.0.1" for e in log)
-    assert {e["decision"] for e in log} == {"accept", "correct"}
+    desk_log = [e for e in log if e["via"] == "desk"]
+    assert desk_log and all(e["login"] == "an.nv" and e["address"] == "127.0.0.1" for e in desk_log)
+    assert {e["decision"] for e in desk_log} == {"accept", "correct"}
+    # the correction round re-raised steps 5–6's findings; those already accepted kept their acceptance
+    carried = [e for e in log if e["via"] == "carried-over"]
+    assert carried and all(e["by"] == "Nguyễn Văn An (tong-cuc-business)" for e in carried)
+    assert {e["via"] for e in log} == {"desk", "carried-over"}
     assert not [f for f in store.findings(rid) if f["status"] == "open" and f["severity"] == "critical"]
     assert sorted(p.name for p in ARTIFACTS.glob("*.png")) == [
         "01_login.png", "02_chi_cuc_refused.png", "03_runs.png", "04_gate_after_step_4.png",
