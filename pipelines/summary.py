@@ -51,7 +51,7 @@ def _findings_summary(findings: list[dict[str, Any]]) -> dict[str, int]:
 def write_summary(cfg: BranchConfig, store: ControlStore, run_id: str, _steps: list[Any]) -> dict[str, Any]:
     reports = cfg.run_dir_root / run_id / "reports"
     reports.mkdir(parents=True, exist_ok=True)
-    xlsx, page = write_run_report(store, run_id, reports)
+    xlsx, page = write_run_report(store, run_id, reports, cfg.staging_path)
     s = build_summary(cfg, store, run_id)
     s["paths"]["business_report_xlsx"] = str(xlsx)
     s["paths"]["business_report_html"] = str(page)

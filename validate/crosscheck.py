@@ -45,8 +45,9 @@ def cross_check(root: Path, rows_by_table: dict[str, int], report: dict[str, Any
     checks: list[dict[str, Any]] = []
 
     def check(cid: str, table: str, key: str, field: str, expected: Any, actual: Any) -> None:
-        checks.append({"check_id": cid, "table_name": table, "key": key, "field": field, "expected": str(expected),
-                       "actual": str(actual), "status": "pass" if str(expected) == str(actual) else "fail"})
+        e, a = _shown(expected), _shown(actual)
+        checks.append({"check_id": cid, "table_name": table, "key": key, "field": field, "expected": e,
+                       "actual": a, "status": "pass" if e == a else "fail"})
 
     for table, n in sorted(report["counts_by_table"].items()):
         check("handover_table_rows", table, "", "rows", n, rows_by_table.get(table))
@@ -105,3 +106,13 @@ def cross_check(root: Path, rows_by_table: dict[str, int], report: dict[str, Any
     finally:
         con.close()
     return checks
+
+
+def _shown(v: Any) -> str:
+    """A compared value as the reports print it: (rows, LUONG, TON) as "3; 6198.868; 2726.061", nothing as "—" —
+    never a Python repr such as ``Decimal('6198.868')``."""
+    if v is None:
+        return "—"
+    if isinstance(v, (tuple, list)):
+        return "; ".join(_shown(x) for x in v)
+    return str(v)

@@ -7,6 +7,7 @@ The results are rendered into a self-contained HTML page (our offline replacemen
 from __future__ import annotations
 
 import html
+import json
 import logging
 import os
 import unicodedata
@@ -163,7 +164,7 @@ def render_html(title: str, results: list[ExpectationResult], path: Path) -> Pat
     rows = "".join(
         f"<tr class='{'ok' if r.success else 'bad'}'><td>{html.escape(r.table)}</td><td>{html.escape(r.expectation)}"
         f"</td><td>{html.escape(r.column)}</td><td>{'đạt' if r.success else 'KHÔNG ĐẠT'}</td><td>{r.element_count}</td>"
-        f"<td>{r.unexpected_count}</td><td>{html.escape(str(r.unexpected_keys[:5]))}{html.escape(r.error)}</td></tr>"
+        f"<td>{r.unexpected_count}</td><td>{html.escape(_keys_text(r.unexpected_keys[:5]))}{html.escape(r.error)}</td></tr>"
         for r in results)
     page = (f"<!DOCTYPE html><html lang='vi'><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>"
             "body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px}table{border-collapse:collapse;font-size:12px}"
@@ -173,6 +174,17 @@ def render_html(title: str, results: list[ExpectationResult], path: Path) -> Pat
             f"<th>Không đạt</th><th>Khóa (mẫu)</th></tr>{rows}</table></body></html>")
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def _keys_text(keys: list[Any]) -> str:
+    """Failing rows' keys as people read them (JSON, decimals as digits, missing values as null), not Python reprs
+    such as ``Decimal('1.5')``."""
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and v != v:
+            return None
+        return v
+    return json.dumps([{k: clean(v) for k, v in x.items()} if isinstance(x, dict) else x for x in keys],
+                      ensure_ascii=False, default=str)
 
 
 def self_version() -> str:

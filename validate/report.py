@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Font
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.utils import get_column_letter
 
 Sheet = tuple[Sequence[str], Sequence[Sequence[Any]]]
 
@@ -29,8 +32,34 @@ def cell_text(v: Any) -> Any:
     return v
 
 
+FAIL_VALUES = {"fail", "không đạt", "đang chặn", "chưa xử lý", "chờ quyết định", "cách ly", "nghiêm trọng"}
+STATUS_HEADERS = {"kết quả", "trạng thái"}
+_FAIL_FILL = PatternFill("solid", fgColor="FDE2E0")
+_HEAD_FILL = PatternFill("solid", fgColor="DCE6F2")
+_NUM = re.compile(r"^-?\d{1,15}(\.\d{1,12})?$")
+
+
+def as_number(v: Any) -> Any:
+    """A number kept as text (a count, a decimal quantity) as a number, so that a worksheet can sum and sort it;
+    only where no digit is lost (≤ 15 significant digits: what a spreadsheet holds exactly) and never a code
+    (a leading zero, or ten digits and more without a decimal point: tax codes, document numbers)."""
+    if isinstance(v, Decimal):
+        v = format(v, "f")
+    if isinstance(v, str) and _NUM.match(t := v.strip()):
+        digits = t.lstrip("-")
+        if digits[:1] == "0" and digits[:2] not in ("0", "0.") and digits != "0":
+            return v  # a leading zero: a code (0312345678), not a number
+        if "." not in t and len(digits) > 9:
+            return v  # ten digits and more without a decimal point: a tax or document number, kept as text
+        if len(digits.replace(".", "").lstrip("0")) <= 15:
+            return int(t) if "." not in t else float(t)
+    return v
+
+
 def write_xlsx(path: Path, sheets: dict[str, Sheet]) -> Path:
-    """One sheet per entry; Vietnamese headers in bold; values as they are (NFC text)."""
+    """One sheet per entry, for people who work in Excel: Vietnamese headers in bold on a frozen first row with
+    filters, columns as wide as their content, numbers as numbers (thousands separated), and the rows whose
+    result or status says something is wrong filled in red."""
     wb = Workbook()
     wb.remove(wb.active)
     for title, (headers, rows) in sheets.items():
@@ -38,10 +67,33 @@ def write_xlsx(path: Path, sheets: dict[str, Sheet]) -> Path:
         ws.append([nfc(h) for h in headers])
         for c in ws[1]:
             c.font = Font(bold=True)
+            c.fill = _HEAD_FILL
+            c.alignment = Alignment(wrap_text=True, vertical="top")
+        status_cols = [i for i, h in enumerate(headers) if str(h).strip().lower() in STATUS_HEADERS]
+        widths = [len(str(h)) for h in headers]
         for r in rows:
-            ws.append([cell_text(v) for v in r])
-        for i, h in enumerate(headers, start=1):
-            ws.column_dimensions[ws.cell(1, i).column_letter].width = max(12, min(50, len(str(h)) + 4))
+            values = [cell_text(as_number(v)) for v in r]
+            ws.append(values)
+            bad = any(str(values[i]).strip().lower() in FAIL_VALUES for i in status_cols if i < len(values))
+            for i, v in enumerate(values):
+                cell = ws.cell(ws.max_row, i + 1)
+                if isinstance(v, int) and not isinstance(v, bool):
+                    cell.number_format = "#,##0"
+                elif isinstance(v, float):
+                    cell.number_format = "#,##0.###"
+                if bad:
+                    cell.fill = _FAIL_FILL
+                if i < len(widths) and ws.max_row <= 500:
+                    widths[i] = max(widths[i], len(str(v)) if v is not None else 0)
+        for i, w in enumerate(widths, start=1):
+            ws.column_dimensions[get_column_letter(i)].width = max(8, min(60, w + 2))
+        ws.freeze_panes = "A2"
+        if headers:
+            ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{max(1, ws.max_row)}"
+        ws.print_title_rows = "1:1"
+        ws.page_setup.orientation = "landscape"
+        ws.page_setup.fitToWidth, ws.page_setup.fitToHeight = 1, 0
+        ws.sheet_properties.pageSetUpPr.fitToPage = True
     path.parent.mkdir(parents=True, exist_ok=True)
     wb.save(path)
     return path

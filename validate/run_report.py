@@ -12,14 +12,21 @@ from typing import Any
 
 from load.control_store import ControlStore
 from transform.rules import RULES
-from validate.report import Sheet, nfc, write_xlsx
+from transform.errors import MigrationError
+from validate import vocabulary as vn
+from validate.report import FAIL_VALUES, Sheet, nfc, write_xlsx
 
 FATE_VI = {"converted": "Đã chuyển đổi", "excluded": "Loại theo quy tắc", "quarantined": "Cách ly"}
-STATUS_VI = {"open": "Chưa xử lý", "accepted": "Chấp nhận", "corrected": "Đã hiệu chỉnh", "redo": "Làm lại từ bước 1"}
-SEVERITY_VI = {"critical": "Nghiêm trọng", "major": "Lớn", "minor": "Nhỏ"}
+QUARANTINE_SHEET_LIMIT = 50_000  # rows of the quarantine sheet; all of them stay in staging and in the evidence
 
 
-def build_sheets(store: ControlStore, run_id: str) -> dict[str, Sheet]:
+def _failing_first(rows: list[Any], status: Any) -> list[Any]:
+    """Rows whose check failed (or finding waits) first, the rest in their order."""
+    return sorted(rows, key=lambda r: str(status(r)) not in ("fail", "open"))
+
+
+def build_sheets(store: ControlStore, run_id: str, reports_dir: Path | None = None,
+                 staging_path: Path | None = None) -> dict[str, Sheet]:
     run = store.run(run_id) or {}
     steps = store.steps(run_id)
     findings = store.findings(run_id)
@@ -29,56 +36,111 @@ def build_sheets(store: ControlStore, run_id: str) -> dict[str, Sheet]:
     by_sev: dict[tuple[str, str], int] = {}
     for f in findings:
         by_sev[(f["severity"], f["status"])] = by_sev.get((f["severity"], f["status"]), 0) + 1
-    return {
+    findings = sorted(findings, key=lambda f: (f["status"] == "superseded", f["status"] != "open",
+                                               vn.SEVERITY_ORDER.get(f["severity"], 9), f["finding_id"]))
+    balance = [c for c in checks if c["check_id"] in ("stock_balance", "count_before_after", "central_fingerprint",
+                                                      "handover_table_rows", "handover_closing_stock")]
+    sheets: dict[str, Sheet] = {
         "Tổng hợp": (["Mục", "Giá trị"], [
-            ("Mã lần chạy", run_id), ("Chi cục", run.get("branch")), ("Trạng thái", run.get("status")),
+            ("Mã lần chạy", run_id), ("Chi cục", run.get("branch")),
+            ("Trạng thái", vn.RUN_STATUSES.get(run.get("status") or "", run.get("status"))),
             ("Chạy thử", "Có" if run.get("rehearsal") else "Không"),
-            *[(f"Bước {s.step}", f"{s.status} — {s.rows_in if s.rows_in is not None else '—'} → "
-               f"{s.rows_out if s.rows_out is not None else '—'} dòng, {s.seconds or 0:.2f} s") for s in steps],
-            *[(f"Phát hiện {SEVERITY_VI.get(sev, sev)} / {STATUS_VI.get(st, st)}", n) for (sev, st), n in
-              sorted(by_sev.items())]]),
-        "Phát hiện": (["Số", "Bước", "Mã kiểm tra", "Nhóm", "Mức độ", "Bảng", "Số khóa", "Mô tả", "Đơn vị xử lý",
-                       "Trạng thái", "Quyết định", "Lý do", "Người quyết định", "Thời điểm", "Khóa (tối đa 50)"],
-                      [(f["finding_id"], f["step"], f["check_id"], f["category"], SEVERITY_VI.get(f["severity"]),
-                        f["table_name"], f["n_keys"], f["message"], f["owner"], STATUS_VI.get(f["status"]),
-                        f["decision"], f["reason"], f["decided_by"], f["decided_at"],
+            *[(vn.step_label(s.step), f"{vn.STEP_STATUSES.get(s.status, s.status)} — "
+               f"{s.rows_in if s.rows_in is not None else '—'} → {s.rows_out if s.rows_out is not None else '—'} "
+               f"dòng, {s.seconds or 0:.2f} giây") for s in steps],
+            *[(f"Phát hiện {vn.SEVERITIES.get(sev, sev)} — {vn.FINDING_STATUSES.get(st, st)}", n)
+              for (sev, st), n in sorted(by_sev.items(), key=lambda x: (vn.SEVERITY_ORDER.get(x[0][0], 9), x[0][1]))]]),
+        "Phát hiện": (["Số", "Trạng thái", "Mức độ", "Nội dung kiểm tra", "Bảng", "Số dòng", "Nhóm", "Bước",
+                       "Mô tả (kỹ thuật)", "Đơn vị xử lý", "Quyết định", "Lý do", "Người quyết định", "Thời điểm",
+                       "Mã kiểm tra", "Khóa (tối đa 50)"],
+                      [(f["finding_id"], vn.FINDING_STATUSES.get(f["status"], f["status"]),
+                        vn.SEVERITIES.get(f["severity"], f["severity"]), vn.check_text(f["check_id"]).label,
+                        f["table_name"], f["n_keys"], vn.CATEGORIES.get(f["category"], f["category"]),
+                        vn.step_label(f["step"]), f["message"], f["owner"],
+                        vn.DECISIONS.get(f["decision"] or "", f["decision"]), f["reason"], f["decided_by"],
+                        f["decided_at"], f["check_id"],
                         json.dumps(json.loads(f["keys_json"] or "[]")[:50], ensure_ascii=False, default=str))
                        for f in findings]),
         "Trước-Sau theo bảng": (["Bảng nguồn", "Kết quả", "Quy tắc / lý do", "Diễn giải", "Số dòng"],
                                 [(a["source_table"], FATE_VI.get(a["fate"]), a["code"],
                                   RULES[a["code"]][0] if a["code"] in RULES else "", a["rows"]) for a in acct]),
         "Trước-Sau theo loại hình": (["CSDL", "Mã loại hình", "Trước (đủ điều kiện)", "Sau (đã chuyển)", "Cách ly",
-                                      "Kết quả"], [tuple(r) for r in s6.get("before_after", [])]),
-        "Cân đối": (["Kiểm tra", "Bảng", "Khóa", "Trường", "Nguồn / kỳ vọng", "Đích / thực tế", "Kết quả"],
-                    [(c["check_id"], c["table_name"], c["key"], c["field"], c["expected"], c["actual"], c["status"])
-                     for c in checks if c["check_id"] in ("stock_balance", "count_before_after", "central_fingerprint",
-                                                          "handover_table_rows", "handover_closing_stock")]),
+                                      "Kết quả"],
+                                     [(*r[:5], vn.CHECK_STATUSES.get(r[5], r[5])) for r in
+                                      _failing_first([tuple(r) for r in s6.get("before_after", [])], lambda r: r[5])]),
+        "Cân đối": (["Kết quả", "Kiểm tra", "Bảng", "Khóa", "Trường", "Nguồn / kỳ vọng", "Đích / thực tế"],
+                    [(vn.CHECK_STATUSES.get(c["status"], c["status"]), vn.check_text(c["check_id"]).label,
+                      c["table_name"], c["key"], c["field"], c["expected"], c["actual"])
+                     for c in _failing_first(balance, lambda c: c["status"])]),
         "Chọn mẫu": (["Bảng", "Tầng", "Tổng thể", "Cỡ mẫu"],
                      [(p["table"], p["stratum"], p["population"], p["sample"]) for p in s6.get("sampling_strata", [])]),
         "Sai lệch mẫu": (["Bảng", "Khóa nguồn", "Trường", "Nguồn", "Sau chuyển đổi"],
                          [(c["table_name"], c["key"], c["field"], c["expected"], c["actual"]) for c in checks
-                          if c["check_id"] == "sample_field"]),
+                          if c["check_id"] == "sample_field" and c["status"] == "fail"]),
         "Hiệu chỉnh": (["Bảng", "Khóa", "Cột", "Giá trị cũ", "Giá trị mới", "Người thực hiện", "Thời điểm", "Tệp"],
                        [(c["table_name"], c["key"], c["column_name"], c["old_value"], c["new_value"], c["applied_by"],
                          c["applied_at"], c["source_file"]) for c in store.corrections(run_id)]),
     }
+    if staging_path is not None:
+        sheets["Dòng cách ly"] = (["Bảng nguồn", "Lý do", "Diễn giải", "Chi tiết", "Khóa nguồn", "Giá trị nguồn"],
+                                  _quarantined(staging_path))
+    fixes = (reports_dir / "buoc5_text_fixes.json") if reports_dir else None
+    if fixes is not None and fixes.exists():
+        sheets["Sửa mã TCVN3"] = (["Bảng", "Cột", "Trước (TCVN3)", "Sau (Unicode)"],
+                                  [(x["table"], x["column"], x["before"], x["after"])
+                                   for x in json.loads(fixes.read_text(encoding="utf-8"))])
+    return sheets
+
+
+def _quarantined(staging_path: Path) -> list[tuple[Any, ...]]:
+    """The rows step 5 (and step 4, Q-BAD-VALUE) set aside, with every source value (first 50,000)."""
+    from extract import staging
+    if not staging_path.exists():
+        return []
+    try:
+        con = staging.connect(staging_path, read_only=True, lock_wait_seconds=5)
+    except MigrationError:
+        return [("(dữ liệu trung gian đang được sử dụng)", "", "", "", "", "")]
+    try:
+        have = {tuple(r) for r in con.execute("SELECT table_schema, table_name FROM information_schema.tables"
+                                              ).fetchall()}
+        if ("quarantine", "rows") not in have:
+            return []
+        rows = con.execute("SELECT source_table, reason, detail, source_key, source_values FROM quarantine.rows "
+                           f"ORDER BY source_table, reason, source_key LIMIT {QUARANTINE_SHEET_LIMIT}").fetchall()
+    finally:
+        con.close()
+    out = []
+    for table, reason, detail, key, values in rows:
+        try:
+            shown = "; ".join(f"{k}: {v}" for k, v in json.loads(values or "{}").items())
+        except ValueError:
+            shown = values
+        out.append((table, reason, RULES[reason][0] if reason in RULES else "", detail, key, shown))
+    return out
 
 
 def _html_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], limit: int = 500) -> str:
     head = "".join(f"<th>{html.escape(str(nfc(h)))}</th>" for h in headers)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if v is None else str(nfc(v)))}</td>" for v in r)
-                   + "</tr>" for r in list(rows)[:limit])
+    def tr(r: Sequence[Any]) -> str:
+        bad = any(isinstance(v, str) and v.strip().lower() in FAIL_VALUES for v in r)
+        return ("<tr class='bad'>" if bad else "<tr>") + "".join(
+            f"<td>{html.escape('' if v is None else str(nfc(v)))}</td>" for v in r) + "</tr>"
+    body = "".join(tr(r) for r in list(rows)[:limit])
     more = f"<p class='more'>… còn {len(rows) - limit} dòng trong tệp XLSX</p>" if len(rows) > limit else ""
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}"
 
 
 CSS = """body{font-family:'DejaVu Sans',Arial,sans-serif;margin:24px;color:#222}h1{font-size:20px}
 h2{font-size:16px;margin-top:28px;border-bottom:1px solid #ccc}table{border-collapse:collapse;font-size:12px}
-td,th{border:1px solid #bbb;padding:3px 6px;vertical-align:top}th{background:#eef}.more{color:#666}"""
+td,th{border:1px solid #bbb;padding:3px 6px;vertical-align:top;max-width:420px;overflow-wrap:anywhere}
+th{background:#eef}.more{color:#666}tr.bad td{background:#fde2e0}main{max-width:1200px}"""
 
 
-def write_run_report(store: ControlStore, run_id: str, out_dir: Path) -> tuple[Path, Path]:
-    sheets = build_sheets(store, run_id)
+def write_run_report(store: ControlStore, run_id: str, out_dir: Path, staging_path: Path | None = None
+                     ) -> tuple[Path, Path]:
+    """The report as it stands now (rewritten at each gate and at the end: every section whose step has run)."""
+    sheets = build_sheets(store, run_id, out_dir, staging_path)
     xlsx = write_xlsx(out_dir / "bao_cao_doi_chieu.xlsx", sheets)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"<h2>{html.escape(nfc(t))}</h2>{_html_table(h, r)}" for t, (h, r) in sheets.items()]

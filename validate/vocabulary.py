@@ -62,6 +62,15 @@ CHECKS: dict[str, CheckText] = {
     "backup_report_signature": CheckText(
         "Chữ ký báo cáo sao lưu", "Chữ ký số trên báo cáo sao lưu không hợp lệ hoặc thiếu.",
         "Không chứng minh được nguồn gốc gói dữ liệu bàn giao."),
+    "handover_table_rows": CheckText(
+        "Số dòng từng bảng khi bàn giao", "Số dòng của một bảng trong gói khác với báo cáo thống kê đã ký.",
+        "Gói dữ liệu không khớp báo cáo sao lưu; có dòng bị mất hoặc thừa."),
+    "handover_office_type": CheckText(
+        "Số tờ khai theo đơn vị × loại hình khi bàn giao", "Số tờ khai theo đơn vị và loại hình khác báo cáo thống kê.",
+        "Gói dữ liệu không khớp báo cáo sao lưu."),
+    "handover_closing_stock": CheckText(
+        "Bảng kê chốt tồn khi bàn giao", "Số dòng, lượng nhập hoặc tồn theo doanh nghiệp × NPL khác bảng kê chốt tồn.",
+        "Số tồn bàn giao không khớp bảng kê đã ký ở bước 1."),
     "handover_sample_stock": CheckText(
         "Đối chiếu mẫu tồn khi bàn giao", "Số tồn mẫu trong gói khác với báo cáo bàn giao.",
         "Gói dữ liệu không khớp báo cáo đã ký."),
@@ -132,6 +141,12 @@ CHECKS: dict[str, CheckText] = {
     "central_mismatch": CheckText(
         "Lệch sau khi nạp", "Dữ liệu trong hệ thống tập trung khác bản chuyển đổi đã ký.",
         "Không được xác nhận hoàn thành."),
+    "central_unique_key": CheckText(
+        "Khóa trùng ở hệ thống tập trung", "Khóa chính bị trùng trong dữ liệu của Chi cục ở hệ thống tập trung.",
+        "Dữ liệu nạp không nhất quán; không được xác nhận hoàn thành."),
+    "central_reference": CheckText(
+        "Tham chiếu ở hệ thống tập trung", "Bản ghi con trong hệ thống tập trung tham chiếu tới bản ghi cha không có.",
+        "Dữ liệu mồ côi sau khi nạp; không được xác nhận hoàn thành."),
     "central_fingerprint": CheckText(
         "Dấu vân tay dữ liệu tập trung", "Mã băm dữ liệu trong hệ thống tập trung khác bản đã ký.",
         "Không được xác nhận hoàn thành."),
@@ -147,7 +162,7 @@ GX_EXPECTATIONS: dict[str, str] = {
 
 CATEGORIES = {"source_data_error": "Lỗi dữ liệu nguồn", "mapping_gap": "Thiếu ánh xạ",
               "conversion_error": "Lỗi chuyển đổi", "load_error": "Lỗi nạp dữ liệu"}
-SEVERITIES = {"critical": "Nghiêm trọng", "major": "Quan trọng", "minor": "Nhẹ"}
+SEVERITIES = {"critical": "Nghiêm trọng", "major": "Lớn", "minor": "Nhỏ"}  # the minutes' words
 SEVERITY_ORDER = {"critical": 0, "major": 1, "minor": 2}
 FINDING_STATUSES = {"open": "Chờ quyết định", "accepted": "Đã chấp nhận", "corrected": "Đã hiệu chỉnh",
                     "redo": "Làm lại từ bước 1", "superseded": "Đã thay thế (vòng hiệu chỉnh sau)"}

@@ -21,6 +21,7 @@ from pipelines.steps.base import StepContext, StepOutcome
 from sign_off.decisions import ALLOWED_AT_GATE, AUTO_DEMO, STATUS_OF, blocking, check_decision
 from transform.errors import SignOffError
 from validate.report import md_table, write_xlsx
+from validate.run_report import write_run_report
 
 
 class FindingDecision(BaseModel):
@@ -86,6 +87,8 @@ def run(ctx: StepContext, after: str) -> StepOutcome:
             break
         rounds += 1
         store.set_run_status(rid, "waiting-decision")
+        # the business report as it stands at this gate: every section whose step has run, the run shown waiting
+        write_run_report(store, rid, ctx.reports_dir, ctx.cfg.staging_path)
         by_sev = {s: sum(f["severity"] == s for f in waiting) for s in ("critical", "major", "minor")}
         desk = f"{ctx.cfg.desk_url.rstrip('/')}/runs/{rid}"
         progress.notify("waiting", run_id=rid, gate=after, gate_label=GATE_LABELS.get(after, after),

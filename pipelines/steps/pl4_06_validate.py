@@ -132,7 +132,7 @@ def run(ctx: StepContext) -> StepOutcome:
                                   "table": f["table_name"], "keys": f["n_keys"], "status": f["status"]}
                                  for f in ctx.store.findings(ctx.run_id)] or [{"findings": "none"}],
                           description=f"{cfg.branch_code}: findings after step 6")
-    write_run_report(ctx.store, ctx.run_id, ctx.reports_dir)
+    write_run_report(ctx.store, ctx.run_id, ctx.reports_dir, cfg.staging_path)
     md = (f"## Bước 6 — đối chiếu\n\n{len(checks)} comparisons, {len(fails)} failing.\n\n" +
           md_table(["db", "Ma_LH", "before", "after", "quarantined", "status"], count_rows) + "\n\n" +
           f"Sampling (zero-acceptance, confidence {cfg.sampling.confidence:.0%}, max defect rate "
