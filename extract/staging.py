@@ -287,7 +287,14 @@ def apply_corrections(con: duckdb.DuckDBPyConnection, rows: list[dict[str, str]]
             db, table = r["table"].split(".", 1)
             col = check_ident(r["column"], "column")
             conds, params = [], []
-            for k, v in (p.split("=", 1) for p in r["key"].split("|") if p):
+            parts = [p for p in r["key"].split("|") if p]
+            if not parts or any("=" not in p for p in parts):
+                raise ExtractError(f"correction line {i}: key {r['key']!r} is not COL=value|COL=value",
+                                   table=r["table"], hint="copy the key as the report or the desk shows it")
+            for k, v in (p.split("=", 1) for p in parts):
+                if k == ROW_MARK and not (v.isascii() and v.isdigit()):
+                    raise ExtractError(f"correction line {i}: {ROW_MARK}={v!r} is not a row number",
+                                       table=r["table"])
                 if k == ROW_MARK:  # one of several rows with the same key (a duplicate): its place in staging
                     conds.append("rowid = ?")
                     params.append(int(v))

@@ -235,11 +235,11 @@ class ControlStore:
                     table: str | None, keys: list[Any], message: str) -> None:
         owner = {"source_data_error": "Chi cục (nghiệp vụ)", "mapping_gap": "Tổng cục (nghiệp vụ)"}.get(
             category, "Tổng cục (kỹ thuật)")
-        ident = finding_identity(check_id, table, keys[:10000])  # as stored
+        ident = finding_identity(check_id, table, keys) if len(keys) <= 10000 else None  # all keys stored
         with self.engine.begin() as c:
             # a correction round raises its findings again: one that an earlier round's finding had accepted, with
             # the same check, table and keys, keeps that acceptance (logged as carried over) — not decided twice
-            earlier = next((dict(r) for r in c.execute(sa.select(findings).where(
+            earlier = None if ident is None else next((dict(r) for r in c.execute(sa.select(findings).where(
                 findings.c.run_id == run_id, findings.c.step == step, findings.c.check_id == check_id,
                 findings.c.status == "superseded", findings.c.decision == "accept",
                 findings.c.n_keys == len(keys)).order_by(findings.c.finding_id.desc())).mappings()
@@ -279,6 +279,17 @@ class ControlStore:
                                                      reason=reason, by=by, login=login, via=via, address=address,
                                                      at=at))
         return True
+
+    def reopen(self, run_id: str, finding_id: int, why: str) -> None:
+        """Undo a decision whose correction failed (the finding is open again; the log says so)."""
+        with self.engine.begin() as c:
+            f = c.execute(sa.select(findings).where(findings.c.run_id == run_id,
+                                                    findings.c.finding_id == finding_id)).mappings().first()
+            c.execute(sa.update(findings).where(findings.c.run_id == run_id, findings.c.finding_id == finding_id)
+                      .values(status="open", decision=None, reason=None, decided_by=None, decided_at=None))
+            c.execute(sa.insert(decision_log).values(run_id=run_id, finding_id=finding_id, decision="reopen",
+                                                     reason=why, by=(f or {}).get("decided_by") or "", via="system",
+                                                     at=now()))
 
     def decision_log(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:

@@ -486,7 +486,8 @@ def desk(
     scheme = "https" if cert else "http"
     console.print(f"review desk on [bold]{scheme}://{host}:{port}/[/] — accounts from {accounts}; Ctrl+C to stop")
     uvicorn.run(application, host=host, port=port, ssl_certfile=str(cert) if cert else None,
-                ssl_keyfile=str(key) if key else None, log_level="warning", access_log=False)
+                ssl_keyfile=str(key) if key else None, log_level="warning", access_log=False,
+                proxy_headers=False)  # the address logged with each decision is the peer's, not a header's
 
 
 @app.command("desk-account")

@@ -10,7 +10,7 @@ from uuid import UUID
 from extract import staging
 from load.control_store import ControlStore, now
 from pipelines.config import BranchConfig, load_config
-from sign_off.decisions import STATUS_OF, check_decision, parse_corrections
+from sign_off.decisions import STATUS_OF, STEP_ORDER, check_decision, parse_corrections
 from transform.errors import SignOffError
 
 
@@ -42,24 +42,38 @@ def decide_findings(cfg: BranchConfig, store: ControlStore, run_id: str, finding
     rows = corrections or []
     if rows and len(finding_ids) != 1:
         raise SignOffError("a correction belongs to one finding; decide the others separately")
+    run = store.run(run_id)
     gate = current_gate(store, run_id)
+    if run is None or run["status"] != "waiting-decision" or gate is None:
+        raise SignOffError(f"run {run_id} is not waiting at a decision gate (it is "
+                           f"{run['status'] if run else 'unknown'}): findings are decided while the run waits",
+                           hint=f"see `ecm status {run_id}`")
     found = [store.finding(run_id, fid) for fid in finding_ids]
     for f in found:
         check_decision(f, decision, reason, gate, len(rows))
-    if rows:
-        con = staging.connect(cfg.staging_path, memory_limit=cfg.staging_memory_limit, temp_dir=cfg.staging_temp_dir)
-        try:
-            audit = staging.apply_corrections(con, rows)
-        finally:
-            con.close()
-        store.add_corrections([{**a, "run_id": run_id, "finding_id": finding_ids[0], "applied_by": decider.by,
-                                "applied_at": now(), "source_file": source_file or f"{decider.via}"} for a in audit])
+        if f is not None and f["step"] in STEP_ORDER and STEP_ORDER.index(f["step"]) > STEP_ORDER.index(gate):
+            raise SignOffError(f"finding {f['finding_id']} was raised after {gate}; it is decided at a later gate")
     out = []
-    for fid in finding_ids:
+    for fid in finding_ids:  # claimed first: of two deciders at once, one wins and the other changes nothing
         ok = store.decide(run_id, fid, STATUS_OF[decision], decision, reason, decider.by, via=decider.via,
                           address=decider.address, login=decider.login)
         out.append(f"finding {fid}: {STATUS_OF[decision]} by {decider.by}" if ok else
                    f"finding {fid}: decided meanwhile by someone else; left as it is")
+        if not ok and rows:
+            raise SignOffError(f"finding {fid} was decided meanwhile by someone else; the correction is not applied")
+    if rows:
+        try:
+            con = staging.connect(cfg.staging_path, memory_limit=cfg.staging_memory_limit,
+                                  temp_dir=cfg.staging_temp_dir, lock_wait_seconds=5)
+            try:
+                audit = staging.apply_corrections(con, rows)
+            finally:
+                con.close()
+        except Exception:
+            store.reopen(run_id, finding_ids[0], "the correction could not be applied")
+            raise
+        store.add_corrections([{**a, "run_id": run_id, "finding_id": finding_ids[0], "applied_by": decider.by,
+                                "applied_at": now(), "source_file": source_file or f"{decider.via}"} for a in audit])
     return out
 
 

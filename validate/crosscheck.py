@@ -11,15 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-
 from extract import staging
-
 from extract.contract import ContractError, declared_views
 from extract.errors import PackageIntegrityError
 from extract.legacy_schema import ALL_TABLES
 from extract.staging import sql_str
 from validate.sampling import draw, zero_acceptance_sample_size
-
 
 _DECLARED = {t.qualified.casefold(): t.qualified for t in ALL_TABLES}
 

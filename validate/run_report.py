@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from load.control_store import ControlStore
-from transform.rules import RULES
 from transform.errors import MigrationError
+from transform.rules import RULES
 from validate import vocabulary as vn
 from validate.report import FAIL_VALUES, Sheet, nfc, write_xlsx
 

@@ -15,7 +15,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,13 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
+from extract.staging import ROW_MARK
 from load.control_store import ControlStore
 from pipelines.config import BranchConfig, load_config
 from pipelines.decide import Decider, current_gate, decide_findings, resume_after_decisions
 from pipelines.desk import charts
 from pipelines.desk.accounts import Account, Accounts, load_accounts, may_decide, verify
-from pipelines.desk.rows import key_text, rows_page
+from pipelines.desk.rows import finding_keys, key_text, rows_page
 from sign_off.decisions import ALLOWED_AT_GATE, STEP_ORDER, blocking
 from transform.errors import MigrationError
 from validate import vocabulary as vn
@@ -45,45 +46,59 @@ MAX_FAILED_LOGINS, FAILED_LOGIN_WINDOW = 5, 300.0
 class Desk:
     configs: dict[str, BranchConfig]  # branch code -> its config
     accounts: Accounts
+    _stores: dict[str, ControlStore] = field(default_factory=dict)  # control URL -> its store, built once
+
+    def store_of(self, cfg: BranchConfig) -> ControlStore:
+        url = cfg.resolved_url("control")
+        if url not in self._stores:
+            self._stores[url] = ControlStore(url)
+        return self._stores[url]
 
     def stores(self) -> list[ControlStore]:
-        seen: dict[str, ControlStore] = {}
-        for cfg in self.configs.values():
-            url = cfg.resolved_url("control")
-            if url not in seen:
-                seen[url] = ControlStore(url)
-        return list(seen.values())
+        return list({id(self.store_of(c)): self.store_of(c) for c in self.configs.values()}.values())
 
     def run(self, run_id: str) -> tuple[BranchConfig, ControlStore, dict[str, Any]] | None:
-        for cfg in self.configs.values():
-            store = ControlStore(cfg.resolved_url("control"))
+        for store in self.stores():
             r = store.run(run_id)
             if r is not None and r["branch"] in self.configs:
-                return self.configs[r["branch"]], store, r
+                cfg = self.configs[r["branch"]]
+                if self.store_of(cfg) is store:
+                    return cfg, store, r
         return None
 
 
 class LoginLimiter:
-    """At most MAX_FAILED_LOGINS failed logins per address in FAILED_LOGIN_WINDOW seconds."""
+    """At most MAX_FAILED_LOGINS failed logins in FAILED_LOGIN_WINDOW seconds, per address and per login name
+    (so that neither many addresses against one account nor one address against many accounts gets far)."""
 
     def __init__(self) -> None:
         self.failed: dict[str, deque[float]] = {}
         self.lock = threading.Lock()
 
-    def blocked_for(self, address: str) -> float:
-        with self.lock:
-            q = self.failed.get(address, deque())
-            while q and q[0] < time.monotonic() - FAILED_LOGIN_WINDOW:
+    def _prune(self) -> None:
+        horizon = time.monotonic() - FAILED_LOGIN_WINDOW
+        for k in [k for k, q in self.failed.items() if not q or q[-1] < horizon]:
+            del self.failed[k]
+        for q in self.failed.values():
+            while q and q[0] < horizon:
                 q.popleft()
-            return (q[0] + FAILED_LOGIN_WINDOW - time.monotonic()) if len(q) >= MAX_FAILED_LOGINS else 0.0
 
-    def fail(self, address: str) -> None:
+    def blocked_for(self, *who: str) -> float:
         with self.lock:
-            self.failed.setdefault(address, deque()).append(time.monotonic())
+            self._prune()
+            waits = [q[0] + FAILED_LOGIN_WINDOW - time.monotonic() for k in who
+                     if len(q := self.failed.get(k, deque())) >= MAX_FAILED_LOGINS]
+            return max(waits, default=0.0)
 
-    def clear(self, address: str) -> None:
+    def fail(self, *who: str) -> None:
         with self.lock:
-            self.failed.pop(address, None)
+            for k in who:
+                self.failed.setdefault(k, deque()).append(time.monotonic())
+
+    def clear(self, *who: str) -> None:
+        with self.lock:
+            for k in who:
+                self.failed.pop(k, None)
 
 
 class Refused(Exception):
@@ -158,36 +173,37 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
 
     # --- log in / out ------------------------------------------------------------------------------------------
     @app.get("/login", response_class=HTMLResponse)
-    async def login_form(request: Request) -> Response:
+    def login_form(request: Request) -> Response:
         return page(request, "login.html", {})
 
     @app.post("/login")
-    async def login(request: Request, login: str = Form(""), password: str = Form(""),
+    def login(request: Request, login: str = Form(""), password: str = Form(""),
                     csrf: str = Form("")) -> Response:
         check_csrf(request, csrf)
         address = _address(request)
-        wait = limiter.blocked_for(address)
+        who = (f"addr:{address}", f"login:{login.strip().lower()[:60]}")
+        wait = limiter.blocked_for(*who)
         if wait:
             return page(request, "login.html", {"error": f"Đăng nhập sai quá {MAX_FAILED_LOGINS} lần. Thử lại sau "
                                                          f"{int(wait // 60) + 1} phút."}, status=429)
         acc = verify(desk.accounts, login.strip(), password)
         if acc is None:
-            limiter.fail(address)
+            limiter.fail(*who)
             return page(request, "login.html", {"error": "Tên đăng nhập hoặc mật khẩu không đúng."}, status=401)
-        limiter.clear(address)
+        limiter.clear(*who)
         request.session.clear()
         request.session.update({"login": acc.login, "csrf": secrets.token_urlsafe(24)})
         return RedirectResponse("/", status_code=303)
 
     @app.post("/logout")
-    async def logout(request: Request, csrf: str = Form("")) -> Response:
+    def logout(request: Request, csrf: str = Form("")) -> Response:
         check_csrf(request, csrf)
         request.session.clear()
         return RedirectResponse("/login", status_code=303)
 
     # --- pages ---------------------------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse)
-    async def runs(request: Request) -> Response:
+    def runs(request: Request) -> Response:
         acc = _account(request, desk)
         if acc is None:
             return RedirectResponse("/login", status_code=303)
@@ -205,7 +221,7 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
         return page(request, "runs.html", {"runs": rows})
 
     @app.get("/runs/{run_id}", response_class=HTMLResponse)
-    async def run_page(request: Request, run_id: str) -> Response:
+    def run_page(request: Request, run_id: str) -> Response:
         acc = _account(request, desk)
         if acc is None:
             return RedirectResponse("/login", status_code=303)
@@ -213,7 +229,7 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
         return page(request, "run.html", _run_context(cfg, store, run, acc))
 
     @app.get("/runs/{run_id}/findings/{finding_id}", response_class=HTMLResponse)
-    async def finding_page(request: Request, run_id: str, finding_id: int, q: str = "",
+    def finding_page(request: Request, run_id: str, finding_id: int, q: str = "",
                            page_no: int = Query(1, alias="page")) -> Response:
         acc = _account(request, desk)
         if acc is None:
@@ -234,14 +250,13 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
                                                                      if e["finding_id"] == finding_id]})
 
     @app.post("/runs/{run_id}/decide")
-    async def decide(request: Request, run_id: str) -> Response:
+    def decide(request: Request, run_id: str, csrf: str = Form(""), finding_id: list[str] = Form(default=[]),  # noqa: B008 - FastAPI form field
+               decision: str = Form(""), reason: str = Form(""), back: str = Form("")) -> Response:
         acc = user(request)
-        form = await request.form()
-        check_csrf(request, str(form.get("csrf", "")))
+        check_csrf(request, csrf)
         cfg, store, run = the_run(acc, run_id)
-        ids = [int(x) for x in form.getlist("finding_id") if str(x).isdigit()]
-        decision, reason = str(form.get("decision", "")), str(form.get("reason", "")).strip()
-        back = str(form.get("back", f"/runs/{run_id}"))
+        ids = [int(x) for x in finding_id if x.isascii() and x.isdigit() and len(x) < 10]
+        reason = reason.strip()
         if not back.startswith(f"/runs/{run_id}"):
             back = f"/runs/{run_id}"
         if not ids:
@@ -256,7 +271,7 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
         return _decide(request, cfg, store, run, acc, ids, decision, reason, None, back)
 
     @app.post("/runs/{run_id}/findings/{finding_id}/correct")
-    async def correct(request: Request, run_id: str, finding_id: int, csrf: str = Form(""), key: str = Form(""),
+    def correct(request: Request, run_id: str, finding_id: int, csrf: str = Form(""), key: str = Form(""),
                       column: str = Form(""), new_value: str = Form(""), reason: str = Form("")) -> Response:
         acc = user(request)
         check_csrf(request, csrf)
@@ -266,6 +281,9 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
             raise Refused(404, f"Không có phát hiện số {finding_id}.")
         if not may_decide(acc, f, cfg.policy.deciders):
             raise Refused(403, f"Tài khoản {acc.title} không được quyết định phát hiện này.")
+        base, _, row_no = key.partition(f"|{ROW_MARK}=")
+        if base not in finding_keys(f) or (row_no and not (row_no.isascii() and row_no.isdigit())):
+            raise Refused(400, "Khóa hiệu chỉnh không thuộc các dòng của phát hiện này.")
         rows = [{"table": str(f["table_name"]), "key": key, "column": column, "new_value": new_value}]
         return _decide(request, cfg, store, run, acc, [finding_id], "correct", reason.strip(), rows,
                        f"/runs/{run_id}/findings/{finding_id}")
@@ -280,13 +298,16 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
             request.session["flash"] = {"kind": "bad", "text": _vn_error(exc)}
             return RedirectResponse(back, status_code=303)
         threading.Thread(target=resume_after_decisions, args=(store, run["run_id"], decider.by), daemon=True).start()
-        request.session["flash"] = {"kind": "ok", "text": f"Đã ghi {len(msgs)} quyết định "
-                                    f"“{vn.DECISIONS.get(decision, decision)}”. Lượt chạy tiếp tục khi không còn "
-                                    "phát hiện chặn nào."}
+        done = [m for m in msgs if "meanwhile" not in m]
+        skipped = len(msgs) - len(done)
+        request.session["flash"] = {"kind": "ok" if done else "bad", "text": f"Đã ghi {len(done)} quyết định "
+                                    f"“{vn.DECISIONS.get(decision, decision)}”." + (
+                                        f" {skipped} phát hiện đã được người khác quyết định trước, giữ nguyên."
+                                        if skipped else "") + " Lượt chạy tiếp tục khi không còn phát hiện chặn nào."}
         return RedirectResponse(back, status_code=303)
 
     @app.get("/runs/{run_id}/files/{name:path}")
-    async def download(request: Request, run_id: str, name: str) -> Response:
+    def download(request: Request, run_id: str, name: str) -> Response:
         acc = user(request)
         cfg, _store, run = the_run(acc, run_id)
         files = {rel: p for rel, p in _documents(cfg, run_id)}
@@ -364,17 +385,25 @@ def _address(request: Request) -> str:
 
 
 def _vn_error(exc: MigrationError) -> str:
-    """The refusal in Vietnamese where we know it, with the English detail kept for the technical staff."""
+    """The refusal in Vietnamese; what the desk does not know how to say is logged for the technical staff and
+    shown as a generic message (no paths, process ids or engine text in a business user's page)."""
     msg = str(exc).split("\n")[0]
     known = [("needs a reason", "Phát hiện nghiêm trọng: chấp nhận phải ghi lý do."),
              ("choices are", "Quyết định này không được phép tại điểm quyết định hiện tại."),
              ("already", "Phát hiện đã được quyết định trước đó."),
+             ("decided meanwhile", "Phát hiện vừa được người khác quyết định; hiệu chỉnh không được áp dụng."),
+             ("not waiting at a decision gate", "Lượt chạy không dừng ở điểm quyết định: chỉ quyết định khi lượt "
+                                                "chạy đang chờ."),
+             ("later gate", "Phát hiện này được quyết định ở điểm quyết định sau."),
              ("matches", "Khóa hiệu chỉnh không xác định đúng một dòng nguồn."),
-             ("at least one row", "Hiệu chỉnh cần ít nhất một giá trị mới.")]
+             ("at least one row", "Hiệu chỉnh cần ít nhất một giá trị mới."),
+             ("cannot open staging", "Dữ liệu trung gian đang được sử dụng; thử lại sau ít phút."),
+             ("correction line", "Dòng hiệu chỉnh không hợp lệ.")]
     for needle, text in known:
         if needle in msg:
-            return f"{text} ({msg})"
-    return msg
+            return text
+    LOG.warning("desk: refused: %s", msg)
+    return "Không thực hiện được quyết định; cán bộ kỹ thuật xem nhật ký của `ecm desk`."
 
 
 def _num(v: Any) -> str:

@@ -41,6 +41,25 @@ def parse_keys(keys_json: str | None) -> list[Any]:
     return [{k: _clean(v) for k, v in i.items()} if isinstance(i, dict) else i for i in items]
 
 
+def finding_keys(finding: dict[str, Any]) -> set[str]:
+    """The keys of a finding's rows as the desk's correction forms name them (``COL=val|…``)."""
+    table = str(finding.get("table_name") or "")
+    out = set()
+    for i in parse_keys(finding.get("keys_json")):
+        out.add(key_text(_quarantined_key(i, table) if _is_quarantined(i, table) else i))
+    return out
+
+
+def _is_quarantined(item: Any, table: str) -> bool:
+    return isinstance(item, str) and bool(table) and item.startswith(table + "|")
+
+
+def _quarantined_key(item: str, table: str) -> dict[str, Any]:
+    """``DB.TABLE|COL=val|…`` (a quarantined row's source key) as a key dict."""
+    pairs = (p.split("=", 1) for p in item[len(table) + 1:].split("|") if "=" in p)
+    return {k: None if v == "None" else v for k, v in pairs}
+
+
 def key_text(item: Any) -> str:
     """A key as the reports and the correction file print it: ``COL=val|COL=val`` (None for a missing value)."""
     if isinstance(item, dict):
@@ -72,9 +91,8 @@ def rows_page(finding: dict[str, Any], checks: list[dict[str, Any]], staging_pat
     for i in chunk:
         r: dict[str, Any] = {"key": i if isinstance(i, dict) else {}, "text": key_text(i), "source": [],
                              "compare": None, "raw": i, "quarantine": [], "source_keys": []}
-        if isinstance(i, str) and table and i.startswith(table + "|"):  # a quarantined row: DB.TABLE|COL=val|…
-            r["key"] = dict(p.split("=", 1) for p in i[len(table) + 1:].split("|") if "=" in p)
-            r["key"] = {k: None if v == "None" else v for k, v in r["key"].items()}
+        if _is_quarantined(i, table):  # a quarantined row: DB.TABLE|COL=val|…
+            r["key"] = _quarantined_key(i, table)
             r["text"] = key_text(r["key"])
             columns += [k for k in r["key"] if k not in columns]
         elif isinstance(i, str) and i.count("|") >= 2:  # a step-6 comparison: TABLE|key|field

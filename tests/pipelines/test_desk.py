@@ -216,3 +216,31 @@ def test_downloads_only_the_runs_own_reports(desk: dict[str, object]) -> None:
     assert r.status_code == 200 and r.content == b"xlsx bytes"
     for bad in ("../control.sqlite", "reports/../../branch.toml", "%2e%2e/branch.toml"):
         assert c.get(f"/runs/{RID}/files/{bad}").status_code == 404
+
+
+def test_a_correction_must_name_a_row_of_its_own_finding(desk: dict[str, object]) -> None:
+    """Deciding a finding one may decide must not reach rows of another (a key or a bare row number)."""
+    store, cfg = desk["store"], desk["cfg"]
+    c = _client(desk["app"])
+    tok = _login(c, "an.nv")
+    for key in ("SOTK=1|MA_LH=NSX01|MA_HQ=C47D|MA_NPL=None", "@row=0", "SOTK=2|MA_LH=NSX01|MA_HQ=C47D|MA_NPL=VAI|@row=x"):
+        r = c.post(f"/runs/{RID}/findings/3/correct", data={"csrf": tok, "key": key, "column": "MA_NPL",
+                                                             "new_value": "HACK", "reason": "x"})
+        assert r.status_code == 400, key
+    con = duckdb.connect(str(cfg.staging_path), read_only=True)  # type: ignore[attr-defined]
+    assert con.execute("""SELECT count(*) FROM src_sxxk."DNPLNHAP" WHERE "MA_NPL" = 'HACK'""").fetchall() == [(0,)]
+    con.close()
+    assert [f["status"] for f in store.findings(RID)] == ["open", "open", "open"]  # type: ignore[attr-defined]
+
+
+def test_nothing_is_decided_unless_the_run_waits_at_a_gate(desk: dict[str, object]) -> None:
+    store = desk["store"]
+    c = _client(desk["app"])
+    tok = _login(c, "an.nv")
+    store.set_run_status(RID, "running")  # type: ignore[attr-defined]  # resumed: steps 5-6 are re-running
+    r = c.post(f"/runs/{RID}/decide", data={"finding_id": "3", "decision": "accept", "reason": "x", "csrf": tok})
+    assert "không dừng ở điểm quyết định" in c.get(r.headers["location"]).text
+    r = c.post(f"/runs/{RID}/findings/3/correct", data={
+        "csrf": tok, "key": "SOTK=2|MA_LH=NSX01|MA_HQ=C47D|MA_NPL=VAI", "column": "TON", "new_value": "1",
+        "reason": "x"})
+    assert store.finding(RID, 3)["status"] == "open" and not store.corrections(RID)  # type: ignore[attr-defined]

@@ -81,9 +81,17 @@ def _accept_group(d, base: str, rid: str, severity: str, reason: str) -> bool:  
         return False
     sections[0].find_element(By.NAME, "reason").send_keys(reason)
     sections[0].find_element(By.CSS_SELECTOR, "button[value=accept]").click()
-    flash = d.find_elements(By.CSS_SELECTOR, ".flash")
-    assert flash and "Đã ghi" in flash[0].text, d.find_element(By.TAG_NAME, "main").text[:1500]
+    flash = _flash(d)
+    assert "Đã ghi" in flash, d.find_element(By.TAG_NAME, "main").text[:1500]
     return True
+
+
+def _flash(d) -> str:  # type: ignore[no-untyped-def]
+    """The message the page shows after a form was sent (waiting for the redirect to land)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(d, 30).until(lambda x: x.find_elements(By.CSS_SELECTOR, ".flash"))
+    return str(d.find_element(By.CSS_SELECTOR, ".flash").text)
 
 
 def test_business_staff_decide_a_real_run_in_the_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -163,7 +171,7 @@ def test_business_staff_decide_a_real_run_in_the_browser(tmp_path: Path, monkeyp
             form.find_element(By.NAME, "reason").send_keys("Chi cục xác nhận tồn bằng 0")
             _shot(d, "08_correcting_a_value")
             form.find_element(By.CSS_SELECTOR, "button").click()
-            assert "Đã ghi 1 quyết định “Hiệu chỉnh”" in d.find_element(By.CSS_SELECTOR, ".flash").text
+            assert "Đã ghi 1 quyết định “Hiệu chỉnh”" in _flash(d)
             # the correction re-runs steps 5–6; the run waits again: accept what still blocks, until it goes on
             deadline = time.monotonic() + 300
             while store.run(rid)["status"] not in ("completed", "failed"):  # type: ignore[index]
