@@ -32,11 +32,12 @@ class Decider:
 
 def decide_findings(cfg: BranchConfig, store: ControlStore, run_id: str, finding_ids: list[int], decision: str,
                     reason: str, decider: Decider, corrections: list[dict[str, str]] | None = None,
-                    source_file: str | None = None) -> list[str]:
+                    source_file: str | None = None) -> list[tuple[int, bool]]:
     """Record one decision on one or more findings of a run — the one path of `ecm decide` and the desk.
 
     Every finding is checked first (open, allowed at the gate, a reason where policy says); nothing is recorded if
-    one is refused. Corrections (one finding only) are applied to staging with an audit row each."""
+    one is refused. Corrections (one finding only) are applied to staging with an audit row each. Returns, per
+    finding, whether this decision was recorded (False: someone else decided it meanwhile; it is left as it is)."""
     if not finding_ids:
         raise SignOffError("no finding chosen")
     rows = corrections or []
@@ -57,8 +58,7 @@ def decide_findings(cfg: BranchConfig, store: ControlStore, run_id: str, finding
     for fid in finding_ids:  # claimed first: of two deciders at once, one wins and the other changes nothing
         ok = store.decide(run_id, fid, STATUS_OF[decision], decision, reason, decider.by, via=decider.via,
                           address=decider.address, login=decider.login)
-        out.append(f"finding {fid}: {STATUS_OF[decision]} by {decider.by}" if ok else
-                   f"finding {fid}: decided meanwhile by someone else; left as it is")
+        out.append((fid, ok))
         if not ok and rows:
             raise SignOffError(f"finding {fid} was decided meanwhile by someone else; the correction is not applied")
     if rows:
@@ -89,8 +89,10 @@ def record_decision(config: Path, run_id: str, finding_id: int, decision: str, r
         if not correction_file.exists():
             raise SignOffError(f"correction file not found: {correction_file}")
         rows = parse_corrections(correction_file.read_text(encoding="utf-8"))
-    msg = decide_findings(cfg, store, run_id, [finding_id], decision, reason, Decider(by=by, via="cli"), rows,
-                          str(correction_file) if correction_file else None)[0]
+    [(_fid, ok)] = decide_findings(cfg, store, run_id, [finding_id], decision, reason, Decider(by=by, via="cli"),
+                                   rows, str(correction_file) if correction_file else None)
+    msg = (f"finding {finding_id}: {STATUS_OF[decision]} by {by}" if ok else
+           f"finding {finding_id}: decided meanwhile by someone else; left as it is")
     resumed = ""
     if run["status"] == "waiting-decision" and run.get("flow_run_id"):
         resumed = "; run resumed" if _resume(store, run_id, run["flow_run_id"], by) else \

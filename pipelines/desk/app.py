@@ -55,7 +55,9 @@ class Desk:
         return self._stores[url]
 
     def stores(self) -> list[ControlStore]:
-        return list({id(self.store_of(c)): self.store_of(c) for c in self.configs.values()}.values())
+        for cfg in self.configs.values():
+            self.store_of(cfg)
+        return list(self._stores.values())
 
     def run(self, run_id: str) -> tuple[BranchConfig, ControlStore, dict[str, Any]] | None:
         for store in self.stores():
@@ -293,13 +295,13 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
                 back: str) -> Response:
         decider = Decider(by=f"{acc.name} ({acc.field})", via="desk", login=acc.login, address=_address(request))
         try:
-            msgs = decide_findings(cfg, store, run["run_id"], ids, decision, reason, decider, corrections)
+            outcome = decide_findings(cfg, store, run["run_id"], ids, decision, reason, decider, corrections)
         except MigrationError as exc:
             request.session["flash"] = {"kind": "bad", "text": _vn_error(exc)}
             return RedirectResponse(back, status_code=303)
         threading.Thread(target=resume_after_decisions, args=(store, run["run_id"], decider.by), daemon=True).start()
-        done = [m for m in msgs if "meanwhile" not in m]
-        skipped = len(msgs) - len(done)
+        done = [fid for fid, ok in outcome if ok]
+        skipped = len(outcome) - len(done)
         request.session["flash"] = {"kind": "ok" if done else "bad", "text": f"Đã ghi {len(done)} quyết định "
                                     f"“{vn.DECISIONS.get(decision, decision)}”." + (
                                         f" {skipped} phát hiện đã được người khác quyết định trước, giữ nguyên."
