@@ -68,6 +68,8 @@ def _login(d, base: str, login: str) -> None:  # type: ignore[no-untyped-def]
     d.find_element(By.NAME, "login").send_keys(login)
     d.find_element(By.NAME, "password").send_keys(PW[login])
     d.find_element(By.CSS_SELECTOR, "form button.primary").click()
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(d, 30).until(lambda x: not x.current_url.endswith("/login"))  # the redirect has landed
 
 
 def _accept_group(d, base: str, rid: str, severity: str, reason: str) -> bool:  # type: ignore[no-untyped-def]
@@ -96,7 +98,7 @@ def _flash(d) -> str:  # type: ignore[no-untyped-def]
 
 def test_business_staff_decide_a_real_run_in_the_browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
+    from selenium.webdriver.support.ui import Select, WebDriverWait
 
     branch = tmp_path / "branch"
     generate_branch(branch, GenParams(seed=3, defects={"duplicate_key": 0.05, "null_key": 0.05,
@@ -139,6 +141,7 @@ def test_business_staff_decide_a_real_run_in_the_browser(tmp_path: Path, monkeyp
             assert "không được quyết định" in crit.text and not crit.find_elements(By.NAME, "finding_id")
             _shot(d, "02_chi_cuc_refused")
             d.find_element(By.CSS_SELECTOR, "header button.link").click()  # log out
+            WebDriverWait(d, 30).until(lambda x: x.current_url.endswith("/login"))
             # a Tổng cục business officer: the runs, the waiting gate, a finding's rows, a filter
             _login(d, base, "an.nv")
             assert "Chờ quyết định" in d.find_element(By.CSS_SELECTOR, "table.grid").text
