@@ -427,7 +427,7 @@ def decide(
     run_id: Annotated[str, typer.Argument(help="the waiting run")],
     finding: Annotated[int, typer.Argument(help="finding number (see `ecm status RUN_ID`)")],
     accept: Annotated[bool, typer.Option("--accept", help="accept the discrepancy")] = False,
-    correct: Annotated[Optional[Path], typer.Option("--correct", help="CSV: table,key,column,new_value")] = None,
+    correct: Annotated[Optional[Path], typer.Option("--correct", help="CSV (UTF-8) or XLSX with columns table,key,column,new_value (the desk's template)")] = None,
     redo: Annotated[bool, typer.Option("--redo", help="the branch must correct its data: redo from step 1")]
     = False,
     reason: Annotated[str, typer.Option(help="why (required to accept a critical finding)")] = "",

@@ -10,7 +10,7 @@ from uuid import UUID
 from extract import staging
 from load.control_store import ControlStore, now
 from pipelines.config import BranchConfig, load_config
-from sign_off.decisions import STATUS_OF, STEP_ORDER, check_decision, parse_corrections
+from sign_off.decisions import STATUS_OF, STEP_ORDER, check_decision, read_correction_file
 from transform.errors import SignOffError
 
 
@@ -88,7 +88,7 @@ def record_decision(config: Path, run_id: str, finding_id: int, decision: str, r
     if correction_file is not None:
         if not correction_file.exists():
             raise SignOffError(f"correction file not found: {correction_file}")
-        rows = parse_corrections(correction_file.read_text(encoding="utf-8"))
+        rows = read_correction_file(correction_file.name, correction_file.read_bytes())
     [(_fid, ok)] = decide_findings(cfg, store, run_id, [finding_id], decision, reason, Decider(by=by, via="cli"),
                                    rows, str(correction_file) if correction_file else None)
     msg = (f"finding {finding_id}: {STATUS_OF[decision]} by {by}" if ok else

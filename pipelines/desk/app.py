@@ -11,6 +11,7 @@ the user, the time and the address. Nothing here runs a step: decisions go throu
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import threading
 import time
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Form, Query, Request
+from fastapi import FastAPI, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -32,7 +33,8 @@ from pipelines.decide import Decider, current_gate, decide_findings, resume_afte
 from pipelines.desk import charts
 from pipelines.desk.accounts import Account, Accounts, load_accounts, may_decide, verify
 from pipelines.desk.rows import finding_keys, key_text, rows_page
-from sign_off.decisions import ALLOWED_AT_GATE, STEP_ORDER, blocking
+from pipelines.desk.template import correction_template
+from sign_off.decisions import ALLOWED_AT_GATE, STEP_ORDER, blocking, read_correction_file
 from transform.errors import MigrationError
 from validate import vocabulary as vn
 
@@ -290,12 +292,63 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
         return _decide(request, cfg, store, run, acc, [finding_id], "correct", reason.strip(), rows,
                        f"/runs/{run_id}/findings/{finding_id}")
 
+    @app.get("/runs/{run_id}/findings/{finding_id}/template.xlsx")
+    def template(request: Request, run_id: str, finding_id: int) -> Response:
+        acc = user(request)
+        cfg, store, run = the_run(acc, run_id)
+        f = store.finding(run_id, finding_id)
+        if f is None or not f.get("table_name"):
+            raise Refused(404, f"Phát hiện số {finding_id} không gắn với một bảng nguồn: không có tệp hiệu chỉnh.")
+        page_ = rows_page(f, [], cfg.staging_path if cfg.staging_path.exists() else None, size=TEMPLATE_ROWS,
+                          memory_limit="256MB")
+        body = correction_template(str(f["table_name"]), page_)
+        name = f"hieu-chinh_{run_id}_phat-hien-{finding_id}.xlsx"
+        return Response(body, media_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.post("/runs/{run_id}/findings/{finding_id}/correct-file")
+    def correct_file(request: Request, run_id: str, finding_id: int, csrf: str = Form(""),
+                     reason: str = Form(""), upload: UploadFile = File(...)) -> Response:  # noqa: B008 - FastAPI
+        acc = user(request)
+        check_csrf(request, csrf)
+        cfg, store, run = the_run(acc, run_id)
+        f = store.finding(run_id, finding_id)
+        if f is None:
+            raise Refused(404, f"Không có phát hiện số {finding_id}.")
+        if not may_decide(acc, f, cfg.policy.deciders):
+            raise Refused(403, f"Tài khoản {acc.title} không được quyết định phát hiện này.")
+        back = f"/runs/{run_id}/findings/{finding_id}"
+        data = upload.file.read(MAX_UPLOAD_BYTES + 1)
+        name = Path(upload.filename or "tep-hieu-chinh").name
+        try:
+            if len(data) > MAX_UPLOAD_BYTES:
+                raise Refused(413, f"Tệp {name} lớn hơn {MAX_UPLOAD_BYTES // 1_000_000} MB.")
+            rows = read_correction_file(name, data)
+        except MigrationError as exc:
+            request.session["flash"] = {"kind": "bad", "text": f"Không đọc được tệp {name}: {_vn_error(exc)}"}
+            return RedirectResponse(back, status_code=303)
+        if not rows:
+            request.session["flash"] = {"kind": "bad", "text": f"Tệp {name} không có dòng hiệu chỉnh nào (cột "
+                                        "“column” để trống ở mọi dòng)."}
+            return RedirectResponse(back, status_code=303)
+        mine = finding_keys(f)
+        for i, r in enumerate(rows, start=1):
+            base, _, row_no = r["key"].partition(f"|{ROW_MARK}=")
+            if r["table"] != f["table_name"] or base not in mine or (row_no and not (row_no.isascii()
+                                                                                  and row_no.isdigit())):
+                raise Refused(400, f"Dòng hiệu chỉnh thứ {i} của tệp {name} ({r['table']}, {r['key'][:120]}) không "
+                                   "thuộc các dòng của phát hiện này: tải lại mẫu của phát hiện và chỉ điền cột "
+                                   "“column” và “new_value”.")
+        return _decide(request, cfg, store, run, acc, [finding_id], "correct", reason.strip(), rows, back,
+                       source_file=f"desk upload: {name}")
+
     def _decide(request: Request, cfg: BranchConfig, store: ControlStore, run: dict[str, Any], acc: Account,
                 ids: list[int], decision: str, reason: str, corrections: list[dict[str, str]] | None,
-                back: str) -> Response:
+                back: str, source_file: str | None = None) -> Response:
         decider = Decider(by=f"{acc.name} ({acc.field})", via="desk", login=acc.login, address=_address(request))
         try:
-            outcome = decide_findings(cfg, store, run["run_id"], ids, decision, reason, decider, corrections)
+            outcome = decide_findings(cfg, store, run["run_id"], ids, decision, reason, decider, corrections,
+                                      source_file)
         except MigrationError as exc:
             request.session["flash"] = {"kind": "bad", "text": _vn_error(exc)}
             return RedirectResponse(back, status_code=303)
@@ -303,7 +356,8 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
         done = [fid for fid, ok in outcome if ok]
         skipped = len(outcome) - len(done)
         request.session["flash"] = {"kind": "ok" if done else "bad", "text": f"Đã ghi {len(done)} quyết định "
-                                    f"“{vn.DECISIONS.get(decision, decision)}”." + (
+                                    f"“{vn.DECISIONS.get(decision, decision)}”" + (
+                                        f" ({len(corrections)} giá trị đã sửa)" if corrections and done else "") + "." + (
                                         f" {skipped} phát hiện đã được người khác quyết định trước, giữ nguyên."
                                         if skipped else "") + " Lượt chạy tiếp tục khi không còn phát hiện chặn nào."}
         return RedirectResponse(back, status_code=303)
@@ -318,6 +372,10 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
         return FileResponse(files[name], filename=Path(name).name)
 
     return app
+
+
+TEMPLATE_ROWS = 5000  # a finding's correction template lists at most this many keys
+MAX_UPLOAD_BYTES = 20_000_000
 
 
 def _run_context(cfg: BranchConfig, store: ControlStore, run: dict[str, Any], acc: Account) -> dict[str, Any]:
@@ -390,7 +448,14 @@ def _vn_error(exc: MigrationError) -> str:
     """The refusal in Vietnamese; what the desk does not know how to say is logged for the technical staff and
     shown as a generic message (no paths, process ids or engine text in a business user's page)."""
     msg = str(exc).split("\n")[0]
-    known = [("needs a reason", "Phát hiện nghiêm trọng: chấp nhận phải ghi lý do."),
+    if m := re.search(r"must have the columns .*\(missing: ([^)]*)\)", msg):
+        return f"Tệp phải có các cột table, key, column, new_value (thiếu: {m.group(1)})."
+    if m := re.search(r"correction file line (\d+) is incomplete", msg):
+        return f"Dòng {m.group(1)} của tệp thiếu bảng hoặc khóa (cột table, key)."
+    known = [("not UTF-8 text", "Tệp CSV không phải văn bản UTF-8: lưu lại với mã hóa UTF-8, hoặc dùng mẫu XLSX."),
+             ("not a readable XLSX", "Tệp không phải tệp XLSX đọc được: lưu lại từ Excel dưới dạng .xlsx."),
+             ("more than", "Tệp có quá nhiều dòng hiệu chỉnh: sửa tại Chi cục và làm lại từ bước 1."),
+("needs a reason", "Phát hiện nghiêm trọng: chấp nhận phải ghi lý do."),
              ("choices are", "Quyết định này không được phép tại điểm quyết định hiện tại."),
              ("already", "Phát hiện đã được quyết định trước đó."),
              ("decided meanwhile", "Phát hiện vừa được người khác quyết định; hiệu chỉnh không được áp dụng."),

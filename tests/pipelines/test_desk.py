@@ -244,3 +244,66 @@ def test_nothing_is_decided_unless_the_run_waits_at_a_gate(desk: dict[str, objec
         "csrf": tok, "key": "SOTK=2|MA_LH=NSX01|MA_HQ=C47D|MA_NPL=VAI", "column": "TON", "new_value": "1",
         "reason": "x"})
     assert store.finding(RID, 3)["status"] == "open" and not store.corrections(RID)  # type: ignore[attr-defined]
+
+
+def test_correct_many_rows_with_the_findings_xlsx_template(desk: dict[str, object]) -> None:
+    """Business staff download the finding's rows as an XLSX template, fill two lines in Excel (both rows of a
+    duplicate, told apart by @row), leave the others empty, upload it: both applied, audited with the file's name."""
+    import io
+
+    from openpyxl import load_workbook
+    store, cfg = desk["store"], desk["cfg"]
+    c = _client(desk["app"])
+    tok = _login(c, "an.nv")
+    assert "tải mẫu hiệu chỉnh" in c.get(f"/runs/{RID}/findings/2").text
+    r = c.get(f"/runs/{RID}/findings/2/template.xlsx")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/vnd.openxmlformats")
+    wb = load_workbook(io.BytesIO(r.content))
+    ws = wb["Hiệu chỉnh"]
+    head = [cell.value for cell in ws[1]]
+    assert head[:4] == ["table", "key", "column", "new_value"] and "nguồn: TON" in head
+    lines = list(ws.iter_rows(min_row=2, values_only=True))
+    assert len(lines) == 2 and all(line[0] == "SXXK.DNPLNHAP" and "|@row=" in line[1] for line in lines)
+    assert ws.data_validations.dataValidation and "Hướng dẫn" in wb.sheetnames
+    ws["C2"], ws["D2"], ws["C3"], ws["D3"] = "TON", "7", "MA_NPL", "VAI09"
+    ws.append(["SXXK.DNPLNHAP", lines[0][1], None, None])  # an untouched line: skipped
+    buf = io.BytesIO()
+    wb.save(buf)
+    r = c.post(f"/runs/{RID}/findings/2/correct-file", data={"csrf": tok, "reason": "Theo hồ sơ giấy"},
+               files={"upload": ("sua_trung_khoa.xlsx", buf.getvalue(), "application/octet-stream")})
+    assert r.status_code == 303
+    assert "2 giá trị đã sửa" in c.get(r.headers["location"]).text
+    assert store.finding(RID, 2)["status"] == "corrected"  # type: ignore[attr-defined]
+    audit = store.corrections(RID)  # type: ignore[attr-defined]
+    assert sorted((a["column_name"], a["new_value"]) for a in audit) == [("MA_NPL", "VAI09"), ("TON", "7")]
+    assert {a["source_file"] for a in audit} == {"desk upload: sua_trung_khoa.xlsx"}
+    con = duckdb.connect(str(cfg.staging_path), read_only=True)  # type: ignore[attr-defined]
+    assert sorted(con.execute('SELECT "MA_NPL", "TON" FROM src_sxxk."DNPLNHAP" WHERE "SOTK" = 2').fetchall()) == [
+        ("VAI", 7), ("VAI09", 12)]
+    con.close()
+
+
+@pytest.mark.parametrize(("name", "body", "says"), [
+    ("sua.csv", "table,key,column,new_value\nSXXK.DNPLNHAP,SOTK=1|MA_LH=NSX01|MA_HQ=C47D|MA_NPL=None,MA_NPL,X\n"
+                .encode(), None),  # a row of another finding: refused (400)
+    ("sua.csv", b"table,key,column,new_value\nSXXK.DNPLNHAP,MA_NPL=V\xe0i,TON,1\n", "không phải văn bản UTF-8"),
+    ("sua.csv", b"table,key\nSXXK.DNPLNHAP,SOTK=2\n", "thiếu: column, new_value"),
+    ("sua.xlsx", b"PK\x03\x04 not really a workbook", "không phải tệp XLSX đọc được"),
+    ("sua.csv", b"table,key,column,new_value\nSXXK.DNPLNHAP,SOTK=2,,\n", "không có dòng hiệu chỉnh nào"),
+])
+def test_a_bad_correction_file_is_refused_with_a_reason_and_changes_nothing(
+        desk: dict[str, object], name: str, body: bytes, says: str | None) -> None:
+    store, cfg = desk["store"], desk["cfg"]
+    c = _client(desk["app"])
+    tok = _login(c, "an.nv")
+    r = c.post(f"/runs/{RID}/findings/3/correct-file", data={"csrf": tok, "reason": "x"},
+               files={"upload": (name, body, "text/csv")})
+    if says is None:
+        assert r.status_code == 400 and "không thuộc các dòng của phát hiện này" in r.text
+    else:
+        assert r.status_code == 303
+        assert says in c.get(r.headers["location"]).text
+    assert store.finding(RID, 3)["status"] == "open" and not store.corrections(RID)  # type: ignore[attr-defined]
+    con = duckdb.connect(str(cfg.staging_path), read_only=True)  # type: ignore[attr-defined]
+    assert con.execute("""SELECT count(*) FROM src_sxxk."DNPLNHAP" WHERE "MA_NPL" = 'X'""").fetchall() == [(0,)]
+    con.close()

@@ -62,12 +62,24 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _go(d, element) -> None:  # type: ignore[no-untyped-def]
+    """Click a link or a form button and wait until the browser has left the page (the old document is stale):
+    reading the next page before that reads the old one or nothing (a race seen in CI after a GET filter)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+    old = d.find_element(By.TAG_NAME, "html")
+    element.click()
+    WebDriverWait(d, 30).until(EC.staleness_of(old))
+    WebDriverWait(d, 30).until(lambda x: x.execute_script("return document.readyState") == "complete")
+
+
 def _login(d, base: str, login: str) -> None:  # type: ignore[no-untyped-def]
     from selenium.webdriver.common.by import By
     d.get(base + "/login")
     d.find_element(By.NAME, "login").send_keys(login)
     d.find_element(By.NAME, "password").send_keys(PW[login])
-    d.find_element(By.CSS_SELECTOR, "form button.primary").click()
+    _go(d, d.find_element(By.CSS_SELECTOR, "form button.primary"))
     from selenium.webdriver.support.ui import WebDriverWait
     WebDriverWait(d, 30).until(lambda x: not x.current_url.endswith("/login"))  # the redirect has landed
 
@@ -82,7 +94,7 @@ def _accept_group(d, base: str, rid: str, severity: str, reason: str) -> bool:  
             or not sections[0].find_elements(By.CSS_SELECTOR, "input[name=finding_id]:checked"):
         return False
     sections[0].find_element(By.NAME, "reason").send_keys(reason)
-    sections[0].find_element(By.CSS_SELECTOR, "button[value=accept]").click()
+    _go(d, sections[0].find_element(By.CSS_SELECTOR, "button[value=accept]"))
     flash = _flash(d)
     assert "Đã ghi" in flash, d.find_element(By.TAG_NAME, "main").text[:1500]
     return True
@@ -140,19 +152,19 @@ def test_business_staff_decide_a_real_run_in_the_browser(tmp_path: Path, monkeyp
             crit = d.find_element(By.CSS_SELECTOR, "section.sev-critical")
             assert "không được quyết định" in crit.text and not crit.find_elements(By.NAME, "finding_id")
             _shot(d, "02_chi_cuc_refused")
-            d.find_element(By.CSS_SELECTOR, "header button.link").click()  # log out
+            _go(d, d.find_element(By.CSS_SELECTOR, "header button.link"))  # log out
             WebDriverWait(d, 30).until(lambda x: x.current_url.endswith("/login"))
             # a Tổng cục business officer: the runs, the waiting gate, a finding's rows, a filter
             _login(d, base, "an.nv")
             assert "Chờ quyết định" in d.find_element(By.CSS_SELECTOR, "table.grid").text
             _shot(d, "03_runs")
-            d.find_element(By.LINK_TEXT, rid).click()
+            _go(d, d.find_element(By.LINK_TEXT, rid))
             assert "Quyết định sau bước 4" in d.find_element(By.CSS_SELECTOR, "section.gate").text
             _shot(d, "04_gate_after_step_4")
-            d.find_element(By.LINK_TEXT, "Khóa bị trống").click()
+            _go(d, d.find_element(By.LINK_TEXT, "Khóa bị trống"))
             total = d.find_element(By.CSS_SELECTOR, "section.card h2 small").text  # "27 / 27"
             d.find_element(By.NAME, "q").send_keys("C47D01")
-            d.find_element(By.CSS_SELECTOR, "form.filter button").click()
+            _go(d, d.find_element(By.CSS_SELECTOR, "form.filter button"))
             shown = d.find_element(By.CSS_SELECTOR, "section.card h2 small").text
             assert shown != total and shown.split(" / ")[1] == total.split(" / ")[1], (shown, total)
             assert all("C47D01" in row.text for row in d.find_elements(By.CSS_SELECTOR, "table.rows tbody tr"))
@@ -167,13 +179,13 @@ def test_business_staff_decide_a_real_run_in_the_browser(tmp_path: Path, monkeyp
             # correct one value in place: a stock row whose TON exceeds LUONG gets TON = 0
             d.get(f"{base}/runs/{rid}")
             _shot(d, "07_gate_after_step_6")
-            d.find_element(By.LINK_TEXT, "Tồn lớn hơn lượng nhập").click()
+            _go(d, d.find_element(By.LINK_TEXT, "Tồn lớn hơn lượng nhập"))
             form = d.find_element(By.CSS_SELECTOR, "form.correct")
             Select(form.find_element(By.NAME, "column")).select_by_visible_text("TON")
             form.find_element(By.NAME, "new_value").send_keys("0")
             form.find_element(By.NAME, "reason").send_keys("Chi cục xác nhận tồn bằng 0")
             _shot(d, "08_correcting_a_value")
-            form.find_element(By.CSS_SELECTOR, "button").click()
+            _go(d, form.find_element(By.CSS_SELECTOR, "button"))
             assert "Đã ghi 1 quyết định “Hiệu chỉnh”" in _flash(d)
             # the correction re-runs steps 5–6; the run waits again: accept what still blocks, until it goes on
             deadline = time.monotonic() + 300
