@@ -7,14 +7,14 @@ SQLAlchemy URL works (PostgreSQL in production).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from collections.abc import Iterable
 from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from validate.findings import finding_identity
+from validate.findings import MAX_STORED_KEYS, Finding, finding_identity
 
 StepStatus = Literal["pending", "running", "completed", "failed", "waiting"]
 
@@ -231,11 +231,11 @@ class ControlStore:
                 q = q.where(checks.c.step == step)
             return [dict(r) for r in c.execute(q).mappings()]
 
-    def add_finding(self, run_id: str, step: str, check_id: str, category: str, severity: str,
-                    table: str | None, keys: list[Any], message: str) -> None:
-        owner = {"source_data_error": "Chi cục (nghiệp vụ)", "mapping_gap": "Tổng cục (nghiệp vụ)"}.get(
-            category, "Tổng cục (kỹ thuật)")
-        ident = finding_identity(check_id, table, keys) if len(keys) <= 10000 else None  # all keys stored
+    def add_finding(self, run_id: str, f: Finding) -> None:
+        """Record a finding raised by a step (numbered here); an acceptance of an identical finding of an earlier
+        correction round carries over."""
+        step, check_id, table, keys = f.step, f.check_id, f.table, list(f.keys)
+        ident = f.identity
         with self.engine.begin() as c:
             # a correction round raises its findings again: one that an earlier round's finding had accepted, with
             # the same check, table and keys, keeps that acceptance (logged as carried over) — not decided twice
@@ -248,9 +248,10 @@ class ControlStore:
             carried = {"status": "accepted", "decision": "accept", "reason": earlier["reason"],
                        "decided_by": earlier["decided_by"], "decided_at": earlier["decided_at"]} if earlier else {}
             r = c.execute(sa.insert(findings).values(
-                run_id=run_id, step=step, check_id=check_id, category=category, severity=severity, table_name=table,
-                n_keys=len(keys), keys_json=json.dumps(keys[:10000], ensure_ascii=False, default=str),
-                message=message, owner=owner, **({"status": "open"} | carried)))
+                run_id=run_id, step=step, check_id=check_id, category=f.category, severity=f.severity,
+                table_name=table, n_keys=f.n_keys,
+                keys_json=json.dumps(keys[:MAX_STORED_KEYS], ensure_ascii=False, default=str),
+                message=f.message, owner=f.owner, **({"status": "open"} | carried)))
             if earlier:
                 c.execute(sa.insert(decision_log).values(
                     run_id=run_id, finding_id=r.inserted_primary_key[0], decision="accept",

@@ -512,6 +512,22 @@ def desk_account(
     console.print(f"account {acc.login} ({acc.field}) added to {accounts}")
 
 
+@app.command("desk-revoke")
+def desk_revoke(
+    accounts: Annotated[Path, typer.Argument(help="desk accounts file")],
+    login: Annotated[str, typer.Option(help="the account whose open sessions end now")],
+) -> None:
+    """End every open desk session of an account now (a lost laptop, a person leaving); the account stays and may
+    log in again. To shut an account out, remove it from the file: the desk re-reads the file on each request."""
+    from pipelines.desk.accounts import revoke_sessions
+    try:
+        acc = revoke_sessions(accounts, login)
+    except MigrationError as exc:
+        _fail(exc, False)
+        return
+    console.print(f"sessions of {acc.login} opened before {acc.sessions_after:%Y-%m-%d %H:%M:%S} UTC are refused")
+
+
 @app.command()
 def unfreeze(
     by: Annotated[str, typer.Option(help="who (name, unit)")] = "",

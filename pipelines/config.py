@@ -72,6 +72,9 @@ class Policy(Strict):
                                  "minor": ["tong-cuc-business", "cuc-business", "chi-cuc-business"]},
         description="which party × role (the minutes' signature fields) may decide a finding of each severity "
                     "at the review desk")
+    prefect_ui_decisions: bool = Field(False, description=(
+        "let the Prefect UI's pause form record decisions (no login there: the deciders policy cannot apply; "
+        "logged as via prefect-ui). Off: decisions are made at the desk or with `ecm decide`"))
 
 
 class Signing(Strict):

@@ -134,7 +134,7 @@ def _resume(store: ControlStore, run_id: str, flow_run_id: str, by: str, patienc
     deadline = time.monotonic() + patience
     while True:
         try:
-            resume_flow_run(UUID(flow_run_id), run_input={"decisions": [], "note": f"ecm by {by}"}
+            resume_flow_run(UUID(flow_run_id), run_input={"note": f"ecm by {by}"}
                             if waiting == "waiting-decision" else None)
             return True
         except Exception:  # noqa: BLE001 - not paused yet (or already resumed): look again

@@ -6,6 +6,7 @@ disagree, one of them is wrong, and the before/after check says where.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -22,18 +23,26 @@ def _offices(offices: list[str]) -> str:
 
 def eligible_declarations(con: duckdb.DuckDBPyConnection, offices: list[str]) -> dict[tuple[str, str], int]:
     """Declarations that §3 selects, per (source DB, Ma_LH), counted straight from staging."""
+    out: dict[tuple[str, str], int] = {}
+    for db, _office, lh, n in _eligible_by_office(con, offices):
+        out[(db, lh)] = out.get((db, lh), 0) + n
+    return out
+
+
+def _eligible_by_office(con: duckdb.DuckDBPyConnection, offices: list[str]) -> list[tuple[str, str, str, int]]:
+    """(source DB, legacy Ma_HQ, Ma_LH, count) of the declarations §3 selects."""
     o = _offices(offices)
     sql = f"""
-      SELECT 'SXXK' AS db, trim("MA_LH") AS lh, count(*) FROM src_sxxk."DTOKHAIMD"
+      SELECT 'SXXK' AS db, trim("MA_HQ"), trim("MA_LH") AS lh, count(*) FROM src_sxxk."DTOKHAIMD"
       WHERE trim("MA_HQ") IN ({o}) AND coalesce(trim("THANH_LY"), '') <> 'H' GROUP BY ALL
       UNION ALL
-      SELECT 'SLXNK', trim(d."Ma_LH"), count(*) FROM src_slxnk."DToKhaiMD" d
+      SELECT 'SLXNK', trim(d."Ma_HQ"), trim(d."Ma_LH"), count(*) FROM src_slxnk."DToKhaiMD" d
       WHERE trim(d."Ma_HQ") IN ({o}) AND (
          substr(trim(d."Ma_LH"), 2, 2) = 'CX' OR (substr(trim(d."Ma_LH"), 2, 2) = 'GC' AND EXISTS (
            SELECT 1 FROM src_slxnk."DHDGC" h WHERE h."So_HD" = d."So_HD" AND trim(h."Ma_HQHD") = trim(d."Ma_HQ")
            AND h."DVGC" = d."Ma_DV" AND h."Ngay_Ky" = d."Ngay_HD" AND coalesce(h."ThanhKhoan", 0) <> 1)))
       GROUP BY ALL"""
-    return {(db, lh): n for db, lh, n in con.execute(sql).fetchall()}
+    return [tuple(r) for r in con.execute(sql).fetchall()]  # type: ignore[misc]
 
 
 def snapshot_declarations(con: duckdb.DuckDBPyConnection, snapshot: Path) -> dict[tuple[str, str], int]:
@@ -46,11 +55,43 @@ def quarantined_declarations(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, 
     """Declarations step 5 quarantined, per (source DB, Ma_LH). Rows set aside at step 4 for a value that does not
     cast (Q-BAD-VALUE) never reached staging, so they are neither "before" here nor "after": step 4's finding and
     step 5's accounting hold them."""
+    out: dict[tuple[str, str], int] = {}
+    for db, _office, lh, n in _quarantined_by_office(con):
+        out[(db, lh)] = out.get((db, lh), 0) + n
+    return out
+
+
+def _quarantined_by_office(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str, int]]:
     rows = con.execute("""
-      SELECT split_part(source_table, '.', 1), trim(json_extract_string(source_values, '$.MA_LH')), count(*)
+      SELECT split_part(source_table, '.', 1), trim(coalesce(json_extract_string(source_values, '$.MA_HQ'),
+             json_extract_string(source_values, '$.Ma_HQ'))),
+             trim(coalesce(json_extract_string(source_values, '$.MA_LH'), json_extract_string(source_values, '$.Ma_LH'))),
+             count(*)
       FROM quarantine.rows WHERE source_table IN ('SXXK.DTOKHAIMD', 'SLXNK.DToKhaiMD')
         AND reason <> 'Q-BAD-VALUE' GROUP BY ALL""").fetchall()
-    return {(db, lh): n for db, lh, n in rows}
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def declarations_by_office(con: duckdb.DuckDBPyConnection, snapshot: Path, offices: list[str],
+                           new_code: Callable[[str], str], earlier: dict[tuple[str, str], int] | None = None
+                           ) -> list[tuple[str, str, int, int, int]]:
+    """Before/after per office × type, for people to look at (the check itself is per source DB × type):
+    (office as central names it, Ma_LH, before, after, quarantined). ``new_code`` maps a legacy office code to the
+    central one (the 2014 reshaping and the rename map); ``earlier``: what earlier runs loaded, per (office, Ma_LH).
+    """
+    acc: dict[tuple[str, str], list[int]] = {}
+    for _db, office, lh, n in _eligible_by_office(con, offices):
+        acc.setdefault((new_code(office), lh), [0, 0, 0])[0] += n
+    p = str((snapshot / "DTO_KHAI_MD.parquet").resolve())
+    for office, lh, n in con.execute('SELECT "MA_HQ", "MA_LH", count(*) FROM read_parquet(?) GROUP BY ALL',
+                                     [p]).fetchall():
+        acc.setdefault((office, lh), [0, 0, 0])[1] += n
+    for k, n in (earlier or {}).items():
+        acc.setdefault(k, [0, 0, 0])[1] += n
+    for _db, office, lh, n in _quarantined_by_office(con):
+        acc.setdefault((new_code(office or ""), lh), [0, 0, 0])[2] += n
+    return [(o, lh, b, a, q) for (o, lh), (b, a, q) in sorted(acc.items(), key=lambda kv: (str(kv[0][0]),
+                                                                                          str(kv[0][1])))]
 
 
 def stock_balance(con: duckdb.DuckDBPyConnection, snapshot: Path, offices: list[str]
@@ -79,6 +120,13 @@ def central_declarations(engine: "sa.Engine", base_id: int) -> dict[tuple[str, s
     """Declarations of the branch already in central (for incremental runs), per (source DB, Ma_LH)."""
     q = sa.text('SELECT "NGUON", "MA_LH", count(*) FROM "DTO_KHAI_MD" WHERE "TK_ID" > :lo AND "TK_ID" <= :hi '
                 'GROUP BY "NGUON", "MA_LH"')
+    return {(a, b): n for a, b, n in _central_rows(engine, q, base_id)}
+
+
+def central_declarations_by_office(engine: "sa.Engine", base_id: int) -> dict[tuple[str, str], int]:
+    """Declarations of the branch already in central, per (office, Ma_LH)."""
+    q = sa.text('SELECT "MA_HQ", "MA_LH", count(*) FROM "DTO_KHAI_MD" WHERE "TK_ID" > :lo AND "TK_ID" <= :hi '
+                'GROUP BY "MA_HQ", "MA_LH"')
     return {(a, b): n for a, b, n in _central_rows(engine, q, base_id)}
 
 

@@ -68,6 +68,10 @@ def build_sheets(store: ControlStore, run_id: str, reports_dir: Path | None = No
                                       "Kết quả"],
                                      [(*r[:5], vn.CHECK_STATUSES.get(r[5], r[5])) for r in
                                       _failing_first([tuple(r) for r in s6.get("before_after", [])], lambda r: r[5])]),
+        "Trước-Sau theo đơn vị": (["Đơn vị hải quan", "Mã loại hình", "Trước (đủ điều kiện)", "Sau (đã chuyển)",
+                                   "Cách ly", "Chênh lệch"],
+                                  sorted([(*r[:5], r[2] - r[3] - r[4]) for r in s6.get("before_after_by_office", [])],
+                                         key=lambda r: (r[5] == 0, str(r[0]), str(r[1])))),
         "Cân đối": (["Kết quả", "Kiểm tra", "Bảng", "Khóa", "Trường", "Nguồn / kỳ vọng", "Đích / thực tế"],
                     [(vn.CHECK_STATUSES.get(c["status"], c["status"]), vn.check_text(c["check_id"]).label,
                       c["table_name"], c["key"], c["field"], c["expected"], c["actual"])

@@ -3,8 +3,11 @@ hashes, and which of them may decide which finding (the branch config's ``policy
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import tomllib
 from collections.abc import Mapping
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sign_off.minutes import PARTIES, ROLES
 from transform.errors import ConfigError
+
+LOG = logging.getLogger("ecm.desk")
 
 Party = Literal["tong-cuc", "cuc", "chi-cuc"]
 Role = Literal["technical", "business"]
@@ -31,6 +36,8 @@ class Account(BaseModel):
     role: Role
     branches: list[str] = Field(default_factory=lambda: ["*"], description="branch codes, or * for every branch")
     password_hash: str = Field(pattern=r"^\$argon2id\$")
+    sessions_after: datetime | None = Field(default=None, description="sessions opened before this are refused "
+                                                                       "(`ecm desk-revoke`)")
 
     @property
     def field(self) -> str:
@@ -45,6 +52,16 @@ class Account(BaseModel):
 
     def sees(self, branch: str) -> bool:
         return "*" in self.branches or branch in self.branches
+
+    @property
+    def stamp(self) -> str:
+        """Bound into each session: a new password ends every session opened with the old one."""
+        return hashlib.sha256(self.password_hash.encode("ascii")).hexdigest()[:16]
+
+    def session_valid(self, stamp: object, issued: object) -> bool:
+        if stamp != self.stamp or not isinstance(issued, int | float):
+            return False
+        return self.sessions_after is None or issued >= self.sessions_after.timestamp()
 
 
 class Accounts(BaseModel):
@@ -98,13 +115,59 @@ def add_account(path: Path, login: str, name: str, party: str, role: str, passwo
                       branches=branches or ["*"], password_hash=hash_password(password))
     except ValidationError as exc:
         raise ConfigError(f"invalid account: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
-    text = path.read_text(encoding="utf-8") if path.exists() else \
-        "# Accounts of the review desk (`ecm desk`). Passwords are argon2id hashes; never write a password here.\n"
-    text += (f'\n[[account]]\nlogin = "{acc.login}"\nname = "{_toml_str(acc.name)}"\nparty = "{acc.party}"\n'
-             f'role = "{acc.role}"\nbranches = [{", ".join(chr(34) + _toml_str(b) + chr(34) for b in acc.branches)}]\n'
-             f'password_hash = "{acc.password_hash}"\n')
-    path.write_text(text, encoding="utf-8")
+    accounts.account.append(acc)
+    save_accounts(path, accounts)
     return acc
+
+
+def revoke_sessions(path: Path, login: str) -> Account:
+    """End every open desk session of one account now (the desk re-reads the file on its next request)."""
+    accounts = load_accounts(path)
+    acc = accounts.by_login(login)
+    if acc is None:
+        raise ConfigError(f"login {login!r} is not in {path}")
+    after = (datetime.now(timezone.utc) + timedelta(seconds=1)).replace(microsecond=0)  # rounded up: none slips by
+    new = acc.model_copy(update={"sessions_after": after})
+    accounts.account[accounts.account.index(acc)] = new
+    save_accounts(path, accounts)
+    return new
+
+
+def save_accounts(path: Path, accounts: Accounts) -> None:
+    """Write the accounts file (a new file renamed over the old one: the desk never reads half of it)."""
+    text = "# Accounts of the review desk (`ecm desk`). Passwords are argon2id hashes; never write a password here.\n"
+    for a in accounts.account:
+        text += (f'\n[[account]]\nlogin = "{a.login}"\nname = "{_toml_str(a.name)}"\nparty = "{a.party}"\n'
+                 f'role = "{a.role}"\nbranches = [{", ".join(chr(34) + _toml_str(b) + chr(34) for b in a.branches)}]\n'
+                 f'password_hash = "{a.password_hash}"\n')
+        if a.sessions_after is not None:
+            text += f"sessions_after = {a.sessions_after.isoformat()}\n"
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+class AccountsFile:
+    """The accounts file as the desk sees it: re-read when it changes (an account removed, a password changed,
+    sessions revoked take effect on the next request); a file that does not parse keeps the last good one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._mtime = path.stat().st_mtime_ns
+        self._accounts = load_accounts(path)
+
+    def current(self) -> Accounts:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except OSError:
+            return Accounts()  # the file is gone: nobody may come in
+        if mtime != self._mtime:
+            try:
+                self._accounts = load_accounts(self.path)
+                self._mtime = mtime
+            except ConfigError as exc:
+                LOG.error("desk: %s — keeping the accounts read before", exc)
+        return self._accounts
 
 
 def _toml_str(s: str) -> str:

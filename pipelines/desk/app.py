@@ -31,7 +31,7 @@ from load.control_store import ControlStore
 from pipelines.config import BranchConfig, load_config
 from pipelines.decide import Decider, current_gate, decide_findings, resume_after_decisions
 from pipelines.desk import charts
-from pipelines.desk.accounts import Account, Accounts, load_accounts, may_decide, verify
+from pipelines.desk.accounts import Account, AccountsFile, may_decide, verify
 from pipelines.desk.rows import finding_keys, key_text, rows_page
 from pipelines.desk.template import correction_template
 from sign_off.decisions import ALLOWED_AT_GATE, STEP_ORDER, blocking, read_correction_file
@@ -47,7 +47,7 @@ MAX_FAILED_LOGINS, FAILED_LOGIN_WINDOW = 5, 300.0
 @dataclass
 class Desk:
     configs: dict[str, BranchConfig]  # branch code -> its config
-    accounts: Accounts
+    accounts: AccountsFile
     _stores: dict[str, ControlStore] = field(default_factory=dict)  # control URL -> its store, built once
 
     def store_of(self, cfg: BranchConfig) -> ControlStore:
@@ -117,7 +117,7 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
     """The desk over the branches of ``configs``; ``secret`` signs the session cookies (a random one per start
     by default: restarting the desk logs everyone out)."""
     loaded = [load_config(p) for p in configs]
-    desk = Desk({c.branch_code: c for c in loaded}, load_accounts(accounts_file))
+    desk = Desk({c.branch_code: c for c in loaded}, AccountsFile(accounts_file))
     app = FastAPI(title="ecm desk", docs_url=None, redoc_url=None, openapi_url=None)
     app.add_middleware(SessionMiddleware, secret_key=secret or secrets.token_urlsafe(32), session_cookie="ecm_desk",
                        max_age=8 * 3600, same_site="strict", https_only=secure_cookies)
@@ -190,13 +190,14 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
         if wait:
             return page(request, "login.html", {"error": f"Đăng nhập sai quá {MAX_FAILED_LOGINS} lần. Thử lại sau "
                                                          f"{int(wait // 60) + 1} phút."}, status=429)
-        acc = verify(desk.accounts, login.strip(), password)
+        acc = verify(desk.accounts.current(), login.strip(), password)
         if acc is None:
             limiter.fail(*who)
             return page(request, "login.html", {"error": "Tên đăng nhập hoặc mật khẩu không đúng."}, status=401)
         limiter.clear(*who)
         request.session.clear()
-        request.session.update({"login": acc.login, "csrf": secrets.token_urlsafe(24)})
+        request.session.update({"login": acc.login, "csrf": secrets.token_urlsafe(24), "stamp": acc.stamp,
+                                "issued": time.time()})
         return RedirectResponse("/", status_code=303)
 
     @app.post("/logout")
@@ -403,10 +404,15 @@ def _run_context(cfg: BranchConfig, store: ControlStore, run: dict[str, Any], ac
     findings_chart = charts.bars("Phát hiện theo nhóm và mức độ", [
         (vn.CATEGORIES.get(c, c), [(vn.SEVERITIES[s], by_sev_cat.get((c, s), 0), col) for s, col in
                                    (("critical", "bad"), ("major", "b"), ("minor", "grey"))]) for c in cats])
-    before_after = store.step_detail(rid, "pl4_06_validate").get("before_after") or []
-    ba_chart = charts.bars("Số tờ khai trước và sau chuyển đổi theo loại hình", [
-        (f"{db} {lh}", [("trước", b, "a"), ("sau + cách ly", a + q, "bad" if st == "fail" else "ok")])
-        for db, lh, b, a, q, st in before_after])
+    s6 = store.step_detail(rid, "pl4_06_validate")
+    before_after = s6.get("before_after") or []
+    by_office = s6.get("before_after_by_office") or []
+    ba_chart = charts.bars("Số tờ khai trước và sau chuyển đổi theo đơn vị hải quan × loại hình", [
+        (f"{office} {lh}", [("trước", b, "a"), ("sau + cách ly", a + q, "bad" if b != a + q else "ok")])
+        for office, lh, b, a, q in by_office]) if by_office else charts.bars(
+        "Số tờ khai trước và sau chuyển đổi theo loại hình", [
+            (f"{db} {lh}", [("trước", b, "a"), ("sau + cách ly", a + q, "bad" if st == "fail" else "ok")])
+            for db, lh, b, a, q, st in before_after])
     return {"run": run, "steps": sorted(steps, key=_step_order), "gate": gate, "groups": groups,
             "blocking_ids": block, "charts": [c for c in (findings_chart, ba_chart, timeline) if c],
             "documents": [rel for rel, _ in _documents(cfg, rid)], "allowed": ALLOWED_AT_GATE.get(gate, ()) if gate
@@ -430,8 +436,15 @@ def _documents(cfg: BranchConfig, run_id: str) -> list[tuple[str, Path]]:
 
 
 def _account(request: Request, desk: Desk) -> Account | None:
+    """The session's account — if it still exists, its password is the one the session was opened with, and its
+    sessions were not revoked since (`ecm desk-revoke`); otherwise the session is ended."""
     login = request.session.get("login")
-    return desk.accounts.by_login(login) if login else None
+    acc = desk.accounts.current().by_login(login) if login else None
+    if acc is not None and acc.session_valid(request.session.get("stamp"), request.session.get("issued")):
+        return acc
+    if login:
+        request.session.clear()
+    return None
 
 
 def _csrf(request: Request) -> str:

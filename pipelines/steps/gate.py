@@ -3,7 +3,9 @@
 Three ways to decide: (a) the review desk (``ecm desk``, pipelines/desk/), in a browser, logged in; (b)
 ``ecm decide RUN_ID FINDING …`` from any shell; both record the decision in the control store (with who, when,
 from where: ``decision_log``) and resume the run; (c) the paused flow run's form in the Prefect UI
-(``DecisionForm``). The control store is the source of truth either way. Nothing is decided by default,
+(``DecisionForm``) — only with ``policy.prefect_ui_decisions = true``, since that form has no login and the desk's
+party policy cannot apply there; by default the form lists the findings and points to the desk. The control store
+is the source of truth either way. Nothing is decided by default,
 except under ``--auto-approve-demo``, which records itself as the decider.
 """
 
@@ -31,11 +33,18 @@ class FindingDecision(BaseModel):
     by: str
 
 
-class DecisionForm(RunInput):
-    """What the Prefect UI shows when a run waits for decisions (corrections go through `ecm decide --correct`)."""
+class ResumeForm(RunInput):
+    """What the Prefect UI shows when a run waits for decisions (the default): the findings and where to decide
+    them; resuming here only makes the gate look at the control store again."""
+
+    note: str = ""
+
+
+class DecisionForm(ResumeForm):
+    """With ``policy.prefect_ui_decisions = true``: the form records decisions too — without a login, so the desk's
+    party policy cannot apply; they are logged as coming from the Prefect UI with the name typed in."""
 
     decisions: list[FindingDecision] = []
-    note: str = ""
 
 
 class RedoFromStep1(SignOffError):
@@ -45,11 +54,14 @@ class RedoFromStep1(SignOffError):
 GATE_LABELS = {"pl4_04_restore": "after step 4 (Phụ lục IV 4.2)", "pl4_06_validate": "after step 6 (Phụ lục IV 5.x, 6.1)"}
 
 
-def _form_description(waiting: list[Mapping[str, Any]], desk: str, run_id: str) -> str:
+def _form_description(waiting: list[Mapping[str, Any]], desk: str, run_id: str, form_decides: bool) -> str:
     """What the Prefect UI's pause form says: the blocking findings, and where they are decided."""
+    how = ("The form below records a decision too (finding_id, accept or redo, reason, by) — without the desk's "
+           "check of who may decide what." if form_decides else
+           "Business staff decide there, logged in (the desk applies who may decide what); this form records no "
+           "decision: the run resumes by itself once nothing blocks.")
     lines = [f"**{len(waiting)} blocking findings.** Decide them at the review desk: {desk} "
-             f"(or `ecm decide {run_id} FINDING …`). The form below records a decision too "
-             "(finding_id, accept or redo, reason, by).", "", "| # | severity | check | table | rows |",
+             f"(or `ecm decide {run_id} FINDING …`). {how}", "", "| # | severity | check | table | rows |",
              "|---|---|---|---|---|"]
     lines += [f"| {f['finding_id']} | {f['severity']} | {f['check_id']} | {f['table_name'] or ''} | {f['n_keys']} |"
               for f in waiting[:50]]
@@ -94,13 +106,15 @@ def run(ctx: StepContext, after: str) -> StepOutcome:
         progress.notify("waiting", run_id=rid, gate=after, gate_label=GATE_LABELS.get(after, after),
                         blocking=len(waiting), by_severity=by_sev, timeout=policy.decision_timeout_seconds,
                         desk_url=ctx.cfg.desk_url.rstrip("/"))
+        form_class = DecisionForm if policy.prefect_ui_decisions else ResumeForm
         form = pause_flow_run(
-            wait_for_input=DecisionForm.with_initial_data(description=_form_description(waiting, desk, rid)),
+            wait_for_input=form_class.with_initial_data(description=_form_description(
+                waiting, desk, rid, policy.prefect_ui_decisions)),
             timeout=policy.decision_timeout_seconds, poll_interval=policy.poll_seconds,
             key=f"{gate_name(after)}-{rounds}".replace("_", "-"))
         store.set_run_status(rid, "running")
         progress.notify("resumed", run_id=rid, gate_label=GATE_LABELS.get(after, after))
-        for d in (form.decisions if form else []):
+        for d in (form.decisions if isinstance(form, DecisionForm) else []):
             f = store.finding(rid, d.finding_id)
             check_decision(f, d.decision, d.reason, after)
             store.decide(rid, d.finding_id, STATUS_OF[d.decision], d.decision, d.reason, d.by, via="prefect-ui")

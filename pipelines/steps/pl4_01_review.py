@@ -8,7 +8,7 @@ from extract import review
 from extract.source import open_source
 from pipelines.steps.base import StepContext, StepOutcome
 from transform.codes import looks_tcvn3
-from validate.findings import classify_review_hit
+from validate.findings import Finding
 from validate.report import md_table, write_json, write_xlsx
 
 STEP = "pl4_01_review"
@@ -39,8 +39,7 @@ def run(ctx: StepContext) -> StepOutcome:
             hits += fn(engines["SXXK"])
     stock = review.closing_stock(engines["SXXK"], cfg.offices)
     for h in hits:
-        category, severity = classify_review_hit(h.check_id)
-        ctx.store.add_finding(ctx.run_id, STEP, h.check_id, category, severity, h.table, h.keys, h.message)
+        ctx.store.add_finding(ctx.run_id, Finding.raised(STEP, h.check_id, h.table, h.keys, h.message))
     rows = [(h.check_id, h.table, len(h.keys), h.message) for h in hits]
     xlsx = write_xlsx(ctx.reports_dir / "buoc1_danh_sach_hieu_chinh.xlsx", {
         "Danh sách hiệu chỉnh": (["Mã kiểm tra", "Bảng", "Số bản ghi", "Mô tả"], rows),

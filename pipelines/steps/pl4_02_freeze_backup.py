@@ -7,17 +7,18 @@ from contextlib import ExitStack
 
 from extract import review
 from extract.backup import native_backup
+from extract.custody import manifest_sha256
 from extract.freeze import freeze_source, hold_still
 from extract.legacy_schema import CATEGORY
-from extract.custody import manifest_sha256
 from extract.package import write_package
 from extract.source import count_rows, non_utf8_values, open_source, redact, reflect
-from transform.errors import MigrationError
 from pipelines import progress
 from pipelines.steps.base import StepContext, StepOutcome
 from sign_off.minutes import render_backup_report
 from sign_off.pki import demo_pki
 from sign_off.signing import add_signature_fields, sign
+from transform.errors import MigrationError
+from validate.findings import Finding
 from validate.report import md_table, write_json
 
 BACKUP_SIGNER = "chi-cuc-technical"
@@ -87,11 +88,11 @@ def _count_and_back_up(ctx: StepContext, urls: dict[str, str], admin: str | None
     for db, e in engines.items():  # text that was not UTF-8: kept byte for byte (Latin-1), named for the gates
         odd = non_utf8_values(e)
         if odd:
-            ctx.store.add_finding(ctx.run_id, STEP, "non_utf8_text", "source_data_error", "major", db,
-                                  [f"{o['table']}.{o['column']}: {o['row']}" for o in odd],
-                                  f"{len(odd)} text values of {db} are not UTF-8; they were backed up byte for byte "
-                                  "(read as single-byte text: TCVN3 is converted at step 5, anything else arrives "
-                                  "as it is). Check them at the branch")
+            ctx.store.add_finding(ctx.run_id, Finding.raised(
+                STEP, "non_utf8_text", db, [f"{o['table']}.{o['column']}: {o['row']}" for o in odd],
+                f"{len(odd)} text values of {db} are not UTF-8; they were backed up byte for byte "
+                "(read as single-byte text: TCVN3 is converted at step 5, anything else arrives "
+                "as it is). Check them at the branch"))
     per_table = [{"table_name": k, "category": CATEGORY.get(k, "other"), "rows": v} for k, v in man.rows().items()]
     ctx.store.add_counts(ctx.run_id, STEP, "source", per_table)
     total = sum(man.rows().values())

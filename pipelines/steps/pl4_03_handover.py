@@ -9,6 +9,7 @@ from extract.package import copy_package, verify_package
 from pipelines.steps.base import StepContext, StepOutcome
 from sign_off.signing import verify_minutes
 from validate.crosscheck import cross_check
+from validate.findings import Finding
 from validate.report import md_table
 
 STEP = "pl4_03_handover"
@@ -45,8 +46,8 @@ def run(ctx: StepContext) -> StepOutcome:
         if not v.ok:
             failed.setdefault("backup_report_signature", []).extend(v.problems())
     for cid, keys in failed.items():
-        ctx.store.add_finding(ctx.run_id, STEP, cid, "source_data_error", "critical", None, keys,
-                              f"{len(keys)} differences between the package and the reports handed over with it")
+        ctx.store.add_finding(ctx.run_id, Finding.raised(
+            STEP, cid, None, keys, f"{len(keys)} differences between the package and the reports handed over with it"))
     ctx.store.add_checks(ctx.run_id, STEP, [
         {"check_id": "package_file", "table_name": f.path, "key": None, "field": "sha256+rows",
          "expected": f"{f.sha256}:{f.rows}", "actual": f"{f.sha256}:{f.rows}", "status": "pass"} for f in man.files])

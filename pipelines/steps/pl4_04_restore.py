@@ -24,6 +24,7 @@ from extract.legacy_schema import legacy_table
 from extract.package import PackageManifest
 from pipelines.steps.base import StepContext, StepOutcome
 from validate.expectations import ExpectationResult, SuiteRunner, legacy_suites, render_html
+from validate.findings import Finding
 from validate.report import md_table
 from validate.schema import SchemaDiff, diffs_from_bindings
 
@@ -59,8 +60,9 @@ def run(ctx: StepContext) -> StepOutcome:
     ctx.store.add_checks(ctx.run_id, STEP, [gx_check(r) for r in gx_results])
     for r in gx_results:
         if not r.success:
-            ctx.store.add_finding(ctx.run_id, STEP, f"gx:{r.expectation}", "source_data_error", "minor", r.table,
-                                  r.unexpected_keys, f"{r.unexpected_count} rows fail {r.expectation} on {r.column}")
+            ctx.store.add_finding(ctx.run_id, Finding.raised(
+                STEP, f"gx:{r.expectation}", r.table, r.unexpected_keys,
+                f"{r.unexpected_count} rows fail {r.expectation} on {r.column}"))
 
     # counts: every row of the package is either in staging or set aside with its bad value
     package_rows = _package_rows(man, restored)
@@ -107,14 +109,14 @@ def _package_rows(man: PackageManifest, restored: staging.Restored) -> dict[str,
     return out
 
 
-# finding per kind of difference: (check id, category, severity, message)
-_SCHEMA_FINDING: dict[str, tuple[str, str, str]] = {
-    "absent_optional": ("schema_absent_optional_table", "source_data_error", "minor"),
-    "missing_table": ("schema_missing_table", "source_data_error", "critical"),
-    "missing": ("schema_missing_column", "source_data_error", "critical"),
-    "extra": ("schema_extra_column", "source_data_error", "minor"),
-    "extra_table": ("schema_extra_table", "source_data_error", "minor"),
-    "retyped": ("schema_retyped_column", "source_data_error", "minor"),
+# finding per kind of difference: its check id (validate/findings.py classifies it) and message
+_SCHEMA_FINDING: dict[str, str] = {
+    "absent_optional": "schema_absent_optional_table",
+    "missing_table": "schema_missing_table",
+    "missing": "schema_missing_column",
+    "extra": "schema_extra_column",
+    "extra_table": "schema_extra_table",
+    "retyped": "schema_retyped_column",
 }
 _SCHEMA_MESSAGE: dict[str, str] = {
     "absent_optional": "{n} optional tables are absent (the branch never used them): restored empty, their "
@@ -137,10 +139,10 @@ def _schema_findings(ctx: StepContext, diffs: list[SchemaDiff]) -> None:
         groups.setdefault((d.db, d.kind), []).append(f"{d.db}.{d.table}" + ("" if d.column == "*" else f".{d.column}")
                                                      + (f" ({d.found})" if d.kind == "retyped" else ""))
     for (db, kind), items in sorted(groups.items()):
-        check_id, category, severity = _SCHEMA_FINDING[kind]
-        ctx.store.add_finding(ctx.run_id, STEP, check_id, category, severity, db, items,
-                              _SCHEMA_MESSAGE[kind].format(n=len(items)) + ": " + ", ".join(items[:12]) +
-                              (" …" if len(items) > 12 else ""))
+        ctx.store.add_finding(ctx.run_id, Finding.raised(
+            STEP, _SCHEMA_FINDING[kind], db, items,
+            _SCHEMA_MESSAGE[kind].format(n=len(items)) + ": " + ", ".join(items[:12]) +
+            (" …" if len(items) > 12 else "")))
 
 
 def _bad_value_findings(ctx: StepContext, rows: list[dict[str, object]]) -> None:
@@ -149,10 +151,11 @@ def _bad_value_findings(ctx: StepContext, rows: list[dict[str, object]]) -> None
         by_table.setdefault(str(r["source_table"]), []).append(r)
     for table, rs in sorted(by_table.items()):
         keys = [f"{r['source_key']}: {r['detail']}" for r in rs]
-        ctx.store.add_finding(ctx.run_id, STEP, "bad_value", "source_data_error", "major", table, keys,
-                              f"{len(rs)} rows of {table} hold a value that does not cast to its declared type; they "
-                              f"are quarantined (Q-BAD-VALUE), e.g. {rs[0]['detail']}. Correct them at the branch "
-                              "(step 1) or accept that they are not migrated")
+        ctx.store.add_finding(ctx.run_id, Finding.raised(
+            STEP, "bad_value", table, keys,
+            f"{len(rs)} rows of {table} hold a value that does not cast to its declared type; they "
+            f"are quarantined (Q-BAD-VALUE), e.g. {rs[0]['detail']}. Correct them at the branch "
+            "(step 1) or accept that they are not migrated"))
 
 
 def gx_check(r: ExpectationResult) -> dict[str, object]:

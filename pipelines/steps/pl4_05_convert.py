@@ -50,6 +50,7 @@ from transform.plan.model import TablePlan
 from transform.plan.sx_items import sx_item_plan
 from transform.scope import source_in_scope
 from transform.stock import group_by_price
+from validate.findings import Finding
 from validate.report import md_table, write_json
 
 STEP = "pl4_05_convert"
@@ -313,23 +314,25 @@ def run(ctx: StepContext) -> StepOutcome:
                                 "; ".join(f"{t}: restored {a}, accounted {b}" for t, (a, b) in sorted(broken.items())),
                                 hint="this is a defect of the conversion; do not sign — report it")
     for q in _group_quarantine([r for r in sink.quarantine if r["reason"] != BAD_VALUE]):  # step 4 raised those
-        ctx.store.add_finding(ctx.run_id, STEP, "quarantine", "source_data_error", "major", q["table"], q["keys"],
-                              f"{q['n']} rows quarantined: {q['reason']}")
+        ctx.store.add_finding(ctx.run_id, Finding.raised(STEP, "quarantine", q["table"], q["keys"],
+                                                         f"{q['n']} rows quarantined: {q['reason']}"))
     unmapped = sorted(reshape_office(o) or o for o in cfg.offices if reshape_office(o) not in cctx.office_map)
     if unmapped:
-        ctx.store.add_finding(ctx.run_id, STEP, "unmapped_office", "mapping_gap", "minor", None, unmapped,
-                              f"office codes kept as reshaped (no VNACCS rename in map {cfg.office_map})")
+        ctx.store.add_finding(ctx.run_id, Finding.raised(
+            STEP, "unmapped_office", None, unmapped,
+            f"office codes kept as reshaped (no VNACCS rename in map {cfg.office_map})"))
     if lk.unmapped_units:
-        ctx.store.add_finding(ctx.run_id, STEP, "unmapped_unit", "mapping_gap", "minor", None, sorted(lk.unmapped_units),
-                              f"unit codes not in unit map {cfg.unit_map}, passed through")
+        ctx.store.add_finding(ctx.run_id, Finding.raised(
+            STEP, "unmapped_unit", None, sorted(lk.unmapped_units),
+            f"unit codes not in unit map {cfg.unit_map}, passed through"))
     tables = snap["tables"]
     assert isinstance(tables, dict)
     ctx.store.add_counts(ctx.run_id, STEP, "converted", [{"table_name": k, "rows": v["rows"]} for k, v in tables.items()])
     if sink.truncations:
-        ctx.store.add_finding(ctx.run_id, STEP, "truncated", "mapping_gap", "minor", None,
-                              [t["source_key"] + "|" + t["column"] for t in sink.truncations],
-                              f"{len(sink.truncations)} values cut to the central column size under rule T-TRUNCATE "
-                              f"({', '.join(cfg.truncate)})")
+        ctx.store.add_finding(ctx.run_id, Finding.raised(
+            STEP, "truncated", None, [t["source_key"] + "|" + t["column"] for t in sink.truncations],
+            f"{len(sink.truncations)} values cut to the central column size under rule T-TRUNCATE "
+            f"({', '.join(cfg.truncate)})"))
     write_json(ctx.reports_dir / "buoc5_truncations.json", sink.truncations)
     write_json(ctx.reports_dir / "buoc5_text_fixes.json",
                [{"table": a, "column": b, "before": c, "after": d} for a, b, c, d in lk.text_fixes])

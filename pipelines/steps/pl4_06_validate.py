@@ -7,24 +7,31 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-
-from extract import staging
 from prefect.artifacts import create_table_artifact
 
+from extract import staging
+from load.central_model import CENTRAL
 from pipelines.config import BranchConfig
 from pipelines.steps.base import StepContext, StepOutcome
+from pipelines.steps.pl4_04_restore import gx_check
 from pipelines.steps.users import add_unknown_roles, branch_users
+from transform.codes import new_office_code, office_map
 from transform.scope import target_in_scope
+from validate.expectations import SuiteRunner, converted_suites, render_html
+from validate.findings import Finding
 from validate.reconcile import (
-    central_declarations, central_stock, eligible_declarations, quarantined_declarations, snapshot_declarations,
-    snapshot_integrity, stock_balance,
+    central_declarations,
+    central_declarations_by_office,
+    central_stock,
+    declarations_by_office,
+    eligible_declarations,
+    quarantined_declarations,
+    snapshot_declarations,
+    snapshot_integrity,
+    stock_balance,
 )
 from validate.report import md_table, write_xlsx
 from validate.run_report import write_run_report
-from load.central_model import CENTRAL
-from pipelines.steps.pl4_04_restore import gx_check
-from transform.codes import new_office_code, office_map
-from validate.expectations import SuiteRunner, converted_suites, render_html
 from validate.sample_check import compare, sample_rows, source_rows
 from validate.sampling import CORRESPONDENCE, STRATA
 
@@ -50,6 +57,10 @@ def run(ctx: StepContext) -> StepOutcome:
         for k, v in earlier_decls.items():
             after[k] = after.get(k, 0) + v
         quarantined = quarantined_declarations(con)
+        omap = office_map(cfg.office_map)
+        by_office = declarations_by_office(
+            con, ctx.snapshot_dir, cfg.offices, lambda o: new_office_code(o, omap) or o,
+            central_declarations_by_office(central, ctx.base_id) if cfg.incremental else None) if decl_scope else []
         count_rows = []
         for k in sorted(set(before) | set(after)):
             b, a = before.get(k, 0), after.get(k, 0)
@@ -114,8 +125,8 @@ def run(ctx: StepContext) -> StepOutcome:
     for c in fails:
         by_check.setdefault(c["check_id"], []).append(f"{c['table_name']}|{c['key']}|{c['field']}")
     for check_id, keys in by_check.items():
-        ctx.store.add_finding(ctx.run_id, STEP, check_id, "conversion_error", "critical", None, keys,
-                              f"{len(keys)} failing comparisons in {check_id}")
+        ctx.store.add_finding(ctx.run_id, Finding.raised(STEP, check_id, None, keys,
+                                                         f"{len(keys)} failing comparisons in {check_id}"))
     write_xlsx(ctx.reports_dir / "buoc6_doi_chieu.xlsx", {
         "Số liệu trước-sau": (["CSDL", "Mã loại hình", "Trước (đủ điều kiện)", "Sau (đã chuyển)", "Cách ly",
                                "Kết quả"], count_rows),
@@ -143,6 +154,7 @@ def run(ctx: StepContext) -> StepOutcome:
         "comparisons": len(checks), "failing": len(fails), "sampling": sample_totals, "sampling_strata": plan,
         "sampling_seed": cfg.sampling.seed, "confidence": cfg.sampling.confidence,
         "max_defect_rate": cfg.sampling.max_defect_rate, "before_after": count_rows,
+        "before_after_by_office": by_office,
         "stock_pairs": len(bal)})
 
 

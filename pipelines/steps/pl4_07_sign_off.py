@@ -27,12 +27,19 @@ from sign_off.evidence import build_bundle, verify_bundle
 from sign_off.minutes import SIGNATURE_FIELDS, MinutesData, render_minutes
 from sign_off.pki import demo_pki
 from sign_off.signing import (
-    BINDING_NAME, MinutesVerification, add_archive_timestamp, add_signature_fields, binding_in,
-    has_trusted_archive_timestamp, minutes_binding, sign, verify_minutes,
+    BINDING_NAME,
+    MinutesVerification,
+    add_archive_timestamp,
+    add_signature_fields,
+    binding_in,
+    has_trusted_archive_timestamp,
+    minutes_binding,
+    sign,
+    verify_minutes,
 )
 from sign_off.trust_services import Services, running_services
-from transform.errors import SignOffError
 from transform.codes import new_office_code, office_map
+from transform.errors import SignOffError
 
 STEP = "pl4_07_sign_off"
 
@@ -194,8 +201,8 @@ def _wait_for_signatures(ctx: StepContext, pdf: Path, evidence_dir: Path) -> tup
     signature that does not verify, or minutes changed outside signing, stop the step (waiting cannot fix them):
     the hint names the reissue.
     """
-    from prefect.flow_runs import pause_flow_run
     from prefect.exceptions import FlowPauseTimeout
+    from prefect.flow_runs import pause_flow_run
 
     cfg, store, rid = ctx.cfg, ctx.store, ctx.run_id
     anchors = config_anchors(cfg)

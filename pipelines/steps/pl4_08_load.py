@@ -14,21 +14,22 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from extract import staging
+from extract.package import sha256_file
 from extract.source import redact
 from load.central import WINDOW, branch_counts, central_integrity, iter_branch_rows, load_branch, open_central
 from load.central_model import CENTRAL, LOAD_ORDER, central_metadata
 from load.errors import LoadError, LoadRefused
 from pipelines.steps.base import StepContext, StepOutcome
-from pipelines.steps.users import add_unknown_roles, branch_users
 from pipelines.steps.pl4_05_convert import REGISTRY_FILE
+from pipelines.steps.users import add_unknown_roles, branch_users
 from sign_off import audit_folder
 from sign_off.signing import verify_minutes
-from transform.errors import SignOffError
 from transform import registry
+from transform.errors import SignOffError
 from transform.scope import target_in_scope
+from validate.findings import Finding
 from validate.fingerprint import reconcile
 from validate.fingerprint_sql import kind_of, reconcile_pushdown
-from extract.package import sha256_file
 from validate.report import md_table, write_json
 from validate.run_report import write_load_report_html
 
@@ -147,8 +148,9 @@ def run(ctx: StepContext) -> StepOutcome:
          "differences": r.n_diffs, "drill_down": [vars(d) for d in r.diffs]} for r in recs])
     if bad:
         keys = [f"{d.table}|{d.key}|{d.kind}|{','.join(d.columns)}" for r in bad for d in r.diffs]
-        store.add_finding(rid, STEP, "central_mismatch", "load_error", "critical", None, keys,
-                          f"{sum(r.n_diffs for r in bad)} rows of central differ from the converted snapshot")
+        store.add_finding(rid, Finding.raised(
+            STEP, "central_mismatch", None, keys,
+            f"{sum(r.n_diffs for r in bad)} rows of central differ from the converted snapshot"))
         raise LoadError(f"central differs from the converted snapshot in {', '.join(r.table for r in bad)} "
                         f"({sum(r.n_diffs for r in bad)} rows); see {recon_path.name}", table=str(recon_path),
                         hint="do not open the branch in central; re-run step 8 and investigate the drill-down")

@@ -13,6 +13,7 @@ from pipelines.config import BranchConfig
 from pipelines.steps.base import StepContext
 from transform.codes import new_office_code, office_map
 from transform.roles import map_user_roles
+from validate.findings import Finding
 
 
 def branch_users(cfg: BranchConfig) -> tuple[list[dict[str, Any]], list[Any]]:
@@ -36,5 +37,6 @@ def branch_users(cfg: BranchConfig) -> tuple[list[dict[str, Any]], list[Any]]:
 
 
 def add_unknown_roles(ctx: StepContext, step: str, unknown: list[Any]) -> None:
-    ctx.store.add_finding(ctx.run_id, step, "unknown_role", "mapping_gap", "minor", "users", unknown,
-                          f"{len(unknown)} legacy roles have no central role; those grants will not be made")
+    ctx.store.add_finding(ctx.run_id, Finding.raised(
+        step, "unknown_role", "users", unknown,
+        f"{len(unknown)} legacy roles have no central role; those grants will not be made"))

@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from load.control_store import ControlStore
-from validate.findings import finding_identity
+from validate.findings import Finding, finding_identity
 
 RID = "r1"
 
@@ -24,20 +24,18 @@ def test_an_acceptance_carries_over_to_the_same_finding_of_the_next_round(tmp_pa
     s = ControlStore(f"sqlite:///{tmp_path / 'c.sqlite'}")
     s.start_run(RID, "C47D", True, {})
     same = [{"SOTK": 1, "TON": Decimal("5.000"), "MA_NPL": None}, "SXXK.SNPL|MA_HQ=C47D|MA_NPL=V"]
-    s.add_finding(RID, "pl4_05_convert", "quarantine", "source_data_error", "major", "SXXK.SNPL", same, "m")
-    s.add_finding(RID, "pl4_05_convert", "quarantine", "source_data_error", "major", "SXXK.DNPLNHAP",
-                  ["k1", "k2"], "m")
-    s.add_finding(RID, "pl4_06_validate", "stock_balance", "conversion_error", "critical", None, ["a|b|TON"], "m")
+    s.add_finding(RID, Finding("pl4_05_convert", "quarantine", "SXXK.SNPL", same, "m", "source_data_error", "major"))
+    s.add_finding(RID, Finding("pl4_05_convert", "quarantine", "SXXK.DNPLNHAP", ["k1", "k2"], "m", "source_data_error", "major"))
+    s.add_finding(RID, Finding("pl4_06_validate", "stock_balance", None, ["a|b|TON"], "m", "conversion_error", "critical"))
     assert s.decide(RID, 1, "accepted", "accept", "đã xem", "An (tong-cuc-business)", via="desk", login="an.nv")
     assert s.decide(RID, 2, "accepted", "accept", "đã xem", "An (tong-cuc-business)", via="desk")
     assert s.decide(RID, 3, "redo", "redo", "làm lại", "An (tong-cuc-business)", via="desk")
     assert not s.decide(RID, 1, "redo", "redo", "x", "someone else")  # decided already: refused, unchanged
     assert s.supersede_findings(RID, ("pl4_05_convert", "pl4_06_validate")) == 3
     # the next round: the first finding again (same keys, another order), the second with one key fixed, the third
-    s.add_finding(RID, "pl4_05_convert", "quarantine", "source_data_error", "major", "SXXK.SNPL",
-                  list(reversed(same)), "m")
-    s.add_finding(RID, "pl4_05_convert", "quarantine", "source_data_error", "major", "SXXK.DNPLNHAP", ["k1"], "m")
-    s.add_finding(RID, "pl4_06_validate", "stock_balance", "conversion_error", "critical", None, ["a|b|TON"], "m")
+    s.add_finding(RID, Finding("pl4_05_convert", "quarantine", "SXXK.SNPL", list(reversed(same)), "m", "source_data_error", "major"))
+    s.add_finding(RID, Finding("pl4_05_convert", "quarantine", "SXXK.DNPLNHAP", ["k1"], "m", "source_data_error", "major"))
+    s.add_finding(RID, Finding("pl4_06_validate", "stock_balance", None, ["a|b|TON"], "m", "conversion_error", "critical"))
     new = {f["finding_id"]: f for f in s.findings(RID) if f["status"] != "superseded"}
     assert (new[4]["status"], new[4]["decided_by"], new[4]["reason"]) == ("accepted", "An (tong-cuc-business)",
                                                                           "đã xem")

@@ -6,7 +6,9 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from uuid import UUID
 
 import duckdb
 import pytest
@@ -81,6 +83,27 @@ def test_run_waits_for_decisions_and_resumes_from_another_process(tmp_path: Path
             rid = waiting["run_id"]
             crit = [f for f in store.findings(rid) if f["severity"] == "critical" and f["status"] == "open"]
             assert crit
+            # the Prefect UI's pause form records no decision by default (no login there: the deciders policy
+            # could not apply): a decision sent through it is refused
+            from prefect.client.orchestration import get_client
+            from prefect.flow_runs import resume_flow_run
+            fr_id = UUID(waiting["flow_run_id"])
+
+            def pause_key() -> str | None:
+                with get_client(sync_client=True) as client:
+                    st = client.read_flow_run(fr_id).state
+                return st.state_details.pause_key if st is not None and st.is_paused() else None
+
+            deadline = time.monotonic() + 120
+            while pause_key() != "gate-after-pl4-04-restore-1":
+                assert time.monotonic() < deadline, "the run did not pause at the gate"
+                time.sleep(0.5)
+            with pytest.raises(RuntimeError, match="'decisions' was unexpected"):  # Prefect refuses the input
+                resume_flow_run(fr_id, run_input={"note": "x", "decisions": [{
+                    "finding_id": crit[0]["finding_id"], "decision": "accept", "reason": "r", "by": "anyone"}]})
+            assert pause_key() == "gate-after-pl4-04-restore-1"  # still paused at the same gate
+            assert store.finding(rid, crit[0]["finding_id"])["status"] == "open"  # type: ignore[index]
+            assert not store.decision_log(rid)
             # a critical finding cannot be accepted without a reason
             r = subprocess.run([ECM, "decide", rid, str(crit[0]["finding_id"]), "--accept", "--by", "Nguyễn Văn An",
                                 "--config", str(cfg_path)], env=env, capture_output=True, text=True, timeout=120)

@@ -17,6 +17,7 @@ from pipelines.desk.accounts import add_account, load_accounts, verify
 from pipelines.desk.app import MAX_FAILED_LOGINS, create_app
 from sample_data.demo import write_config
 from transform.errors import ConfigError
+from validate.findings import Finding
 
 RID = "c47d-test-run"
 PW = {"an.nv": "mat-khau-an-123", "binh.tt": "mat-khau-binh-123", "cuong.lv": "mat-khau-cuong-123"}
@@ -36,12 +37,9 @@ def desk(tmp_path: Path) -> dict[str, object]:
     store.start_run(RID, "C47D", True, {})
     store.step_started(RID, "gate_after_pl4_06_validate")
     store.set_run_status(RID, "waiting-decision")
-    store.add_finding(RID, "pl4_01_review", "null_key", "source_data_error", "critical", "SXXK.DNPLNHAP",
-                      [{"SOTK": 1, "MA_LH": "NSX01", "MA_HQ": "C47D", "MA_NPL": None}], "1 rows with NULL in a key")
-    store.add_finding(RID, "pl4_01_review", "duplicate_key", "source_data_error", "critical", "SXXK.DNPLNHAP",
-                      [{"SOTK": 2, "MA_LH": "NSX01", "MA_HQ": "C47D", "MA_NPL": "VAI", "n": 2}], "1 keys twice")
-    store.add_finding(RID, "pl4_01_review", "ton_gt_luong", "source_data_error", "major", "SXXK.DNPLNHAP",
-                      [{"SOTK": 2, "MA_LH": "NSX01", "MA_HQ": "C47D", "MA_NPL": "VAI"}], "1 stock rows TON > LUONG")
+    store.add_finding(RID, Finding("pl4_01_review", "null_key", "SXXK.DNPLNHAP", [{"SOTK": 1, "MA_LH": "NSX01", "MA_HQ": "C47D", "MA_NPL": None}], "1 rows with NULL in a key", "source_data_error", "critical"))
+    store.add_finding(RID, Finding("pl4_01_review", "duplicate_key", "SXXK.DNPLNHAP", [{"SOTK": 2, "MA_LH": "NSX01", "MA_HQ": "C47D", "MA_NPL": "VAI", "n": 2}], "1 keys twice", "source_data_error", "critical"))
+    store.add_finding(RID, Finding("pl4_01_review", "ton_gt_luong", "SXXK.DNPLNHAP", [{"SOTK": 2, "MA_LH": "NSX01", "MA_HQ": "C47D", "MA_NPL": "VAI"}], "1 stock rows TON > LUONG", "source_data_error", "major"))
     accounts = tmp_path / "desk_accounts.toml"
     add_account(accounts, "an.nv", "Nguyễn Văn An", "tong-cuc", "business", PW["an.nv"])
     add_account(accounts, "binh.tt", "Trần Thị Bình", "chi-cuc", "business", PW["binh.tt"])
@@ -307,3 +305,41 @@ def test_a_bad_correction_file_is_refused_with_a_reason_and_changes_nothing(
     con = duckdb.connect(str(cfg.staging_path), read_only=True)  # type: ignore[attr-defined]
     assert con.execute("""SELECT count(*) FROM src_sxxk."DNPLNHAP" WHERE "MA_NPL" = 'X'""").fetchall() == [(0,)]
     con.close()
+
+
+def test_sessions_end_on_revocation_password_change_and_account_removal(desk: dict[str, object]) -> None:
+    """No restart: the desk re-reads the accounts file; a session of a revoked, re-keyed or removed account is
+    refused on its next request (and a fresh login after a revocation works)."""
+    import subprocess
+    import sys
+    import time
+
+    from pipelines.desk.accounts import load_accounts, save_accounts
+    accounts = desk["accounts"]
+    c = _client(desk["app"])
+    _login(c, "an.nv")
+    time.sleep(0.01)
+    ecm = str(Path(sys.executable).with_name("ecm"))
+    out = subprocess.run([ecm, "desk-revoke", str(accounts), "--login", "an.nv"], capture_output=True, text=True)
+    assert out.returncode == 0 and "are refused" in out.stdout, out.stdout + out.stderr
+    assert "an.nv" in accounts.read_text(encoding="utf-8") and "sessions_after" in accounts.read_text()  # type: ignore[attr-defined]
+    r = c.get(f"/runs/{RID}")
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    time.sleep(1.1)  # the revocation is rounded up to the next second
+    _login(c, "an.nv")  # logging in again works
+    assert c.get(f"/runs/{RID}").status_code == 200
+    # a password changed in the file ends the sessions opened with the old one
+    b = _client(desk["app"])
+    _login(b, "binh.tt")
+    accs = load_accounts(accounts)  # type: ignore[arg-type]
+    from pipelines.desk.accounts import hash_password
+    accs.account[1] = accs.account[1].model_copy(update={"password_hash": hash_password("mat-khau-moi-456")})
+    save_accounts(accounts, accs)  # type: ignore[arg-type]
+    assert c.get(f"/runs/{RID}").status_code == 200 and b.get(f"/runs/{RID}").status_code == 303
+    # an account removed from the file is out at once
+    accs = load_accounts(accounts)  # type: ignore[arg-type]
+    accs.account = [a for a in accs.account if a.login != "an.nv"]
+    save_accounts(accounts, accs)  # type: ignore[arg-type]
+    assert c.get(f"/runs/{RID}").status_code == 303
+    out = subprocess.run([ecm, "desk-revoke", str(accounts), "--login", "khong-co"], capture_output=True, text=True)
+    assert out.returncode != 0 and "khong-co" in out.stdout + out.stderr and "Traceback" not in out.stderr

@@ -10,6 +10,7 @@ import pytest
 
 from load.control_store import ControlStore
 from sign_off.minutes import MinutesData, render_minutes
+from validate.findings import Finding
 
 
 def _store(tmp: Path) -> ControlStore:
@@ -20,9 +21,9 @@ def _store(tmp: Path) -> ControlStore:
 
 def test_a_correction_round_supersedes_the_findings_of_steps_5_and_6_only(tmp_path: Path) -> None:
     store = _store(tmp_path)
-    store.add_finding("r1", "pl4_01_review", "negative_stock", "source_data_error", "major", "DNPLNHAP", [1], "a")
-    store.add_finding("r1", "pl4_05_convert", "quarantine", "conversion", "major", "DHANG_MD", [1, 2], "b")
-    store.add_finding("r1", "pl4_06_validate", "stock_balance", "reconciliation", "critical", "DNPLNHAP", [3], "c")
+    store.add_finding("r1", Finding("pl4_01_review", "negative_stock", "DNPLNHAP", [1], "a", "source_data_error", "major"))
+    store.add_finding("r1", Finding("pl4_05_convert", "quarantine", "DHANG_MD", [1, 2], "b", "conversion", "major"))
+    store.add_finding("r1", Finding("pl4_06_validate", "stock_balance", "DNPLNHAP", [3], "c", "reconciliation", "critical"))
     f5 = [f for f in store.findings("r1") if f["step"] == "pl4_05_convert"][0]
     store.decide("r1", f5["finding_id"], "corrected", "correct", "sửa số lượng tồn", "Trần Thị Lan")
     assert store.supersede_findings("r1", ("pl4_05_convert", "pl4_06_validate")) == 2

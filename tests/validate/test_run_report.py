@@ -11,6 +11,7 @@ import duckdb
 from openpyxl import load_workbook
 
 from load.control_store import ControlStore
+from validate.findings import Finding
 from validate.report import as_number
 from validate.run_report import write_run_report
 
@@ -30,8 +31,8 @@ def test_the_report_puts_failures_first_in_vietnamese_with_quarantine_and_tcvn3_
         {"check_id": "stock_balance", "table_name": "DSX_NPL_NHAP_TL", "key": f"310000000{i}|NPL0{i}",
          "field": "TON", "expected": "150.000000", "actual": "150.000000" if i != 7 else "90.000000",
          "status": "pass" if i != 7 else "fail"} for i in range(10)])
-    store.add_finding(RID, "pl4_01_review", "tcvn3_text", "source_data_error", "minor", "SXXK.DHANGMDDK", ["k"], "m")
-    store.add_finding(RID, "pl4_06_validate", "stock_balance", "conversion_error", "critical", None, ["a"], "m")
+    store.add_finding(RID, Finding("pl4_01_review", "tcvn3_text", "SXXK.DHANGMDDK", ["k"], "m", "source_data_error", "minor"))
+    store.add_finding(RID, Finding("pl4_06_validate", "stock_balance", None, ["a"], "m", "conversion_error", "critical"))
     staging = tmp_path / "staging.duckdb"
     con = duckdb.connect(str(staging))
     con.execute("CREATE SCHEMA quarantine; CREATE TABLE quarantine.rows (source_table VARCHAR, reason VARCHAR, "
