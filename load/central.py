@@ -70,6 +70,7 @@ def load_branch(engine: sa.Engine, snapshot: Path, base_id: int, branch: str,
     md = central_metadata()
     owned = [n for n in LOAD_ORDER if tables is None or n in tables]
     loaded: dict[str, int] = {}
+    _ensure_roles(engine, md, roles)  # shared by every branch: outside the branch's transaction (no lock waits)
     try:
         with engine.begin() as conn:
             if not append:
@@ -88,10 +89,6 @@ def load_branch(engine: sa.Engine, snapshot: Path, base_id: int, branch: str,
                         conn.execute(sa.insert(table), rows)
                         n += len(rows)
                 loaded[name] = n
-            for role, desc in roles.items():
-                exists = conn.execute(sa.select(md.tables["ROLE"].c.ROLE).where(md.tables["ROLE"].c.ROLE == role))
-                if exists.first() is None:
-                    conn.execute(sa.insert(md.tables["ROLE"]).values(ROLE=role, DESCRIPTION=desc))
             for u in users:
                 conn.execute(sa.insert(md.tables["CENTRAL_USER"]).values(
                     LOGIN=u["login"], FULL_NAME=u["full_name"], MA_HQ=u["office"], BRANCH=branch,
@@ -111,10 +108,28 @@ def load_branch(engine: sa.Engine, snapshot: Path, base_id: int, branch: str,
     if engine.dialect.name == "postgresql":
         # fresh statistics after a bulk load, or the planner keeps its empty-table plans (no parallel
         # scans) for the checks and the reconciliation that follow
+        # (SKIP_LOCKED: a table another branch's load is analysing right now is left to that one — no wait)
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             for name in owned:
-                conn.exec_driver_sql(f'ANALYZE "{name}"')
+                conn.exec_driver_sql(f'ANALYZE (SKIP_LOCKED) "{name}"')
     return loaded
+
+
+def _ensure_roles(engine: sa.Engine, md: sa.MetaData, roles: dict[str, str]) -> None:
+    """The central roles a branch's users need, created if missing, each in its own short transaction. Two
+    branches loading at once would otherwise both insert the same role inside their long transactions, and the
+    second would wait for the first to commit (a unique key) — the one thing their loads share."""
+    table = md.tables["ROLE"]
+    for role, desc in roles.items():
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                from sqlalchemy.dialects.postgresql import insert as pg_insert
+                conn.execute(pg_insert(table).values(ROLE=role, DESCRIPTION=desc).on_conflict_do_nothing())
+            elif conn.execute(sa.select(table.c.ROLE).where(table.c.ROLE == role)).first() is None:
+                try:
+                    conn.execute(sa.insert(table).values(ROLE=role, DESCRIPTION=desc))
+                except sa.exc.IntegrityError:
+                    pass  # created meanwhile by another load
 
 
 def _pg_errors() -> tuple[type[BaseException], ...]:

@@ -7,6 +7,7 @@ SQLAlchemy URL works (PostgreSQL in production).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -123,6 +124,14 @@ branch_leases = sa.Table(
     "branch_leases", md,
     sa.Column("branch", sa.String(20), primary_key=True), sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("holder", sa.String(200), nullable=False), sa.Column("acquired_at", sa.String(40), nullable=False),
+)
+
+# the lease's heartbeat: its holder renews it while it runs; a holder on another host whose heartbeat stopped is
+# dead (a killed worker, a host that went down) — seen by a wave and by `ecm status` without anyone on that host
+lease_heartbeats = sa.Table(
+    "lease_heartbeats", md,
+    sa.Column("branch", sa.String(20), primary_key=True), sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("renewed_at", sa.Float, nullable=False),  # epoch seconds (UTC)
 )
 
 
@@ -412,6 +421,22 @@ class ControlStore:
         with self.engine.begin() as c:
             c.execute(sa.delete(branch_leases).where(branch_leases.c.branch == branch,
                                                      branch_leases.c.run_id == run_id))
+            c.execute(sa.delete(lease_heartbeats).where(lease_heartbeats.c.branch == branch,
+                                                        lease_heartbeats.c.run_id == run_id))
+
+    def renew_lease(self, branch: str, run_id: str) -> None:
+        """The holder is alive: record the time (one row per branch)."""
+        t = time.time()
+        with self.engine.begin() as c:
+            if not c.execute(sa.update(lease_heartbeats).where(lease_heartbeats.c.branch == branch)
+                             .values(run_id=run_id, renewed_at=t)).rowcount:
+                c.execute(sa.insert(lease_heartbeats).values(branch=branch, run_id=run_id, renewed_at=t))
+
+    def lease_renewed_at(self, branch: str, run_id: str) -> float | None:
+        with self.engine.connect() as c:
+            r = c.execute(sa.select(lease_heartbeats.c.renewed_at).where(
+                lease_heartbeats.c.branch == branch, lease_heartbeats.c.run_id == run_id)).first()
+            return float(r[0]) if r else None
 
     def branches(self) -> list[str]:
         with self.engine.connect() as c:

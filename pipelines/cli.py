@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from pipelines.wave.cli import wave_app
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -22,6 +23,7 @@ sample_app = typer.Typer(no_args_is_help=True, help="Sample branch databases")
 app.add_typer(sample_app, name="sample")
 runs_app = typer.Typer(no_args_is_help=True, help="Runs that cannot end by themselves")
 app.add_typer(runs_app, name="runs")
+app.add_typer(wave_app, name="wave")
 console = Console(stderr=False)
 err = Console(stderr=True)
 DEFAULT_CONFIG = Path("out/demo/branch.toml")

@@ -20,17 +20,25 @@ from prefect.runtime import flow_run
 from extract.source import redact
 from load.control_store import ControlStore
 from pipelines import memory, runlock
-from pipelines.lifecycle import reconcile_with_central
 from pipelines.config import BranchConfig
-from pipelines.steps import gate
+from pipelines.lifecycle import reconcile_with_central
 from pipelines.steps import (
-    pl4_01_review, pl4_02_freeze_backup, pl4_03_handover, pl4_04_restore, pl4_05_convert, pl4_06_validate,
-    pl4_07_sign_off, pl4_08_load,
+    gate,
+    pl4_01_review,
+    pl4_02_freeze_backup,
+    pl4_03_handover,
+    pl4_04_restore,
+    pl4_05_convert,
+    pl4_06_validate,
+    pl4_07_sign_off,
+    pl4_08_load,
 )
 from pipelines.steps.base import StepContext, StepOutcome
-from pipelines.summary import write_summary
 from pipelines.steps.gate import RedoFromStep1
 from pipelines.steps.pl4_07_sign_off import AwaitingSignatures
+from pipelines.summary import write_summary
+from pipelines.wave import slots
+from pipelines.wave.slots import WaveSlots
 from transform.errors import MigrationError, SignOffError, StepFailed
 
 StepFn = Callable[[StepContext], StepOutcome]
@@ -112,11 +120,12 @@ def new_run_id(branch: str) -> str:
 
 @flow(name="migrate-branch", flow_run_name="{config.branch_code}", validate_parameters=True)
 def migrate_branch(config: BranchConfig, run_id: str | None = None, auto_approve_demo: bool = False,
-                   replace: dict[str, str] | None = None) -> dict[str, Any]:
+                   replace: dict[str, str] | None = None, wave: WaveSlots | None = None) -> dict[str, Any]:
     """Phụ lục IV, steps 1–8, for one branch. Returns the run summary (also written as summary.json).
 
     One run per branch at a time (pipelines/runlock.py); a migrated branch is not run over unless ``replace``
-    says who and why (``{"by": …, "reason": …}``, recorded)."""
+    says who and why (``{"by": …, "reason": …}``, recorded). Submitted by a wave, ``wave`` names the concurrency
+    limits its steps hold (pipelines/wave/slots.py)."""
     run_id = run_id or new_run_id(config.branch_code)
     memory.return_freed_memory_to_os()
     store = ControlStore(config.resolved_url("control"))
@@ -125,9 +134,20 @@ def migrate_branch(config: BranchConfig, run_id: str | None = None, auto_approve
         if not config.rehearsal:  # what central's ledger says happened, even if a killed run could not record it
             reconcile_with_central(config, store)
         runlock.refuse_over_migrated(store, config.branch_code, config.rehearsal, config.incremental, replace, run_id)
-        return _migrate(config, store, run_id, auto_approve_demo)
+        return _migrate(config, store, run_id, auto_approve_demo, wave=wave)
+    except BaseException as exc:
+        _end_if_running(store, run_id, exc)
+        raise
     finally:
         runlock.give_back(store, config.branch_code, run_id)
+
+
+def _end_if_running(store: ControlStore, run_id: str, exc: BaseException) -> None:
+    """A failure outside any step (waiting for a concurrency slot, the control store, a cancellation) still ends
+    the run in the control store, so that nobody mistakes it for a crashed one; a step's own failure already did."""
+    run = store.run(run_id)
+    if run is not None and run["status"] in ("running", "waiting-decision"):
+        store.end_run(run_id, "failed", error=f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 # the order in which a run's steps complete (the correction rounds repeat 5, 6 and the second gate)
@@ -136,7 +156,8 @@ ORDER = ("pl4_01_review", "pl4_02_freeze_backup", "pl4_03_handover", "pl4_04_res
 
 
 def _migrate(config: BranchConfig, store: ControlStore, run_id: str, auto_approve_demo: bool,
-             done: tuple[str, ...] = (), resume_signing_step: bool = False, resumed: bool = False) -> dict[str, Any]:
+             done: tuple[str, ...] = (), resume_signing_step: bool = False, resumed: bool = False,
+             wave: WaveSlots | None = None) -> dict[str, Any]:
     """The steps in order; ``done`` (a resumed run) are the steps already completed, skipped."""
     if not resumed:
         store.start_run(run_id, config.branch_code, config.rehearsal,
@@ -153,7 +174,8 @@ def _migrate(config: BranchConfig, store: ControlStore, run_id: str, auto_approv
     def step(task: Any, name: str, **kw: Any) -> dict[str, Any]:
         if name in done:
             return {"step": name, "status": "completed", **store.step_detail(run_id, name)}
-        return task(*a, **kw)
+        with slots.holding(wave, name, config.branch_code, run_id):  # a wave's limits on servers (none alone)
+            return task(*a, **kw)
     try:
         step(review_branch, "pl4_01_review")              # 1. rà soát, danh sách hiệu chỉnh, bảng kê chốt tồn
         step(freeze_and_backup, "pl4_02_freeze_backup")   # 2. READ ONLY, thống kê, backup
@@ -204,7 +226,8 @@ def check_crash_resumable(store: ControlStore, run_id: str, branch_code: str) ->
 
 
 @flow(name="resume-run", flow_run_name="{config.branch_code}-resume-run", validate_parameters=True)
-def resume_run(config: BranchConfig, run_id: str, auto_approve_demo: bool = False) -> dict[str, Any]:
+def resume_run(config: BranchConfig, run_id: str, auto_approve_demo: bool = False,
+               wave: WaveSlots | None = None) -> dict[str, Any]:
     """Continue a crashed (killed) or failed run after its last completed step. What those steps wrote is checked
     by the steps that read it (the package and the snapshot are re-hashed against their producers' records);
     a step that was cut off runs again from its start — except step 7, which goes on with the same minutes."""
@@ -225,7 +248,11 @@ def resume_run(config: BranchConfig, run_id: str, auto_approve_demo: bool = Fals
         store.add_branch_event(config.branch_code, "resume-run", run_id=run_id, by="ecm resume",
                                reason=f"continues after {done[-1] if done else 'nothing'}")
         return _migrate(config, store, run_id, auto_approve_demo, done,
-                        resume_signing_step=bool(minutes) and "pl4_07_sign_off" not in done, resumed=True)
+                        resume_signing_step=bool(minutes) and "pl4_07_sign_off" not in done, resumed=True,
+                        wave=wave)
+    except BaseException as exc:
+        _end_if_running(store, run_id, exc)
+        raise
     finally:
         runlock.give_back(store, config.branch_code, run_id)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
+import time
 from typing import Any
 
 from load.control_store import ControlStore
@@ -28,11 +30,29 @@ def holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def holder_alive(h: str) -> bool | None:
-    """True/False for a holder on this host (its process exists or not); None for another host (unknown)."""
+HEARTBEAT_SECONDS = float(os.environ.get("ECM_LEASE_HEARTBEAT_SECONDS", "10"))
+STALE_AFTER_SECONDS = float(os.environ.get("ECM_LEASE_STALE_SECONDS", "60"))
+_beats: dict[tuple[str, str], threading.Event] = {}
+
+
+def _beat(store: ControlStore, branch: str, run_id: str, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT_SECONDS):
+        try:
+            store.renew_lease(branch, run_id)
+        except Exception:  # noqa: BLE001 - the control store is away for a moment: try at the next beat
+            continue
+
+
+def holder_alive(h: str, store: ControlStore | None = None, branch: str | None = None,
+                 run_id: str | None = None) -> bool | None:
+    """Whether the holder of a lease lives: on this host, its process exists or not; on another host, its
+    heartbeat is recent or stale (None: no heartbeat known — unknown)."""
     host, _, pid = h.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
-        return None
+        if store is None or branch is None or run_id is None:
+            return None
+        at = store.lease_renewed_at(branch, run_id)
+        return None if at is None else time.time() - at < STALE_AFTER_SECONDS
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -46,10 +66,12 @@ def take(store: ControlStore, branch: str, run_id: str) -> None:
     """Take the branch's lease for ``run_id`` or refuse at once, naming the holder and what to do."""
     me = holder()
     if store.take_lease(branch, run_id, me):
+        _start_heartbeat(store, branch, run_id)
         return
     cur = store.lease(branch)
-    if cur is not None and holder_alive(cur["holder"]) is False:  # died without giving it back: take over
+    if cur is not None and holder_alive(cur["holder"], store, branch, cur["run_id"]) is False:  # died: take over
         if store.take_lease(branch, run_id, me, stale=True):
+            _start_heartbeat(store, branch, run_id)
             store.add_branch_event(branch, "lease-taken-over", run_id=run_id, by="ecm",
                                    reason=f"run {cur['run_id']} ({cur['holder']}) ended without giving the lease back",
                                    detail=cur)
@@ -62,7 +84,18 @@ def take(store: ControlStore, branch: str, run_id: str) -> None:
                      "run is dead on another host, `ecm runs close RUN --by NAME --reason TEXT`")
 
 
+def _start_heartbeat(store: ControlStore, branch: str, run_id: str) -> None:
+    store.renew_lease(branch, run_id)
+    stop = threading.Event()
+    _beats[(branch, run_id)] = stop
+    threading.Thread(target=_beat, args=(store, branch, run_id, stop), daemon=True,
+                     name=f"lease-heartbeat-{branch}").start()
+
+
 def give_back(store: ControlStore, branch: str, run_id: str) -> None:
+    stop = _beats.pop((branch, run_id), None)
+    if stop is not None:
+        stop.set()
     store.give_back_lease(branch, run_id)
 
 
@@ -96,7 +129,8 @@ def close_run(store: ControlStore, run_id: str, by: str, reason: str) -> dict[st
         raise MigrationError(f"run {run_id} is {run['status']}: only a running, waiting or crashed run is closed",
                              hint="see `ecm status " + run_id + "`")
     cur = store.lease(run["branch"])
-    if cur is not None and cur["run_id"] == run_id and holder_alive(cur["holder"]) is True:
+    if cur is not None and cur["run_id"] == run_id and holder_alive(cur["holder"], store, run["branch"],
+                                                                    run_id) is True:
         raise MigrationError(f"run {run_id} is alive ({cur['holder']}); stop it first (Ctrl-C or `prefect flow-run "
                              "cancel`)", table=run["branch"])
     store.give_back_lease(run["branch"], run_id)
@@ -111,6 +145,7 @@ def effective_status(store: ControlStore, run: dict[str, Any]) -> str:
     if run["status"] not in ("running", "waiting-decision"):
         return str(run["status"])
     cur = store.lease(run["branch"])
-    if cur is None or cur["run_id"] != run["run_id"] or holder_alive(cur["holder"]) is False:
+    if cur is None or cur["run_id"] != run["run_id"] or \
+            holder_alive(cur["holder"], store, run["branch"], run["run_id"]) is False:
         return "crashed"
     return str(run["status"])

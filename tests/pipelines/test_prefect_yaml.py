@@ -18,7 +18,8 @@ pytestmark = pytest.mark.flow
 
 def test_prefect_yaml_deploys(tmp_path: Path) -> None:
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
-    assert [d["entrypoint"] for d in spec["deployments"]] == ["pipelines/migrate.py:migrate_branch"]
+    assert [d["entrypoint"] for d in spec["deployments"]] == [
+        "pipelines/migrate.py:migrate_branch", "pipelines/migrate.py:resume_run", "pipelines/wave/flow.py:migrate_wave"]
     with prefect_test_harness(server_startup_timeout=120):
         url = PREFECT_API_URL.value()
         env = {**os.environ, "PREFECT_API_URL": url, "PREFECT_HOME": str(tmp_path), "ECM_PROJECT_DIR": str(ROOT)}
@@ -31,4 +32,5 @@ def test_prefect_yaml_deploys(tmp_path: Path) -> None:
         assert r.returncode == 0, r.stdout + r.stderr
         ls = subprocess.run([str(prefect), "deployment", "ls"], cwd=ROOT, env=env, capture_output=True, text=True,
                             timeout=120)
-        assert "migrate-branch/migrate-branch" in ls.stdout, ls.stdout + ls.stderr
+        for name in ("migrate-branch/migrate-branch", "resume-run/resume-run", "migrate-wave/migrate-wave"):
+            assert name in ls.stdout, ls.stdout + ls.stderr

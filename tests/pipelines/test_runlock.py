@@ -183,3 +183,32 @@ def test_a_killed_run_goes_on_after_its_last_completed_step(tmp_path: Path, wait
     assert [e["action"] for e in store.branch_events(cfg.branch_code)].count("resume-run") == 1
     with pytest.raises(Exception, match="only a crashed or failed run"):
         resume_run(config=cfg, run_id=run_id, auto_approve_demo=True)  # a completed run does not go on
+
+
+def test_a_holder_on_another_host_is_alive_while_its_heartbeat_is_recent_and_dead_after(tmp_path: Path) -> None:
+    """A worker on another host cannot be asked whether its process lives; its lease heartbeat says so. Recent:
+    the branch is busy; stale (the host went down): the run shows crashed and a new run takes the lease over."""
+    from pipelines import runlock
+    store = ControlStore(f"sqlite:///{tmp_path / 'control.sqlite'}")
+    store.start_run("c47d-remote", "C47D", True, {})
+    store.set_run_status("c47d-remote", "running")
+    assert store.take_lease("C47D", "c47d-remote", "worker-host-2:777")
+    store.renew_lease("C47D", "c47d-remote")
+    assert runlock.effective_status(store, store.run("c47d-remote")) == "running"  # type: ignore[arg-type]
+    with pytest.raises(BranchBusy, match="worker-host-2:777"):
+        runlock.take(store, "C47D", "c47d-next")
+    # the heartbeat stops (the host is gone): stale after STALE_AFTER_SECONDS
+    with store.engine.begin() as c:
+        import sqlalchemy as sa
+
+        from load.control_store import lease_heartbeats
+        c.execute(sa.update(lease_heartbeats).values(renewed_at=time.time() - runlock.STALE_AFTER_SECONDS - 1))
+    assert runlock.effective_status(store, store.run("c47d-remote")) == "crashed"  # type: ignore[arg-type]
+    runlock.take(store, "C47D", "c47d-next")
+    try:
+        assert store.lease("C47D")["run_id"] == "c47d-next"  # type: ignore[index]
+        assert store.run("c47d-remote")["status"] == "crashed"  # type: ignore[index]
+        assert store.lease_renewed_at("C47D", "c47d-next") is not None  # the new holder beats
+    finally:
+        runlock.give_back(store, "C47D", "c47d-next")
+    assert store.lease("C47D") is None and store.lease_renewed_at("C47D", "c47d-next") is None
