@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from load.control_store import ControlStore
 from load.wave_store import WaveStore, peak_holders
 from sign_off.decisions import blocking
+from validate import vocabulary as vn
 from validate.report import write_json, write_xlsx
 
 if TYPE_CHECKING:
@@ -73,11 +74,12 @@ def write_wave_report(lp: LoadedPlan, store: WaveStore) -> dict[str, Any]:
     write_json(out / "wave_report.json", report)
     write_xlsx(out / "bao_cao_dot_chuyen_doi.xlsx", {
         "Các Chi cục": (["Chi cục", "Thứ tự", "Trạng thái", "Số lần gửi", "Mã lượt chạy", "Số bước xong",
-                         "Bước cuối", "Số dòng đã nạp", "Thời gian (giây)", "Phát hiện chờ quyết định", "Ghi chú"],
+                         "Bước cuối đã xong", "Số dòng đã nạp", "Thời gian từ khi gửi (giây)",
+                         "Phát hiện chờ quyết định", "Ghi chú"],
                         [(r["branch"], r["priority"], STATE_VI.get(r["state"], r["state"]), r["attempts"], r["run_id"],
-                          r["steps_done"], r["last_step"], r["rows_loaded"], r["seconds"], r["findings_waiting"],
-                          r["notes"]) for r in branches]),
-        "Giới hạn đồng thời": (["Giới hạn", "Số chỗ", "Cao nhất đã dùng", "Số lần giữ", "Hết hạn (máy mất)",
+                          r["steps_done"], vn.step_label(r["last_step"]) if r["last_step"] else "", r["rows_loaded"],
+                          r["seconds"], r["findings_waiting"], r["notes"]) for r in branches]),
+        "Giới hạn đồng thời": (["Giới hạn", "Số chỗ", "Cao nhất đã dùng", "Số lần giữ", "Máy chạy bị mất khi giữ",
                                 "Kết quả"],
                                [(x["limit"], x["size"], x["peak"], x["held"], x["expired"],
                                  "Đạt" if x["respected"] else "Vượt") for x in limits]),
