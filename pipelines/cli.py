@@ -309,7 +309,8 @@ def demo(
     out: Annotated[Path, typer.Option(help="where everything is written")] = Path("out/demo"),
     debug: Annotated[bool, typer.Option(help="show tracebacks")] = False,
 ) -> None:
-    """Generate (or reuse) the sample branch and run all eight steps on it, in rehearsal mode."""
+    """Generate (or reuse) the sample branch and migrate it: all eight steps, DEMO signers, decisions accepted
+    automatically (recorded as such). Each demo starts from an empty central and control store."""
     from sample_data.demo import ensure_demo
     cfg_path = ensure_demo(out.resolve())
     from pipelines.config import load_config

@@ -22,9 +22,11 @@ def ensure_demo(out: Path, params: GenParams = DEMO_PARAMS) -> Path:
                      and (branch / "slxnk.sqlite").exists() and (branch / "sxxk.sqlite").exists())
     if fresh:
         generate_branch(branch, params)
-        # databases built from an earlier sample belong to it; a new sample starts them afresh
-        for stale in ("central.sqlite", "central_rehearsal.sqlite", "control.sqlite", "staging.duckdb"):
-            (out / stale).unlink(missing_ok=True)
+    # every demo starts from an empty central and control store: the demo migrates the sample branch for real
+    # (a production run, signed minutes), and a second full run over a migrated branch is refused by design
+    for stale in ("central.sqlite", "central_rehearsal.sqlite", "control.sqlite", "staging.duckdb",
+                  "staging.duckdb.wal"):
+        (out / stale).unlink(missing_ok=True)
     return write_config(out, branch, rehearsal=False, demo_pki=True)
 
 
