@@ -405,8 +405,8 @@ class ControlStore:
         with self.engine.begin() as c:
             cur = c.execute(sa.select(branch_leases).where(branch_leases.c.branch == branch)).mappings().first()
             if cur is not None:
-                if cur["run_id"] != run_id and not stale:
-                    return False
+                if (cur["run_id"] != run_id or cur["holder"] != holder) and not stale:
+                    return False  # another run — or the same run resumed elsewhere — holds it: only if it is dead
                 c.execute(sa.delete(branch_leases).where(branch_leases.c.branch == branch,
                                                          branch_leases.c.run_id == cur["run_id"]))
         try:
@@ -424,13 +424,20 @@ class ControlStore:
             c.execute(sa.delete(lease_heartbeats).where(lease_heartbeats.c.branch == branch,
                                                         lease_heartbeats.c.run_id == run_id))
 
-    def renew_lease(self, branch: str, run_id: str) -> None:
-        """The holder is alive: record the time (one row per branch)."""
+    def renew_lease(self, branch: str, run_id: str, holder: str) -> bool:
+        """The holder is alive: record the time (one row per branch) — only while it still holds the lease.
+        False: the lease is no longer its own (taken over as dead, or closed)."""
         t = time.time()
         with self.engine.begin() as c:
+            mine = c.execute(sa.select(branch_leases.c.branch).where(
+                branch_leases.c.branch == branch, branch_leases.c.run_id == run_id,
+                branch_leases.c.holder == holder)).first()
+            if mine is None:
+                return False
             if not c.execute(sa.update(lease_heartbeats).where(lease_heartbeats.c.branch == branch)
                              .values(run_id=run_id, renewed_at=t)).rowcount:
                 c.execute(sa.insert(lease_heartbeats).values(branch=branch, run_id=run_id, renewed_at=t))
+        return True
 
     def lease_renewed_at(self, branch: str, run_id: str) -> float | None:
         with self.engine.connect() as c:

@@ -45,7 +45,12 @@ class WaveStore:
     # the wave ---------------------------------------------------------------------------------
     def start_wave(self, wave: str, mode: str, plan: dict[str, Any], flow_run_id: str | None) -> None:
         with self.engine.begin() as c:
-            if c.execute(sa.select(waves.c.wave).where(waves.c.wave == wave)).first():
+            before = c.execute(sa.select(waves.c.mode).where(waves.c.wave == wave)).first()
+            if before is not None and before[0] != mode:
+                from transform.errors import ConfigError
+                raise ConfigError(f"wave {wave} already ran as a {before[0]} wave; a {mode} wave needs its own name",
+                                  hint="rename the wave in the plan (e.g. dot-1-production)")
+            if before is not None:
                 c.execute(sa.update(waves).where(waves.c.wave == wave).values(
                     state="running", ended_at=None, flow_run_id=flow_run_id))
             else:

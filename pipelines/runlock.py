@@ -8,6 +8,7 @@ taken over, recorded; from another host ``ecm runs close RUN --by â€¦ --reason â
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -32,13 +33,17 @@ def holder() -> str:
 
 HEARTBEAT_SECONDS = float(os.environ.get("ECM_LEASE_HEARTBEAT_SECONDS", "10"))
 STALE_AFTER_SECONDS = float(os.environ.get("ECM_LEASE_STALE_SECONDS", "60"))
-_beats: dict[tuple[str, str], threading.Event] = {}
+_beats: dict[tuple[str, str], tuple[threading.Event, threading.Thread]] = {}
+LOG = logging.getLogger("ecm.runlock")
 
 
-def _beat(store: ControlStore, branch: str, run_id: str, stop: threading.Event) -> None:
+def _beat(store: ControlStore, branch: str, run_id: str, me: str, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT_SECONDS):
         try:
-            store.renew_lease(branch, run_id)
+            if not store.renew_lease(branch, run_id, me):
+                LOG.error("run %s lost the lease of branch %s (taken over as dead, or closed): its heartbeat "
+                          "stops; this process must not go on writing", run_id, branch)
+                return
         except Exception:  # noqa: BLE001 - the control store is away for a moment: try at the next beat
             continue
 
@@ -75,7 +80,8 @@ def take(store: ControlStore, branch: str, run_id: str) -> None:
             store.add_branch_event(branch, "lease-taken-over", run_id=run_id, by="ecm",
                                    reason=f"run {cur['run_id']} ({cur['holder']}) ended without giving the lease back",
                                    detail=cur)
-            store.end_run(cur["run_id"], "crashed", error=f"its process {cur['holder']} ended without finishing")
+            if cur["run_id"] != run_id:  # (the same run resumed here goes on: it is not ended)
+                store.end_run(cur["run_id"], "crashed", error=f"its process {cur['holder']} ended without finishing")
             return
         cur = store.lease(branch)
     who = f"run {cur['run_id']} on {cur['holder']} since {cur['acquired_at']}" if cur else "another run"
@@ -85,17 +91,20 @@ def take(store: ControlStore, branch: str, run_id: str) -> None:
 
 
 def _start_heartbeat(store: ControlStore, branch: str, run_id: str) -> None:
-    store.renew_lease(branch, run_id)
+    me = holder()
+    store.renew_lease(branch, run_id, me)
     stop = threading.Event()
-    _beats[(branch, run_id)] = stop
-    threading.Thread(target=_beat, args=(store, branch, run_id, stop), daemon=True,
-                     name=f"lease-heartbeat-{branch}").start()
+    t = threading.Thread(target=_beat, args=(store, branch, run_id, me, stop), daemon=True,
+                         name=f"lease-heartbeat-{branch}")
+    _beats[(branch, run_id)] = (stop, t)
+    t.start()
 
 
 def give_back(store: ControlStore, branch: str, run_id: str) -> None:
-    stop = _beats.pop((branch, run_id), None)
-    if stop is not None:
-        stop.set()
+    beat = _beats.pop((branch, run_id), None)
+    if beat is not None:
+        beat[0].set()
+        beat[1].join(timeout=30)  # a renewal under way finishes before the lease goes
     store.give_back_lease(branch, run_id)
 
 

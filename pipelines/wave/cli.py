@@ -70,12 +70,10 @@ def _table_from_report(report: dict) -> Table:  # type: ignore[type-arg]
 
 def status_table(plan: Path) -> Table:
     """Branches × steps, from the branches' control stores and the wave store."""
-    from load.control_store import ControlStore
-    from load.wave_store import WaveStore
-    from pipelines.wave.flow import run_id_for
+    from pipelines.wave.flow import control_store, run_id_for, wave_store
     from pipelines.wave.plan import load_plan
     lp = load_plan(plan)
-    ws = WaveStore(lp.plan.control_url)
+    ws = wave_store(lp.plan.control_url)
     recs = ws.branches(lp.plan.wave)
     t = Table(title=f"wave {lp.plan.wave} ({lp.plan.mode}) — {time.strftime('%H:%M:%S')}")
     t.add_column("branch")
@@ -86,8 +84,7 @@ def status_table(plan: Path) -> Table:
     for b in lp.branches:
         mine = [r for r in recs if r["branch"] == b.code]
         last = max(mine, key=lambda r: r["attempt"]) if mine else None
-        steps = {s.step: s.status for s in ControlStore(b.config.resolved_url("control")).steps(
-            run_id_for(lp.plan.wave, b.code))}
+        steps = {s.step: s.status for s in control_store(b).steps(run_id_for(lp.plan.wave, b.code))}
         t.add_row(b.code, last["state"] if last else "not submitted",
                   *(MARK.get(steps.get(s, ""), "·") for s in STEP_COLUMNS), str(len(mine)))
     return t
@@ -123,14 +120,14 @@ def wave_cancel(plan: Annotated[Path, typer.Argument(help="wave plan (TOML)")]) 
     from prefect.client.orchestration import get_client
     from prefect.states import Cancelling
 
-    from load.wave_store import WaveStore
+    from pipelines.wave.flow import wave_store
     from pipelines.wave.plan import load_plan
     try:
         lp = load_plan(plan)
     except MigrationError as exc:
         _fail(exc)
         return
-    ws = WaveStore(lp.plan.control_url)
+    ws = wave_store(lp.plan.control_url)
     w = ws.wave(lp.plan.wave)
     n = 0
     with get_client(sync_client=True) as client:

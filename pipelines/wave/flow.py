@@ -26,11 +26,27 @@ from prefect.runtime import flow_run
 from load.control_store import ControlStore
 from load.wave_store import WaveStore
 from pipelines import runlock
+from pipelines.config import interpolate_env
 from pipelines.wave.plan import LoadedPlan, PlannedBranch, load_plan
 from pipelines.wave.report import write_wave_report
 from pipelines.wave.slots import WaveSlots
 
 ACTIVE = ("submitted", "scheduled", "pending", "running")
+CONTROL_FINAL = ("completed", "failed", "redo-from-step-1", "closed")
+_control: dict[str, ControlStore] = {}
+
+
+def control_store(b: PlannedBranch) -> ControlStore:
+    """One control store per URL for the wave's life (a poll must not open new connections each time)."""
+    url = b.config.resolved_url("control")
+    if url not in _control:
+        _control[url] = ControlStore(url)
+    return _control[url]
+
+
+def wave_store(url: str) -> WaveStore:
+    """The wave's store; its URL may name credentials as ${ENV} (resolved here, never passed on resolved)."""
+    return WaveStore(interpolate_env(url))
 WAITING = ("waiting-decision", "waiting-signatures")
 FINAL = ("completed", "failed", "redo-from-step-1", "cancelled", "not-started", "gave-up")
 
@@ -57,6 +73,11 @@ def run_id_for(wave: str, branch: str) -> str:
     return f"{branch.lower()}-{wave}"
 
 
+def key_for(lp: LoadedPlan, code: str, attempt: int) -> str:
+    """Prefect's idempotency key of a submission: mode, wave, branch and attempt."""
+    return f"{lp.plan.mode}:{lp.plan.wave}:{code}:{attempt}"
+
+
 def _submit(lp: LoadedPlan, b: PlannedBranch, attempt: int, resume: bool) -> str:
     from prefect.deployments import run_deployment
     ws = WaveSlots(wave=lp.plan.wave, control_url=lp.plan.control_url, source_limits=b.source_limits,
@@ -64,7 +85,7 @@ def _submit(lp: LoadedPlan, b: PlannedBranch, attempt: int, resume: bool) -> str
     params: dict[str, Any] = {"config": b.config.model_dump(mode="json"), "run_id": run_id_for(lp.plan.wave, b.code),
                               "wave": ws.model_dump(), "auto_approve_demo": lp.plan.auto_approve_demo}
     fr = run_deployment(lp.plan.resume_deployment if resume else lp.plan.deployment, parameters=params,
-                        idempotency_key=f"{lp.plan.wave}:{b.code}:{attempt}", timeout=0, as_subflow=False,
+                        idempotency_key=key_for(lp, b.code, attempt), timeout=0, as_subflow=False,
                         flow_run_name=f"{b.code}-{lp.plan.wave}-{attempt}", tags=["wave", lp.plan.wave])
     return str(fr.id)
 
@@ -94,9 +115,12 @@ def branch_state(b: PlannedBranch, wave: str, flow_run_id: str) -> tuple[str, st
     control store says its holder is dead (its process gone on this host, or its lease heartbeat stale) and it
     has been running longer than a heartbeat takes to go stale — a worker that lost its host reports nothing."""
     pstate, started, since = _prefect_state(flow_run_id)
-    store = ControlStore(b.config.resolved_url("control"))
+    store = control_store(b)
     run = store.run(run_id_for(wave, b.code))
     status = runlock.effective_status(store, run) if run else None
+    if status in CONTROL_FINAL or (status in WAITING and pstate in ("completed", "crashed", "failed")):
+        return str(status), ""  # the run said how it ended: that is final, whatever Prefect saw of its process
+    age = (datetime.now(timezone.utc) - started).total_seconds() if started else 0.0
     if pstate == "crashed":
         return "crashed", f"Prefect: crashed; control store: {status}"
     if pstate in ("completed", "failed", "cancelled"):
@@ -105,12 +129,15 @@ def branch_state(b: PlannedBranch, wave: str, flow_run_id: str) -> tuple[str, st
         return pstate, f"control store: {status}"
     if pstate == "cancelling":
         return "cancelled", ""
-    if pstate == "paused":
+    if pstate in ("paused", "running") and status in WAITING and age <= runlock.STALE_AFTER_SECONDS:
+        return str(status), ""
+    if pstate == "paused":  # waiting for people — unless its host went down meanwhile (the heartbeat says)
+        if status == "crashed" and age > runlock.STALE_AFTER_SECONDS:
+            return "crashed", "worker lost while the run waited at a decision gate"
         return "waiting-decision", ""
     if pstate == "running":
         if status in WAITING:
             return str(status), ""
-        age = (datetime.now(timezone.utc) - started).total_seconds() if started else 0.0
         if (status == "crashed" or run is None) and age > runlock.STALE_AFTER_SECONDS:
             return "crashed", ("worker lost: its lease heartbeat stopped" if run else "worker lost before the run "
                                "took its branch") + f" (Prefect still says running for {age:.0f} s)"
@@ -127,9 +154,9 @@ def migrate_wave(plan: str) -> dict[str, Any]:
     """Submit and watch every branch of a wave plan; returns the wave report (also written as files)."""
     lp = load_plan(Path(plan))
     log = get_run_logger()
-    store = WaveStore(lp.plan.control_url)
+    store = wave_store(lp.plan.control_url)
     store.start_wave(lp.plan.wave, lp.plan.mode, lp.plan.model_dump(mode="json"),
-                     str(flow_run.id) if flow_run.id else None)
+                     str(flow_run.id) if flow_run.id else None)  # refused if this name ran as another mode
     ensure_limits(lp)
     log.info("wave %s (%s): %d branches, limits %s", lp.plan.wave, lp.plan.mode, len(lp.branches),
              lp.plan.limits.model_dump())
@@ -139,6 +166,9 @@ def migrate_wave(plan: str) -> dict[str, Any]:
             state[r["branch"]] = (r["attempt"], r["state"])
     frs = {r["branch"]: r["flow_run_id"] for r in sorted(store.branches(lp.plan.wave), key=lambda r: r["attempt"])}
     while True:
+        if (store.wave(lp.plan.wave) or {}).get("state") == "cancelled":  # `ecm wave cancel`
+            log.warning("wave %s was cancelled: nothing more is submitted", lp.plan.wave)
+            return write_wave_report(lp, store)
         now = datetime.now(timezone.utc)
         window = lp.plan.window
         for b in lp.branches:  # look at what was submitted
@@ -147,13 +177,14 @@ def migrate_wave(plan: str) -> dict[str, Any]:
                 continue
             new, why = branch_state(b, lp.plan.wave, frs[b.code])
             if new == "crashed":
-                run = ControlStore(b.config.resolved_url("control")).run(run_id_for(lp.plan.wave, b.code))
+                run = control_store(b).run(run_id_for(lp.plan.wave, b.code))
                 expired = store.slots_of_dead_holder(lp.plan.wave, run_id_for(lp.plan.wave, b.code))
                 _mark_crashed(frs[b.code], why)
                 store.branch_state(lp.plan.wave, b.code, attempt, "crashed", ended=True,
                                    note=f"{why}; {expired} slot(s) it held come back when their lease runs out")
                 log.warning("wave %s: branch %s crashed (%s)", lp.plan.wave, b.code, why)
                 if attempt >= lp.plan.max_attempts:
+                    store.branch_state(lp.plan.wave, b.code, attempt, "gave-up", ended=True)
                     state[b.code] = (attempt, "gave-up")
                     continue
                 resume = run is not None
@@ -187,7 +218,9 @@ def migrate_wave(plan: str) -> dict[str, Any]:
             break
         time.sleep(lp.plan.poll_seconds)
     waiting = sum(1 for _a, s in state.values() if s in WAITING)
-    store.end_wave(lp.plan.wave, "waiting-for-people" if waiting else "completed")
+    failed = sum(1 for _a, s in state.values() if s not in WAITING and s != "completed")
+    store.end_wave(lp.plan.wave, "waiting-for-people" if waiting else ("ended-with-failures" if failed else
+                                                                        "completed"))
     report = write_wave_report(lp, store)
     log.info("wave %s ends: %s", lp.plan.wave, {s for _a, s in state.values()})
     return report

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from load.control_store import ControlStore
 from load.wave_store import WaveStore, peak_holders
 from sign_off.decisions import blocking
 from validate import vocabulary as vn
@@ -19,17 +18,18 @@ if TYPE_CHECKING:
 STATE_VI = {"completed": "Hoàn thành", "failed": "Lỗi", "crashed": "Mất máy chạy (chạy lại)", "running": "Đang chạy",
             "submitted": "Đã gửi", "scheduled": "Đã gửi", "pending": "Đang chờ máy", "waiting-decision": "Chờ quyết định",
             "waiting-signatures": "Chờ ký", "redo-from-step-1": "Làm lại từ bước 1", "cancelled": "Đã hủy",
-            "not-started": "Chưa chạy (hết khung giờ)", "gave-up": "Dừng sau nhiều lần mất máy", "": "Chưa gửi"}
+            "not-started": "Chưa chạy (hết khung giờ)", "gave-up": "Dừng sau nhiều lần mất máy", "": "Chưa gửi",
+            "closed": "Đã đóng"}
 
 
 def branch_rows(lp: LoadedPlan, store: WaveStore) -> list[dict[str, Any]]:
-    from pipelines.wave.flow import run_id_for
+    from pipelines.wave.flow import control_store, run_id_for
     recs = store.branches(lp.plan.wave)
     out = []
     for b in lp.branches:
         mine = sorted((r for r in recs if r["branch"] == b.code), key=lambda r: r["attempt"])
         last = mine[-1] if mine else None
-        cs = ControlStore(b.config.resolved_url("control"))
+        cs = control_store(b)
         rid = run_id_for(lp.plan.wave, b.code)
         run = cs.run(rid)
         steps = {s.step: s for s in cs.steps(rid)} if run else {}

@@ -4,6 +4,7 @@ when its lease runs out); each slot also recorded in the wave store, so that the
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,8 +12,10 @@ from contextlib import contextmanager
 from pydantic import BaseModel, Field
 
 from load.wave_store import WaveStore
+from pipelines.config import interpolate_env
 from pipelines.runlock import HEARTBEAT_SECONDS
 
+LOG = logging.getLogger("ecm.wave")
 SOURCE_STEPS = ("pl4_01_review", "pl4_02_freeze_backup")
 CENTRAL_STEPS = ("pl4_08_load",)
 
@@ -45,7 +48,7 @@ def holding(ws: WaveSlots | None, step: str, branch: str, run_id: str) -> Iterat
         yield
         return
     from prefect.concurrency.sync import concurrency
-    store = WaveStore(ws.control_url)
+    store = WaveStore(interpolate_env(ws.control_url))
     with concurrency(names, occupy=1, lease_duration=ws.lease_seconds, strict=True):
         ids = [store.slot_taken(ws.wave, n, branch, run_id, step) for n in names]
         stop = threading.Event()
@@ -55,8 +58,14 @@ def holding(ws: WaveSlots | None, step: str, branch: str, run_id: str) -> Iterat
             yield
         finally:
             stop.set()
-            for i in ids:
-                store.slot_given_back(i)
+            beat.join(timeout=30)
+            try:
+                for i in ids:
+                    store.slot_given_back(i)
+            except Exception as exc:  # noqa: BLE001 - bookkeeping must not fail a step whose work is done
+                LOG.error("wave %s: could not record that %s gave back slots %s: %s", ws.wave, branch, ids, exc)
+            finally:
+                store.engine.dispose()
 
 
 def _alive(store: WaveStore, ids: list[int], stop: threading.Event) -> None:

@@ -193,10 +193,13 @@ def test_a_holder_on_another_host_is_alive_while_its_heartbeat_is_recent_and_dea
     store.start_run("c47d-remote", "C47D", True, {})
     store.set_run_status("c47d-remote", "running")
     assert store.take_lease("C47D", "c47d-remote", "worker-host-2:777")
-    store.renew_lease("C47D", "c47d-remote")
+    assert store.renew_lease("C47D", "c47d-remote", "worker-host-2:777")
+    assert not store.renew_lease("C47D", "c47d-remote", "worker-host-3:1")  # only the holder renews
     assert runlock.effective_status(store, store.run("c47d-remote")) == "running"  # type: ignore[arg-type]
     with pytest.raises(BranchBusy, match="worker-host-2:777"):
         runlock.take(store, "C47D", "c47d-next")
+    with pytest.raises(BranchBusy, match="worker-host-2:777"):  # the same run resumed here while it lives there
+        runlock.take(store, "C47D", "c47d-remote")
     # the heartbeat stops (the host is gone): stale after STALE_AFTER_SECONDS
     with store.engine.begin() as c:
         import sqlalchemy as sa

@@ -162,7 +162,11 @@ def test_a_wave_of_four_branches_on_two_workers_survives_a_lost_host(  # type: i
     server_env = {**base_env, "PREFECT_HOME": str(tmp_path / "server_home"),
                   "PREFECT_API_DATABASE_CONNECTION_URL": databases["prefect_db"].replace(
                       "postgresql+psycopg", "postgresql+asyncpg"),
-                  "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "2"}
+                  "PREFECT_SERVER_SERVICES_REPOSSESSOR_LOOP_SECONDS": "2",
+                  # leases in Redis (the machine's), not in the server's memory: they survive its restart
+                  "PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE": "prefect_redis.lease_storage",
+                  "PREFECT_REDIS_MESSAGING_HOST": os.environ.get("ECM_TEST_REDIS_HOST", "127.0.0.1"),
+                  "PREFECT_REDIS_MESSAGING_DB": "7"}
     procs: list[subprocess.Popen] = []  # type: ignore[type-arg]
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -224,6 +228,15 @@ per_central = 2
         on_host = {c for c in codes if (control.lease(c) or {}).get("holder", "").startswith(host + ":")}
         killed = net.kill(host)  # the host goes down: its worker and every branch run it was running
         assert killed and on_host
+        # and the Prefect server restarts while another branch holds a concurrency slot: nothing is lost
+        wstore = WaveStore(databases["control"])
+        _wait(lambda: any(s["released_at"] is None and s["branch"] not in on_host for s in wstore.slots("dot-thu")),
+              300, "a slot held by a branch of the other host", every=0.2)
+        server = procs[0]
+        server.terminate()
+        server.wait(timeout=60)
+        start([str(BIN / "prefect"), "server", "start", "--host", gw, "--port", str(port)], server_env, "server2")
+        _wait(lambda: _healthy(api), 180, "the Prefect server to come back")
         out = _wait(lambda: wave.poll() is not None, 900, "the wave to end", every=2)
         del out
         wave_log = (logs / "wave.log").read_text(encoding="utf-8", errors="replace")

@@ -77,3 +77,14 @@ def test_peak_holders_counts_overlapping_slots_only() -> None:
          {"limit_name": "y", "acquired_at": 5.0, "released_at": 15.0},
          {"limit_name": "y", "acquired_at": 14.0, "released_at": None}]  # still held
     assert peak_holders(s, until=30.0) == {"x": 1, "y": 2}
+
+
+def test_a_wave_name_belongs_to_one_mode(tmp_path: Path) -> None:
+    """A production wave named like an earlier rehearsal would find the rehearsal's records and idempotency keys:
+    refused, naming what to do."""
+    from load.wave_store import WaveStore
+    store = WaveStore(f"sqlite:///{tmp_path / 'w.sqlite'}")
+    store.start_wave("dot-1", "rehearsal", {}, None)
+    store.start_wave("dot-1", "rehearsal", {}, None)  # the same wave again: it goes on
+    with pytest.raises(ConfigError, match="already ran as a rehearsal wave"):
+        store.start_wave("dot-1", "production", {}, None)
