@@ -275,9 +275,9 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
                                    "của cấu hình (policy.deciders).")
         return _decide(request, cfg, store, run, acc, ids, decision, reason, None, back)
 
-    @app.post("/runs/{run_id}/findings/{finding_id}/correct")
-    def correct(request: Request, run_id: str, finding_id: int, csrf: str = Form(""), key: str = Form(""),
-                      column: str = Form(""), new_value: str = Form(""), reason: str = Form("")) -> Response:
+    def finding_to_decide(request: Request, run_id: str, finding_id: int, csrf: str
+                          ) -> tuple[Account, BranchConfig, ControlStore, dict[str, Any], dict[str, Any]]:
+        """The logged-in account, after the CSRF check, with the run and the finding it may decide (else refused)."""
         acc = user(request)
         check_csrf(request, csrf)
         cfg, store, run = the_run(acc, run_id)
@@ -286,8 +286,13 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
             raise Refused(404, f"Không có phát hiện số {finding_id}.")
         if not may_decide(acc, f, cfg.policy.deciders):
             raise Refused(403, f"Tài khoản {acc.title} không được quyết định phát hiện này.")
-        base, _, row_no = key.partition(f"|{ROW_MARK}=")
-        if base not in finding_keys(f) or (row_no and not (row_no.isascii() and row_no.isdigit())):
+        return acc, cfg, store, run, f
+
+    @app.post("/runs/{run_id}/findings/{finding_id}/correct")
+    def correct(request: Request, run_id: str, finding_id: int, csrf: str = Form(""), key: str = Form(""),
+                      column: str = Form(""), new_value: str = Form(""), reason: str = Form("")) -> Response:
+        acc, cfg, store, run, f = finding_to_decide(request, run_id, finding_id, csrf)
+        if not _names_own_row(key, finding_keys(f)):
             raise Refused(400, "Khóa hiệu chỉnh không thuộc các dòng của phát hiện này.")
         rows = [{"table": str(f["table_name"]), "key": key, "column": column, "new_value": new_value}]
         return _decide(request, cfg, store, run, acc, [finding_id], "correct", reason.strip(), rows,
@@ -310,14 +315,7 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
     @app.post("/runs/{run_id}/findings/{finding_id}/correct-file")
     def correct_file(request: Request, run_id: str, finding_id: int, csrf: str = Form(""),
                      reason: str = Form(""), upload: UploadFile = File(...)) -> Response:  # noqa: B008 - FastAPI
-        acc = user(request)
-        check_csrf(request, csrf)
-        cfg, store, run = the_run(acc, run_id)
-        f = store.finding(run_id, finding_id)
-        if f is None:
-            raise Refused(404, f"Không có phát hiện số {finding_id}.")
-        if not may_decide(acc, f, cfg.policy.deciders):
-            raise Refused(403, f"Tài khoản {acc.title} không được quyết định phát hiện này.")
+        acc, cfg, store, run, f = finding_to_decide(request, run_id, finding_id, csrf)
         back = f"/runs/{run_id}/findings/{finding_id}"
         data = upload.file.read(MAX_UPLOAD_BYTES + 1)
         name = Path(upload.filename or "tep-hieu-chinh").name
@@ -334,9 +332,7 @@ def create_app(configs: list[Path], accounts_file: Path, secret: str | None = No
             return RedirectResponse(back, status_code=303)
         mine = finding_keys(f)
         for i, r in enumerate(rows, start=1):
-            base, _, row_no = r["key"].partition(f"|{ROW_MARK}=")
-            if r["table"] != f["table_name"] or base not in mine or (row_no and not (row_no.isascii()
-                                                                                  and row_no.isdigit())):
+            if r["table"] != f["table_name"] or not _names_own_row(r["key"], mine):
                 raise Refused(400, f"Dòng hiệu chỉnh thứ {i} của tệp {name} ({r['table']}, {r['key'][:120]}) không "
                                    "thuộc các dòng của phát hiện này: tải lại mẫu của phát hiện và chỉ điền cột "
                                    "“column” và “new_value”.")
@@ -433,6 +429,12 @@ def _documents(cfg: BranchConfig, run_id: str) -> list[tuple[str, Path]]:
         if p.is_file() and p.suffix.lower() in DOWNLOADABLE and "snapshot" not in p.parts and not p.is_symlink():
             out.append((p.relative_to(root).as_posix(), p))
     return out
+
+
+def _names_own_row(key: str, finding_keys_: set[str]) -> bool:
+    """A correction's key names a row of the finding: one of its keys, optionally with a staging row number."""
+    base, _, row_no = key.partition(f"|{ROW_MARK}=")
+    return base in finding_keys_ and (not row_no or (row_no.isascii() and row_no.isdigit()))
 
 
 def _account(request: Request, desk: Desk) -> Account | None:
