@@ -8,6 +8,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from load.wave_store import WaveStore, peak_holders
+from pipelines.decide import current_gate
 from sign_off.decisions import blocking
 from validate import vocabulary as vn
 from validate.report import write_json, write_xlsx
@@ -37,8 +38,7 @@ def branch_rows(lp: LoadedPlan, store: WaveStore) -> list[dict[str, Any]]:
         load = steps.get("pl4_08_load")
         rows = sum((load.detail or {}).get("inserted", {}).values()) if load and load.detail else None
         findings = cs.findings(rid) if run else []
-        gate = next((s.step.removeprefix("gate_after_") for s in steps.values()
-                     if s.step.startswith("gate_after_") and s.status == "running"), None)
+        gate = current_gate(cs, rid) if run else None
         waiting = len(blocking(findings, gate, b.config.policy.block)) if gate else 0
         started = mine[0]["submitted_at"] if mine else None
         ended = last["ended_at"] if last else None
